@@ -1,0 +1,82 @@
+// Stage 3, checkpoint (gpu queue): evaluate the trained weights on held-out data as a validator
+// would, refuse anything unfit to commit, and publish model.safetensors + manifest.json under
+// checkpoints/<model hash>/ — content-addressed and never overwritten.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { heartbeat, log } from '@temporalio/activity';
+import { checkpointKey } from '../common/commitments';
+import { EvalSchema, ModelSchema, parseOrExplain, type EvalInput, type ModelInput } from '../common/config';
+import type { CheckpointRef, DatasetRef, TrainResult } from '../common/types';
+import { readSplit } from '../curation/curate';
+import type { Settings } from '../infra/settings';
+import type { CheckpointStore } from '../infra/store/store';
+import { initBackend } from '../model/backend';
+import { loadWeights, MANIFEST_FILE, WEIGHTS_FILE, writeManifest, type Manifest } from '../model/checkpoint';
+import { evaluate } from '../model/evaluate';
+import { disposeWeights, initWeights } from '../model/gpt';
+import { hashSafetensorsFile } from '../model/hash';
+import { BYTE_VOCAB_SIZE, encodeDocuments } from '../model/tokenizer';
+import { CheckpointError, mapErrors } from './errors';
+
+export interface CheckpointActivityInput {
+  runId: string;
+  dataset: DatasetRef;
+  trained: TrainResult;
+  model: ModelInput;
+  eval: EvalInput;
+}
+
+export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
+  return async function checkpoint(input: CheckpointActivityInput): Promise<CheckpointRef> {
+    return mapErrors(async () => {
+      const model = parseOrExplain(ModelSchema, input.model, 'checkpoint input model');
+      const evalOpts = parseOrExplain(EvalSchema, input.eval, 'checkpoint input eval');
+      if (input.trained.steps <= 0) throw new CheckpointError('refusing to checkpoint an untrained model (0 steps)');
+      await initBackend(model.backend, (m) => log.info(m));
+      heartbeat({ stage: 'verifying' });
+      const weightsFile = await store.get(`${input.trained.stateKey}/${WEIGHTS_FILE}`);
+      const hash = await hashSafetensorsFile(weightsFile);
+      if (hash !== input.trained.modelHash) {
+        throw new CheckpointError(`trained weights in ${input.trained.stateKey} hash to ${hash}, not ${input.trained.modelHash}: the file changed after training`);
+      }
+      const cfg = { vocabSize: BYTE_VOCAB_SIZE, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead };
+      const heldOut = encodeDocuments(await readSplit(await store.get(input.dataset.heldOutKey)));
+      heartbeat({ stage: 'evaluating' });
+      const trained = await loadWeights(weightsFile, cfg);
+      const base = initWeights(cfg, model.seed);
+      let heldOutLoss: number;
+      let baselineLoss: number;
+      try {
+        heldOutLoss = evaluate(trained, cfg, heldOut, evalOpts).loss;
+        baselineLoss = evaluate(base, cfg, heldOut, evalOpts).loss;
+      } finally {
+        disposeWeights(trained);
+        disposeWeights(base);
+      }
+      if (!Number.isFinite(heldOutLoss)) throw new CheckpointError(`held-out loss is ${heldOutLoss}; refusing to publish this checkpoint`);
+      log.info('held-out evaluation', { heldOutLoss, baselineLoss, perplexity: Math.exp(heldOutLoss) });
+
+      const manifest: Manifest = {
+        format: 'minerflow-checkpoint',
+        version: 1,
+        modelHash: hash,
+        model: { ...cfg, seed: model.seed },
+        tokenizer: 'bytes',
+        step: input.trained.steps,
+        trainLoss: input.trained.trainLoss,
+        heldOutLoss,
+        baselineLoss,
+        backend: input.trained.backend,
+        runId: input.runId, // no timestamps: a retried publish must write identical bytes
+      };
+      const stage = path.join(settings.dataDir, 'work', 'checkpoints', hash);
+      await fs.mkdir(stage, { recursive: true });
+      await writeManifest(stage, manifest);
+      const key = checkpointKey(hash);
+      // Weights first, manifest last: a manifest's presence means the checkpoint is complete.
+      await store.put(`${key}/${WEIGHTS_FILE}`, weightsFile, { immutable: true });
+      await store.put(`${key}/${MANIFEST_FILE}`, path.join(stage, MANIFEST_FILE), { immutable: true });
+      return { hash, key, location: store.uri, heldOutLoss, baselineLoss, trainLoss: input.trained.trainLoss, steps: input.trained.steps };
+    });
+  };
+}

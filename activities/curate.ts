@@ -1,0 +1,40 @@
+// Stage 1, curate (control queue): corpus → normalised, de-duplicated train / held-out split in the store.
+import * as path from 'node:path';
+import { heartbeat, log } from '@temporalio/activity';
+import { CorpusSchema, CurateSchema, parseOrExplain, type CorpusInput, type CurateInput } from '../common/config';
+import type { DatasetRef } from '../common/types';
+import { curate } from '../curation/curate';
+import { resolveCorpus } from '../infra/runtime';
+import type { Settings } from '../infra/settings';
+import type { CheckpointStore } from '../infra/store/store';
+import { mapErrors } from './errors';
+
+export interface CurateActivityInput {
+  corpus: CorpusInput;
+  curate: CurateInput;
+}
+
+export function makeCurate(settings: Settings, store: CheckpointStore) {
+  return async function curateCorpus(input: CurateActivityInput): Promise<DatasetRef> {
+    return mapErrors(async () => {
+      const corpus = parseOrExplain(CorpusSchema, input.corpus, 'curate input corpus');
+      const opts = parseOrExplain(CurateSchema, input.curate, 'curate input options');
+      heartbeat({ stage: 'reading corpus' });
+      const source = await resolveCorpus(corpus.path, settings.dataDir);
+      const ds = await curate(source, path.join(settings.dataDir, 'datasets'), { format: corpus.format, textField: corpus.textField, ...opts });
+      const key = `datasets/${ds.id}`;
+      for (const f of ['train.jsonl', 'heldout.jsonl', 'report.json']) await store.put(`${key}/${f}`, path.join(ds.dir, f), { immutable: true });
+      const r = ds.report;
+      log.info('curated corpus', { dataset: ds.id, train: r.train.documents, heldOut: r.heldOut.documents, dropped: r.dropped });
+      return {
+        id: ds.id,
+        trainKey: `${key}/train.jsonl`,
+        heldOutKey: `${key}/heldout.jsonl`,
+        reportKey: `${key}/report.json`,
+        trainDocuments: r.train.documents,
+        heldOutDocuments: r.heldOut.documents,
+        dropped: r.dropped,
+      };
+    });
+  };
+}

@@ -1,0 +1,34 @@
+// Maps domain errors to Temporal failures: input that can never succeed fails at once (non-retryable,
+// with a message that says what to fix); anything else (network, storage, a crash) is retried.
+import { ApplicationFailure } from '@temporalio/common';
+
+/** Error class names that retrying cannot fix. */
+const PERMANENT = new Set([
+  'InvalidInputError',
+  'CorpusError',
+  'WalletError',
+  'ChainRejectedError',
+  'CommitTooLargeError',
+  'ImmutableObjectError',
+  'MissedWindowError',
+  'CheckpointError',
+]);
+
+export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Error && PERMANENT.has(err.name)) throw ApplicationFailure.nonRetryable(err.message, err.name);
+    throw err;
+  }
+}
+
+/** A commit window closed before we could use it. */
+export class MissedWindowError extends Error {
+  override name = 'MissedWindowError';
+}
+
+/** A checkpoint that must not be committed (non-finite, untrained, corrupt). */
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}

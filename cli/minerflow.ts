@@ -1,0 +1,268 @@
+// The `minerflow` command: the one entry point for people. Each command is a small function.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { CycleInputSchema, CurateSchema, parseOrExplain } from '../common/config';
+import { TASK_QUEUES } from '../common/queues';
+import type { CycleResult, CycleStatus } from '../common/types';
+import { curate } from '../curation/curate';
+import { ensureDevServer } from '../infra/dev-server';
+import { openStore, resolveCorpus } from '../infra/runtime';
+import { loadSettings, type Settings } from '../infra/settings';
+import { connectClient, connectWorker, workflowUrl } from '../infra/temporal';
+import { createHotkey } from '../infra/wallet';
+import type { TrainProgress } from '../activities/train';
+import { createControlWorker } from '../workers/control';
+import { createGpuWorker } from '../workers/gpu';
+import { miningCycle, statusQuery } from '../workflows';
+import { asciiPlot } from './plot';
+
+const USAGE = `minerflow — durable mining cycles for Bittensor training subnets
+
+  minerflow demo                              one complete cycle on the embedded defaults
+  minerflow dev                               Temporal dev server (Web UI :8233) + both workers
+  minerflow worker control|gpu                one worker (run them on different hosts)
+  minerflow cycle start [--config FILE] [--id ID] [--wait]
+  minerflow cycle status <workflowId>
+  minerflow curate [--corpus PATH] [--out DIR] curation alone; prints the report
+  minerflow wallet create [--wallet NAME] [--hotkey NAME]
+
+Settings come from the environment (TEMPORAL_ADDRESS, MINERFLOW_DATA_DIR, …): see README.md.`;
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, sub, ...rest] = argv;
+  const flags = parseFlags([sub, ...rest].filter((x): x is string => x !== undefined));
+  const settings = loadSettings();
+  switch (cmd) {
+    case 'demo':
+      return demo(settings);
+    case 'dev':
+      return dev(settings);
+    case 'worker':
+      return worker(settings, sub);
+    case 'cycle':
+      if (sub === 'start') return cycleStart(settings, flags);
+      if (sub === 'status') return cycleStatus(settings, flags._[1]);
+      throw new UsageError(`unknown 'cycle' command '${sub ?? ''}'`);
+    case 'curate':
+      return curateCommand(settings, flags);
+    case 'wallet':
+      if (sub === 'create') {
+        const r = await createHotkey(settings.walletsDir, str(flags.wallet) ?? 'default', str(flags.hotkey) ?? 'default');
+        console.log(`created hotkey ${r.address} in ${r.file}`);
+        return;
+      }
+      throw new UsageError(`unknown 'wallet' command '${sub ?? ''}'`);
+    case undefined:
+    case 'help':
+    case '--help':
+      console.log(USAGE);
+      return;
+    default:
+      throw new UsageError(`unknown command '${cmd}'`);
+  }
+}
+
+/** Dev server (if none is running), both workers in this process, one cycle, the result, then stop. */
+async function demo(settings: Settings): Promise<void> {
+  quietSdkLogs(); // the progress bar tells the story; warnings still show
+  const server = await ensureDevServer(settings);
+  const connection = await connectWorker(settings);
+  const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
+  const running = workers.map((w) => w.run());
+  try {
+    const client = await connectClient(settings);
+    const handle = await startCycle(client, {}, undefined);
+    printStarted(settings, handle);
+    const result = await watchCycle(handle);
+    printResult(settings, result);
+    if (server.started) {
+      console.log(`\n$ temporal workflow list   (against the dev server, before it stops)`);
+      spawnSync(settings.temporal.bin, ['workflow', 'list', '--address', settings.temporal.address, '--namespace', settings.temporal.namespace, '--limit', '5'], { stdio: 'inherit' });
+      console.log(`\nThe dev server stops with the demo; its history stays in ${path.join(settings.dataDir, 'temporal.db')}.`);
+      console.log(`Run \`npx minerflow dev\` to bring it back with the Web UI at ${settings.temporal.uiUrl}.`);
+    }
+  } finally {
+    for (const w of workers) w.shutdown();
+    await Promise.allSettled(running);
+    await connection.close();
+    await server.stop();
+  }
+}
+
+async function dev(settings: Settings): Promise<void> {
+  const server = await ensureDevServer(settings);
+  const connection = await connectWorker(settings);
+  const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
+  console.log(`minerflow: workers on '${TASK_QUEUES.control}' and '${TASK_QUEUES.gpu}'. Start a cycle from the Web UI (workflow type miningCycle, task queue ${TASK_QUEUES.control}, input {}) or with \`npx minerflow cycle start\`. Ctrl-C stops.`);
+  const stop = () => workers.forEach((w) => w.shutdown());
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await Promise.allSettled(workers.map((w) => w.run()));
+  await connection.close();
+  await server.stop();
+}
+
+async function worker(settings: Settings, which: string | undefined): Promise<void> {
+  if (which !== 'control' && which !== 'gpu') throw new UsageError(`'worker' takes 'control' or 'gpu', not '${which ?? ''}'`);
+  const connection = await connectWorker(settings);
+  const w = which === 'control' ? await createControlWorker(settings, connection) : await createGpuWorker(settings, connection);
+  console.log(`minerflow: ${which} worker polling '${TASK_QUEUES[which]}' on ${settings.temporal.address}`);
+  await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
+  await connection.close();
+}
+
+async function cycleStart(settings: Settings, flags: Flags): Promise<void> {
+  const file = str(flags.config);
+  const input: unknown = file ? JSON.parse(await fs.readFile(file, 'utf8')) : {};
+  parseOrExplain(CycleInputSchema, input, `cycle config${file ? ` ${file}` : ''}`); // fail here, before anything starts
+  const client = await connectClient(settings);
+  const handle = await startCycle(client, input, str(flags.id));
+  printStarted(settings, handle);
+  if (flags.wait) printResult(settings, await watchCycle(handle));
+}
+
+async function cycleStatus(settings: Settings, id: string | undefined): Promise<void> {
+  if (!id) throw new UsageError('cycle status needs a workflow id');
+  const client = await connectClient(settings);
+  const handle = client.workflow.getHandle(id);
+  const desc = await handle.describe();
+  console.log(`${id}: ${desc.status.name}  ${workflowUrl(settings, id)}`);
+  const status = await handle.query(statusQuery).catch(() => undefined);
+  if (status) printStatus(status);
+  else console.log('(no worker answered the status query; start a control worker to see the cycle state)');
+  const progress = trainProgress(desc.raw.pendingActivities ?? []);
+  if (progress) console.log(progressLine(progress));
+  const metrics = await readMetrics(settings, id);
+  if (metrics.length > 1) {
+    console.log('\ntraining loss');
+    console.log(asciiPlot(metrics.map((m) => m.loss), { label: `step 1 … ${metrics.length}` }));
+  }
+}
+
+async function curateCommand(settings: Settings, flags: Flags): Promise<void> {
+  const source = await resolveCorpus(str(flags.corpus) ?? 'sample:brown', settings.dataDir);
+  const opts = { format: 'auto' as const, textField: str(flags['text-field']) ?? 'text', ...CurateSchema.parse({}) };
+  const ds = await curate(source, path.resolve(str(flags.out) ?? path.join(settings.dataDir, 'datasets')), opts);
+  console.log(JSON.stringify({ dataset: ds.id, dir: ds.dir, ...ds.report }, null, 2));
+}
+
+function quietSdkLogs(): void {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+function startCycle(client: Client, input: unknown, id: string | undefined): Promise<WorkflowHandle<typeof miningCycle>> {
+  const workflowId = id ?? `cycle-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  return client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
+}
+
+function printStarted(settings: Settings, handle: WorkflowHandle): void {
+  console.log(`minerflow: started miningCycle ${handle.workflowId}`);
+  console.log(`           ${workflowUrl(settings, handle.workflowId)}`);
+}
+
+/** Follows a cycle to its end: phase changes, and a progress bar while it trains. */
+async function watchCycle(handle: WorkflowHandle<typeof miningCycle>): Promise<CycleResult> {
+  const tty = process.stdout.isTTY;
+  let lastPhase = '';
+  let lastDecile = -1;
+  const done = handle.result();
+  let finished = false;
+  void done.then(() => (finished = true), () => (finished = true));
+  while (!finished) {
+    const [status, desc] = await Promise.all([handle.query(statusQuery).catch(() => undefined), handle.describe().catch(() => undefined)]);
+    if (status && status.phase !== lastPhase) {
+      if (tty) process.stdout.write('\n');
+      console.log(`[${status.phase}] ${status.events.at(-1)?.replace(/^\S+ /, '') ?? ''}`);
+      lastPhase = status.phase;
+    }
+    const p = desc && trainProgress(desc.raw.pendingActivities ?? []);
+    if (p) {
+      if (tty) process.stdout.write(`\r${progressLine(p)}   `);
+      else if (Math.floor((10 * p.step) / p.totalSteps) > lastDecile) {
+        lastDecile = Math.floor((10 * p.step) / p.totalSteps);
+        console.log(progressLine(p));
+      }
+    }
+    await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+  }
+  if (tty) process.stdout.write('\n');
+  return done;
+}
+
+function trainProgress(pending: { activityType?: { name?: string | null } | null; heartbeatDetails?: { payloads?: unknown[] | null } | null }[]): TrainProgress | undefined {
+  const a = pending.find((x) => x.activityType?.name === 'train');
+  const payload = a?.heartbeatDetails?.payloads?.[0];
+  if (!payload) return undefined;
+  const d = defaultPayloadConverter.fromPayload(payload as never) as TrainProgress;
+  return d.stage === 'training' ? d : undefined;
+}
+
+function progressLine(p: TrainProgress): string {
+  const width = 30;
+  const filled = Math.round((width * p.step) / p.totalSteps);
+  return `train [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} lr ${p.lr.toExponential(1)} ${Math.round(p.tokensPerSec)} tok/s`;
+}
+
+function printStatus(s: CycleStatus): void {
+  console.log(`phase: ${s.phase}`);
+  if (s.checkpoint) console.log(`checkpoint: ${s.checkpoint.hash} held-out loss ${s.checkpoint.heldOutLoss.toFixed(4)} (untrained ${s.checkpoint.baselineLoss.toFixed(4)})`);
+  if (s.plan) console.log(`round ${s.plan.round}: commit 1 ${new Date(s.plan.commit1.opensAt).toISOString()} … ${new Date(s.plan.commit1.closesAt).toISOString()}`);
+  if (s.score) console.log(`score: ${JSON.stringify(s.score)}`);
+  for (const e of s.events) console.log(`  ${e}`);
+}
+
+function printResult(settings: Settings, r: CycleResult): void {
+  const s = r.score;
+  console.log('\nminerflow: cycle complete');
+  console.log(`  dataset         ${r.dataset.id}: ${r.dataset.trainDocuments} train / ${r.dataset.heldOutDocuments} held-out documents, dropped ${JSON.stringify(r.dataset.dropped)}`);
+  console.log(`  training        ${r.training.steps} steps, ${Math.round(r.training.tokensPerSec)} tok/s on ${r.training.backend}, final train loss ${r.training.trainLoss.toFixed(4)}`);
+  console.log(`  held-out loss   ${r.checkpoint.heldOutLoss.toFixed(4)} nats (untrained model: ${r.checkpoint.baselineLoss.toFixed(4)})`);
+  console.log(`  checkpoint      ${r.checkpoint.hash} in ${r.checkpoint.location}/${r.checkpoint.key}`);
+  console.log(`  commits         ${r.commits.map((c) => `${c.phase}@block ${c.block} (${c.bytes} B)`).join(', ')}`);
+  if (s.status === 'scored') {
+    console.log(`  score           round ${s.round}: validator loss ${s.validatorLoss?.toFixed(4)}, raw score ${s.rawScore?.toFixed(4)}, rank ${s.rank ?? '-'}, reward ${s.reward}, incentive share ${s.incentiveShare?.toFixed(4)}`);
+  } else console.log(`  score           ${s.status}: ${s.reason}`);
+  console.log(`  Temporal UI     ${workflowUrl(settings, r.workflowId)}`);
+}
+
+async function readMetrics(settings: Settings, id: string): Promise<{ loss: number }[]> {
+  try {
+    const file = await openStore(settings.store).get(`runs/${id}/metrics.jsonl`);
+    return (await fs.readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { loss: number });
+  } catch {
+    const local = path.join(settings.dataDir, 'work', 'runs', id, 'metrics.jsonl');
+    return fs.readFile(local, 'utf8').then((t) => t.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { loss: number }), () => []);
+  }
+}
+
+type Flags = { _: string[] } & Record<string, string | boolean | string[]>;
+
+function parseFlags(args: string[]): Flags {
+  const flags: Flags = { _: [] };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a.startsWith('--')) {
+      const [k, v] = a.slice(2).split('=', 2);
+      if (v !== undefined) flags[k] = v;
+      else if (args[i + 1] !== undefined && !args[i + 1].startsWith('--')) flags[k] = args[++i];
+      else flags[k] = true;
+    } else flags._.push(a);
+  }
+  return flags;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError) console.error(`minerflow: ${err.message}\n\n${USAGE}`);
+  else console.error(`minerflow: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

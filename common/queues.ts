@@ -1,0 +1,7 @@
+// Task-queue names: the only place they are spelled. Workers poll them; workflows route to them.
+export const TASK_QUEUES = {
+  /** Workflows and CPU activities: curate, commit, score. */
+  control: 'minerflow-control',
+  /** Training, evaluation and checkpoint writing: run these workers on GPU hosts. */
+  gpu: 'minerflow-gpu',
+} as const;

@@ -1,0 +1,28 @@
+// The chain port: the few things a miner needs from subtensor. The embedded LocalChain and the
+// subtensor adapter implement it; tests and users can add their own.
+import type { KeyringPair } from '@polkadot/keyring/types';
+import type { ChainSchedule } from '../../common/phases';
+
+export interface ChainScore {
+  uid: number;
+  updatedAtBlock: number; // block of the validator's last weight update for this miner
+  incentiveShare: number; // Incentive[uid] / sum(Incentive)
+  details?: { round: number; loss: number; baselineLoss: number; rawScore: number; rank?: number; reward: number; reason?: string };
+}
+
+export interface Chain {
+  readonly name: string;
+  schedule(): Promise<ChainSchedule>;
+  /** The hotkey's uid on netuid, or null if it is not registered. */
+  uid(address: string, netuid: number): Promise<number | null>;
+  /** Sets the hotkey's commitment, waits for inclusion, reads it back and checks it byte for byte. */
+  commit(signer: KeyringPair, netuid: number, payload: string): Promise<{ block: number }>;
+  commitment(address: string, netuid: number): Promise<{ block: number; payload: string } | null>;
+  score(address: string, netuid: number): Promise<ChainScore | null>;
+  close(): Promise<void>;
+}
+
+/** The chain refused something that will not succeed on retry (unregistered hotkey, oversize data). */
+export class ChainRejectedError extends Error {
+  override name = 'ChainRejectedError';
+}

@@ -1,0 +1,61 @@
+// The local chain's validator, doing what a Connito validator does with each round's submissions:
+// check the commit-1 signature over the model hash, fetch the checkpoint from the committed
+// location, check its hash, measure held-out loss with our evaluator, score by the Connito rule.
+import { signatureVerify } from '@polkadot/util-crypto';
+import { checkpointKey, decodeLocationCommit, decodeSignatureCommit } from '../../common/commitments';
+import { initBackend } from '../../model/backend';
+import { loadWeights, MANIFEST_FILE, readManifest, WEIGHTS_FILE } from '../../model/checkpoint';
+import { evaluate } from '../../model/evaluate';
+import { disposeWeights, initWeights } from '../../model/gpt';
+import { hashSafetensorsFile } from '../../model/hash';
+import { scoreRound } from '../../scoring/connito';
+import type { CheckpointStore } from '../store/store';
+import type { LocalValidator, Submission } from './local-chain';
+
+export interface LocalValidatorOptions {
+  /** The validator's own held-out tokens (same distribution as the miners' data). */
+  heldOutTokens: () => Promise<Uint8Array>;
+  openStore: (uri: string) => CheckpointStore;
+  evalMaxTokens: number;
+  log?: (msg: string) => void;
+}
+
+export function createLocalValidator(opts: LocalValidatorOptions): LocalValidator {
+  const log = opts.log ?? (() => undefined);
+  return async (round, submissions) => {
+    await initBackend('auto', log);
+    const tokens = await opts.heldOutTokens();
+    const measured: { hotkey: string; loss: number; baselineLoss: number; reason?: string }[] = [];
+    for (const sub of submissions) {
+      const m = await measure(sub, tokens).catch((err: Error) => ({ loss: NaN, baselineLoss: NaN, reason: err.message }));
+      log(`local validator: round ${round} ${sub.hotkey}: loss ${m.loss.toFixed(4)} baseline ${m.baselineLoss.toFixed(4)}${m.reason ? ` (${m.reason})` : ''}`);
+      measured.push({ hotkey: sub.hotkey, ...m });
+    }
+    const scores = scoreRound(measured.map((m) => ({ hotkey: m.hotkey, loss: m.loss, baselineLoss: m.baselineLoss })));
+    return new Map(scores.map((s, i) => [s.hotkey, { round, loss: s.loss, baselineLoss: measured[i].baselineLoss, rawScore: s.rawScore, rank: s.rank, reward: s.reward, reason: measured[i].reason }]));
+  };
+
+  async function measure(sub: Submission, tokens: Uint8Array): Promise<{ loss: number; baselineLoss: number; reason?: string }> {
+    const sig = sub.commit1 && decodeSignatureCommit(sub.commit1.payload);
+    const loc = sub.commit2 && decodeLocationCommit(sub.commit2.payload);
+    if (!sig) throw new Error('no signature commit (commit 1) inside MinerCommit1');
+    if (!loc) throw new Error('no hash+location commit (commit 2) between MinerCommit1 and the end of MinerCommit2');
+    if (!signatureVerify(loc.h, Buffer.from(sig.s, 'base64url'), sub.hotkey).isValid) {
+      throw new Error('commit-1 signature does not verify for the committed hash and hotkey');
+    }
+    const store = opts.openStore(loc.u);
+    const file = await store.get(`${checkpointKey(loc.h)}/${WEIGHTS_FILE}`);
+    const manifest = await readManifest(await store.get(`${checkpointKey(loc.h)}/${MANIFEST_FILE}`));
+    const actual = await hashSafetensorsFile(file);
+    if (actual !== loc.h) throw new Error(`checkpoint hash ${actual} differs from the committed ${loc.h}`);
+    const weights = await loadWeights(file, manifest.model);
+    const base = initWeights(manifest.model, manifest.model.seed);
+    try {
+      const evalOpts = { maxTokens: opts.evalMaxTokens, batchSize: 16 };
+      return { loss: evaluate(weights, manifest.model, tokens, evalOpts).loss, baselineLoss: evaluate(base, manifest.model, tokens, evalOpts).loss };
+    } finally {
+      disposeWeights(weights);
+      disposeWeights(base);
+    }
+  }
+}

@@ -1,0 +1,58 @@
+// Builds the adapters a worker needs from its settings: the checkpoint store, the chain (with the
+// embedded chain's local validator) and sample corpora. The one place that knows which
+// implementation stands behind each port.
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CurateSchema } from '../common/config';
+import { curate, readSplit } from '../curation/curate';
+import { exportBrown } from '../curation/brown';
+import { encodeDocuments } from '../model/tokenizer';
+import type { Chain } from './chain/chain';
+import { LocalChain } from './chain/local-chain';
+import { createLocalValidator } from './chain/local-validator';
+import type { Settings } from './settings';
+import { FsStore } from './store/fs-store';
+import type { CheckpointStore } from './store/store';
+import { ensureHotkey } from './wallet';
+
+/** A store from a folder path or URI (file:). */
+export function openStore(location: string): CheckpointStore {
+  if (location.startsWith('file:')) return new FsStore(fileURLToPath(location));
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
+    throw new Error(`checkpoint store '${location}': unsupported scheme; use a folder path or a file: URI`);
+  }
+  return new FsStore(location);
+}
+
+/** `sample:brown` or `sample:brown:<genres>` → a folder of the Brown corpus as text; anything else is a path. */
+export async function resolveCorpus(spec: string, dataDir: string): Promise<string> {
+  const m = /^sample:brown(?::([a-r]+))?$/.exec(spec);
+  if (m) return exportBrown(path.join(dataDir, 'corpora'), m[1]);
+  if (spec.startsWith('sample:')) throw new Error(`corpus.path '${spec}': unknown sample corpus; use sample:brown or sample:brown:<genres>`);
+  return path.resolve(spec);
+}
+
+export async function openChain(settings: Settings, log: (msg: string) => void = console.log): Promise<Chain> {
+  const local = settings.chain.local;
+  const register = [];
+  for (const r of local.register) {
+    const pair = await ensureHotkey(settings.walletsDir, r.wallet, r.hotkey);
+    register.push({ netuid: r.netuid, address: pair.address });
+  }
+  let heldOut: Promise<Uint8Array> | undefined;
+  const validator = createLocalValidator({
+    heldOutTokens: () => (heldOut ??= validatorHeldOut(settings)),
+    openStore,
+    evalMaxTokens: 16_384,
+    log,
+  });
+  return LocalChain.open({ file: local.file, blockMs: local.blockMs, phases: local.phases, register, validator });
+}
+
+/** The local validator's own held-out data: its corpus curated with the default options. */
+async function validatorHeldOut(settings: Settings): Promise<Uint8Array> {
+  const corpus = await resolveCorpus(settings.validatorCorpus, settings.dataDir);
+  const opts = { format: 'auto' as const, textField: 'text', ...CurateSchema.parse({}) };
+  const ds = await curate(corpus, path.join(settings.dataDir, 'validator', 'datasets'), opts);
+  return encodeDocuments(await readSplit(path.join(ds.dir, 'heldout.jsonl')));
+}

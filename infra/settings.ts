@@ -1,0 +1,106 @@
+// Worker and CLI settings: where things are (Temporal, data folder, store, chain, wallets).
+// They come from the environment, so the same build runs on a laptop, a GPU box or a cluster;
+// what a cycle does comes from its input (common/config.ts), not from here.
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { parseOrExplain } from '../common/config';
+import { parsePhases, type PhaseSpec } from '../common/phases';
+import { projectRoot } from './paths';
+
+/** A short cycle for the embedded chain (1 s blocks): the demo commits within a minute of training. */
+export const LOCAL_DEMO_PHASES =
+  'Distribute:2,Train:20,MinerCommit1:5,MinerCommit2:5,Submission:5,Validate:3,Merge:2,ValidatorCommit1:1,ValidatorCommit2:1';
+
+const EnvSchema = z.object({
+  MINERFLOW_DATA_DIR: z.string().min(1).optional(),
+  TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  MINERFLOW_UI_URL: z.string().url().default('http://localhost:8233'),
+  MINERFLOW_STORE: z.string().min(1).optional(),
+  MINERFLOW_CHAIN: z.enum(['local']).default('local'),
+  MINERFLOW_WALLETS: z.string().min(1).optional(),
+  MINERFLOW_LOCAL_BLOCK_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+  MINERFLOW_LOCAL_PHASES: z.string().default(LOCAL_DEMO_PHASES),
+  MINERFLOW_LOCAL_REGISTER: z.string().default('default/default@102'),
+  MINERFLOW_VALIDATOR_CORPUS: z.string().min(1).default('sample:brown'),
+  MINERFLOW_TEMPORAL_BIN: z.string().min(1).optional(),
+});
+
+export interface Settings {
+  dataDir: string;
+  temporal: {
+    address: string;
+    namespace: string;
+    apiKey?: string;
+    tls?: { clientCertPath?: string; clientKeyPath?: string; serverCaCertPath?: string; serverName?: string };
+    uiUrl: string;
+    bin: string; // the Temporal CLI used by `minerflow dev` and the tests
+  };
+  store: string; // folder or file: URI
+  chain: {
+    kind: 'local';
+    local: { file: string; blockMs: number; phases: PhaseSpec[]; register: { wallet: string; hotkey: string; netuid: number }[] };
+  };
+  walletsDir: string;
+  validatorCorpus: string;
+}
+
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const e = parseOrExplain(EnvSchema, pick(env), 'environment');
+  const dataDir = path.resolve(e.MINERFLOW_DATA_DIR ?? '.minerflow');
+  const tlsWanted = e.TEMPORAL_TLS === 'true' || !!e.TEMPORAL_TLS_CLIENT_CERT_PATH || (!!e.TEMPORAL_API_KEY && e.TEMPORAL_TLS !== 'false');
+  return {
+    dataDir,
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      apiKey: e.TEMPORAL_API_KEY,
+      tls: tlsWanted
+        ? {
+            clientCertPath: e.TEMPORAL_TLS_CLIENT_CERT_PATH,
+            clientKeyPath: e.TEMPORAL_TLS_CLIENT_KEY_PATH,
+            serverCaCertPath: e.TEMPORAL_TLS_SERVER_CA_CERT_PATH,
+            serverName: e.TEMPORAL_TLS_SERVER_NAME,
+          }
+        : undefined,
+      uiUrl: e.MINERFLOW_UI_URL.replace(/\/$/, ''),
+      bin: e.MINERFLOW_TEMPORAL_BIN ?? path.join(projectRoot(), '.tools', 'bin', 'temporal'),
+    },
+    store: e.MINERFLOW_STORE ?? path.join(dataDir, 'store'),
+    chain: {
+      kind: e.MINERFLOW_CHAIN,
+      local: {
+        file: path.join(dataDir, 'chain', 'local-chain.json'),
+        blockMs: e.MINERFLOW_LOCAL_BLOCK_MS,
+        phases: parsePhases(e.MINERFLOW_LOCAL_PHASES),
+        register: parseRegistrations(e.MINERFLOW_LOCAL_REGISTER),
+      },
+    },
+    walletsDir: path.resolve(e.MINERFLOW_WALLETS ?? (e.MINERFLOW_CHAIN === 'local' ? path.join(dataDir, 'wallets') : path.join(os.homedir(), '.bittensor', 'wallets'))),
+    validatorCorpus: e.MINERFLOW_VALIDATOR_CORPUS,
+  };
+}
+
+/** "wallet/hotkey@netuid,…" → registrations the local chain makes at genesis. */
+function parseRegistrations(text: string): { wallet: string; hotkey: string; netuid: number }[] {
+  if (!text.trim()) return [];
+  return text.split(',').map((part) => {
+    const m = /^([\w.-]+)\/([\w.-]+)@(\d+)$/.exec(part.trim());
+    if (!m) throw new Error(`MINERFLOW_LOCAL_REGISTER entry '${part}' must look like wallet/hotkey@netuid`);
+    return { wallet: m[1], hotkey: m[2], netuid: Number(m[3]) };
+  });
+}
+
+function pick(env: NodeJS.ProcessEnv): Record<string, string> {
+  const keys = Object.keys(EnvSchema.shape);
+  const out: Record<string, string> = {};
+  for (const k of keys) if (env[k] !== undefined && env[k] !== '') out[k] = env[k]!;
+  return out;
+}

@@ -1,0 +1,83 @@
+// Bittensor wallets: <wallets>/<wallet>/hotkeys/<hotkey> is JSON with secretPhrase, secretSeed,
+// publicKey, ss58Address (sr25519, SS58 prefix 42). Only folder and names ever leave this module:
+// no secret reaches a log, an error message or workflow history.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Keyring } from '@polkadot/keyring';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import { hexToU8a, isHex, u8aToHex } from '@polkadot/util';
+import { cryptoWaitReady, mnemonicGenerate, mnemonicToMiniSecret, sr25519PairFromSeed } from '@polkadot/util-crypto';
+
+export const SS58_PREFIX = 42;
+
+export class WalletError extends Error {
+  override name = 'WalletError';
+}
+
+export function hotkeyPath(walletsDir: string, wallet: string, hotkey: string): string {
+  return path.join(walletsDir, wallet, 'hotkeys', hotkey);
+}
+
+/** Loads an sr25519 hotkey from a Bittensor wallet folder (from secretPhrase, else secretSeed). */
+export async function loadHotkey(walletsDir: string, wallet: string, hotkey: string): Promise<KeyringPair> {
+  await cryptoWaitReady();
+  const file = hotkeyPath(walletsDir, wallet, hotkey);
+  const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new WalletError(`hotkey '${hotkey}' of wallet '${wallet}' not found at ${file} (${err.code}); create it with btcli or \`minerflow wallet create\``);
+  });
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new WalletError(`hotkey file ${file} is not valid JSON`); // never echo the content: it holds secrets
+  }
+  const keyring = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX });
+  let pair: KeyringPair;
+  if (typeof json.secretPhrase === 'string' && json.secretPhrase.trim()) {
+    pair = keyring.addFromUri(json.secretPhrase.trim());
+  } else if (typeof json.secretSeed === 'string' && isHex(json.secretSeed) && hexToU8a(json.secretSeed).length === 32) {
+    pair = keyring.addFromSeed(hexToU8a(json.secretSeed));
+  } else {
+    throw new WalletError(`hotkey file ${file} has neither a secretPhrase nor a 32-byte hex secretSeed`);
+  }
+  if (typeof json.ss58Address === 'string' && json.ss58Address !== pair.address) {
+    throw new WalletError(`hotkey file ${file}: its secret derives ${pair.address}, but the file says ss58Address ${json.ss58Address}`);
+  }
+  return pair;
+}
+
+/** Creates a new hotkey file in Bittensor's format (mode 0600); refuses to overwrite one. */
+export async function createHotkey(walletsDir: string, wallet: string, hotkey: string): Promise<{ address: string; file: string }> {
+  await cryptoWaitReady();
+  const file = hotkeyPath(walletsDir, wallet, hotkey);
+  const phrase = mnemonicGenerate(12);
+  const seed = mnemonicToMiniSecret(phrase);
+  const { publicKey, secretKey } = sr25519PairFromSeed(seed);
+  const keyring = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX });
+  const address = keyring.encodeAddress(publicKey);
+  const body = {
+    accountId: u8aToHex(publicKey),
+    publicKey: u8aToHex(publicKey),
+    privateKey: u8aToHex(secretKey),
+    secretPhrase: phrase,
+    secretSeed: u8aToHex(seed),
+    ss58Address: address,
+  };
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await fs.writeFile(file, JSON.stringify(body), { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EEXIST') throw new WalletError(`hotkey file ${file} already exists; not overwriting it`);
+    throw err;
+  });
+  return { address, file };
+}
+
+/** Loads the hotkey, creating it first if it does not exist (for the embedded local chain only). */
+export async function ensureHotkey(walletsDir: string, wallet: string, hotkey: string): Promise<KeyringPair> {
+  const exists = await fs.access(hotkeyPath(walletsDir, wallet, hotkey)).then(() => true, () => false);
+  if (!exists) {
+    await createHotkey(walletsDir, wallet, hotkey).catch((err: unknown) => {
+      if (!(err instanceof WalletError)) throw err; // created concurrently by another worker: fine
+    });
+  }
+  return loadHotkey(walletsDir, wallet, hotkey);
+}

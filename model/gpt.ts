@@ -1,0 +1,153 @@
+// A decoder-only transformer language model (GPT-2 shape, pre-norm), in the spirit of nanoGPT's
+// model.py: a config, the weights by name, and a forward pass read top to bottom.
+// Weights are [in, out] matrices; names follow nanoGPT so checkpoints read naturally.
+import * as tf from '@tensorflow/tfjs-core';
+import { embed, matmul, swapLast } from './ops';
+import { Rng } from './rng';
+
+export interface GptConfig {
+  vocabSize: number;
+  seqLen: number; // context length (block size)
+  dModel: number;
+  nLayer: number;
+  nHead: number;
+}
+
+/** Every trainable tensor by name. Names sort into the checkpoint's (and the model hash's) order. */
+export type Weights = Map<string, tf.Variable>;
+
+export function parameterCount(weights: Weights): number {
+  let n = 0;
+  for (const w of weights.values()) n += w.size;
+  return n;
+}
+
+/** Shapes of every weight, so init and checkpoint loading agree on what a model is. */
+export function weightShapes(cfg: GptConfig): Map<string, number[]> {
+  const d = cfg.dModel;
+  const shapes = new Map<string, number[]>([
+    ['wte', [cfg.vocabSize, d]], // token embedding, tied with the output head
+    ['wpe', [cfg.seqLen, d]], // learned positions
+    ['ln_f.weight', [d]],
+    ['ln_f.bias', [d]],
+  ]);
+  for (let l = 0; l < cfg.nLayer; l++) {
+    const p = `h.${l}.`;
+    shapes.set(p + 'ln_1.weight', [d]).set(p + 'ln_1.bias', [d]);
+    shapes.set(p + 'attn.c_attn.weight', [d, 3 * d]).set(p + 'attn.c_attn.bias', [3 * d]);
+    shapes.set(p + 'attn.c_proj.weight', [d, d]).set(p + 'attn.c_proj.bias', [d]);
+    shapes.set(p + 'ln_2.weight', [d]).set(p + 'ln_2.bias', [d]);
+    shapes.set(p + 'mlp.c_fc.weight', [d, 4 * d]).set(p + 'mlp.c_fc.bias', [4 * d]);
+    shapes.set(p + 'mlp.c_proj.weight', [4 * d, d]).set(p + 'mlp.c_proj.bias', [d]);
+  }
+  return shapes;
+}
+
+/** GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2·nLayer). */
+export function initWeights(cfg: GptConfig, seed: number): Weights {
+  validateConfig(cfg);
+  const rng = new Rng(seed);
+  const weights: Weights = new Map();
+  for (const [name, shape] of [...weightShapes(cfg)].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(size);
+    if (name.endsWith('ln_1.weight') || name.endsWith('ln_2.weight') || name === 'ln_f.weight') data.fill(1);
+    else if (!name.endsWith('.bias')) {
+      const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * cfg.nLayer) : 0.02;
+      for (let i = 0; i < size; i++) data[i] = rng.normal() * std;
+    }
+    weights.set(name, tf.variable(tf.tensor(data, shape), true));
+  }
+  return weights;
+}
+
+/** Builds weights from stored arrays (a checkpoint), checking every name and shape. */
+export function weightsFrom(cfg: GptConfig, arrays: Map<string, { shape: number[]; data: Float32Array }>): Weights {
+  validateConfig(cfg);
+  const weights: Weights = new Map();
+  for (const [name, shape] of weightShapes(cfg)) {
+    const a = arrays.get(name);
+    if (!a) throw new Error(`checkpoint is missing tensor '${name}'`);
+    if (a.shape.join('x') !== shape.join('x')) {
+      throw new Error(`checkpoint tensor '${name}' has shape [${a.shape}] but the config needs [${shape}]`);
+    }
+    weights.set(name, tf.variable(tf.tensor(a.data, shape), true));
+  }
+  return weights;
+}
+
+export function validateConfig(cfg: GptConfig): void {
+  if (cfg.dModel % cfg.nHead !== 0) {
+    throw new Error(`model.dModel (${cfg.dModel}) must be divisible by model.nHead (${cfg.nHead})`);
+  }
+}
+
+export function disposeWeights(weights: Weights): void {
+  for (const w of weights.values()) w.dispose();
+}
+
+function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b) as tf.Tensor2D;
+}
+
+function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  return tf.add(matmul(x, w), b) as tf.Tensor2D;
+}
+
+function gelu(x: tf.Tensor): tf.Tensor {
+  // tanh approximation, as GPT-2
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}
+
+/** Causal self-attention over x [B·T, d]; returns [B·T, d]. */
+function attention(w: Weights, p: string, x: tf.Tensor2D, cfg: GptConfig, B: number, T: number, mask: tf.Tensor): tf.Tensor2D {
+  const d = cfg.dModel;
+  const H = cfg.nHead;
+  const hd = d / H;
+  const qkv = linear(x, w.get(p + 'attn.c_attn.weight')!, w.get(p + 'attn.c_attn.bias')!);
+  const heads = (part: number) =>
+    tf.reshape(tf.transpose(tf.reshape(tf.slice(qkv, [0, part * d], [B * T, d]), [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]);
+  const q = heads(0);
+  const k = heads(1);
+  const v = heads(2);
+  const scores = tf.add(tf.mul(matmul(q, swapLast(k)), 1 / Math.sqrt(hd)), mask);
+  const y = matmul(tf.softmax(scores), v); // [B·H, T, hd]
+  const merged = tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D;
+  return linear(merged, w.get(p + 'attn.c_proj.weight')!, w.get(p + 'attn.c_proj.bias')!);
+}
+
+/** Next-token logits [B·T, vocab] for token ids [B, T] (int32). */
+export function forward(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): tf.Tensor2D {
+  const [B, T] = ids.shape;
+  if (T > cfg.seqLen) throw new Error(`sequence of ${T} tokens is longer than model.seqLen ${cfg.seqLen}`);
+  const tok = tf.reshape(embed(w.get('wte')! as tf.Tensor2D, tf.reshape(ids, [B * T]) as tf.Tensor1D), [B, T, cfg.dModel]);
+  const pos = tf.slice(w.get('wpe')!, [0, 0], [T, cfg.dModel]);
+  let x = tf.reshape(tf.add(tok, pos), [B * T, cfg.dModel]) as tf.Tensor2D;
+  const mask = causalMask(T);
+  for (let l = 0; l < cfg.nLayer; l++) {
+    const p = `h.${l}.`;
+    const a = layerNorm(x, w.get(p + 'ln_1.weight')!, w.get(p + 'ln_1.bias')!);
+    x = tf.add(x, attention(w, p, a, cfg, B, T, mask)) as tf.Tensor2D;
+    const m = layerNorm(x, w.get(p + 'ln_2.weight')!, w.get(p + 'ln_2.bias')!);
+    const hidden = gelu(linear(m, w.get(p + 'mlp.c_fc.weight')!, w.get(p + 'mlp.c_fc.bias')!)) as tf.Tensor2D;
+    x = tf.add(x, linear(hidden, w.get(p + 'mlp.c_proj.weight')!, w.get(p + 'mlp.c_proj.bias')!)) as tf.Tensor2D;
+  }
+  x = layerNorm(x, w.get('ln_f.weight')!, w.get('ln_f.bias')!);
+  return matmul(x, tf.transpose(w.get('wte')!)); // tied output head
+}
+
+/** Mean token cross-entropy (nats) of logits [N, V] against targets [N] (int32). */
+export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
+  const logp = tf.logSoftmax(logits);
+  const picked = tf.sum(tf.mul(logp, tf.cast(tf.oneHot(targets, logits.shape[1]), 'float32')), -1);
+  return tf.neg(tf.mean(picked)) as tf.Scalar;
+}
+
+/** [T, T] additive mask: 0 on and below the diagonal, -1e9 above (no peeking at the future). */
+function causalMask(T: number): tf.Tensor2D {
+  const m = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
+  return tf.tensor2d(m, [T, T]);
+}

@@ -1,0 +1,34 @@
+// Entry point of the minerflow-control worker: the workflows and the CPU activities (curate,
+// commit, await score). Run one or more anywhere that reaches Temporal, the store and the chain.
+import { Worker, type WorkflowBundle } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import { createControlActivities } from '../activities';
+import { TASK_QUEUES } from '../common/queues';
+import type { Chain } from '../infra/chain/chain';
+import { openChain, openStore } from '../infra/runtime';
+import { loadSettings, type Settings } from '../infra/settings';
+import { connectWorker } from '../infra/temporal';
+
+export async function createControlWorker(settings: Settings, connection: NativeConnection, workflowBundle?: WorkflowBundle): Promise<Worker> {
+  let chain: Promise<Chain> | undefined;
+  const activities = createControlActivities(settings, openStore(settings.store), () => (chain ??= openChain(settings)));
+  return Worker.create({
+    connection,
+    namespace: settings.temporal.namespace,
+    taskQueue: TASK_QUEUES.control,
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    activities,
+  });
+}
+
+if (require.main === module) {
+  void (async () => {
+    const settings = loadSettings();
+    const worker = await createControlWorker(settings, await connectWorker(settings));
+    console.log(`minerflow: control worker polling '${TASK_QUEUES.control}' on ${settings.temporal.address}`);
+    await worker.run();
+  })().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,35 @@
+// Entry point of the minerflow-gpu worker: training, evaluation and checkpoint writing. Run it on
+// the hosts with accelerators; it picks tfjs-node-gpu there and falls back (and says so) elsewhere.
+import { Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import { createGpuActivities } from '../activities';
+import { TASK_QUEUES } from '../common/queues';
+import { openStore } from '../infra/runtime';
+import { loadSettings, type Settings } from '../infra/settings';
+import { connectWorker } from '../infra/temporal';
+
+export async function createGpuWorker(settings: Settings, connection: NativeConnection): Promise<Worker> {
+  return Worker.create({
+    connection,
+    namespace: settings.temporal.namespace,
+    taskQueue: TASK_QUEUES.gpu,
+    activities: createGpuActivities(settings, openStore(settings.store)),
+    // Training is CPU-bound and single-threaded per process: one at a time keeps heartbeats timely.
+    maxConcurrentActivityTaskExecutions: 1,
+    // Send step/loss heartbeats every few seconds (not 80% of the timeout) so progress is live.
+    maxHeartbeatThrottleInterval: '3s',
+    defaultHeartbeatThrottleInterval: '3s',
+  });
+}
+
+if (require.main === module) {
+  void (async () => {
+    const settings = loadSettings();
+    const worker = await createGpuWorker(settings, await connectWorker(settings));
+    console.log(`minerflow: gpu worker polling '${TASK_QUEUES.gpu}' on ${settings.temporal.address}`);
+    await worker.run();
+  })().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,2 @@
+// Everything the control worker registers as workflows.
+export { miningCycle, statusQuery } from './cycle';
