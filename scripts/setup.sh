@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# One idempotent setup step behind `npm run demo`, `npm test` and `npm run bench`:
-# installs npm dependencies when they are missing or stale, then builds the Temporal CLI once.
+# One idempotent setup step behind `npm run demo`, `npm test` and `npm run bench`: installs npm
+# dependencies when missing or stale, builds the Temporal CLI once, and with --with-python
+# prepares the Python peers the tests compare against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies..." >&2
   npm ci --no-audit --no-fund >&2
+fi
+if [ "${1:-}" = "--with-python" ]; then
+  bash scripts/setup-python.sh
 fi
 if [ -z "${MINERFLOW_TEMPORAL_BIN:-}" ]; then
   bash scripts/setup-temporal.sh

@@ -91,7 +91,10 @@ export class LocalChain implements Chain {
     const last = s.lastUpdate[netuid]?.[address];
     if (uid < 0 || last === undefined) return null;
     const total = Object.values(inc).reduce((a, b) => a + b, 0);
-    return { uid, updatedAtBlock: last, incentiveShare: total > 0 ? (inc[address] ?? 0) / total : 0, details: s.details[netuid]?.[address] };
+    const d = s.details[netuid]?.[address];
+    // JSON has no NaN: an invalid submission's loss comes back from the state file as null.
+    const details = d && { ...d, loss: d.loss ?? NaN, baselineLoss: d.baselineLoss ?? NaN };
+    return { uid, updatedAtBlock: last, incentiveShare: total > 0 ? (inc[address] ?? 0) / total : 0, details };
   }
 
   async close(): Promise<void> {}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# A Python virtualenv (.tools/venv, git-ignored) with the peers our tests check against:
+# safetensors + numpy (our checkpoints must load there; hashlib's blake2b must agree with ours).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=".tools/venv"
+REQS="safetensors==0.8.0 numpy==2.2.6"
+STAMP="$VENV/.minerflow-reqs"
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$REQS" ]; then
+  exit 0
+fi
+echo "setup: creating $VENV with $REQS ..." >&2
+python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check $REQS >&2
+echo "$REQS" > "$STAMP"

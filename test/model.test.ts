@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../model/backend';
+import { loadWeights, saveWeights } from '../model/checkpoint';
+import { evaluate } from '../model/evaluate';
+import { disposeWeights, initWeights, type GptConfig } from '../model/gpt';
+import { embed, matmul } from '../model/ops';
+import { cosineWithWarmup } from '../model/optimizer';
+import { encodeDocuments, decode } from '../model/tokenizer';
+import { Trainer } from '../model/trainer';
+import { tempDir } from './helpers/settings';
+
+before(async () => {
+  await initBackend('wasm', () => undefined);
+});
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}
+
+test('embed: custom gradient equals the gradient of the dense one-hot product', () => {
+  const table = tf.randomNormal([7, 3], 0, 1, 'float32', 1) as tf.Tensor2D;
+  const ids = tf.tensor1d([0, 3, 3, 6, 1], 'int32');
+  const w = tf.randomNormal([5, 3], 0, 1, 'float32', 2);
+  const ours = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(embed(t as tf.Tensor2D, ids), w)))(table);
+  const dense = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.matMul(tf.cast(tf.oneHot(ids, 7), 'float32'), t), w)))(table);
+  assert.ok(maxAbsDiff(ours, dense) < 1e-5);
+  assert.ok(maxAbsDiff(embed(table, ids), tf.gather(table, ids)) === 0);
+});
+
+test('matmul: custom gradients equal tf.matMul autodiff, rank 2 and batched', () => {
+  for (const [sa, sb] of [[[4, 5], [5, 3]], [[2, 4, 5], [2, 5, 3]]]) {
+    const a = tf.randomNormal(sa, 0, 1, 'float32', 3);
+    const b = tf.randomNormal(sb, 0, 1, 'float32', 4);
+    const f = (mm: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(mm(x, y))))([a, b]);
+    const [oa, ob] = f((x, y) => matmul(x, y));
+    const [ra, rb] = f((x, y) => tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D));
+    assert.ok(maxAbsDiff(oa, ra) < 1e-4 && maxAbsDiff(ob, rb) < 1e-4);
+  }
+});
+
+test('cosine schedule with warmup matches get_cosine_schedule_with_warmup', () => {
+  assert.equal(cosineWithWarmup(0, 1, 10, 110), 0);
+  assert.equal(cosineWithWarmup(5, 1, 10, 110), 0.5);
+  assert.equal(cosineWithWarmup(10, 1, 10, 110), 1);
+  assert.ok(Math.abs(cosineWithWarmup(60, 1, 10, 110) - 0.5) < 1e-12);
+  assert.equal(cosineWithWarmup(110, 1, 10, 110), 0);
+});
+
+test('byte tokenizer round-trips any UTF-8', () => {
+  const docs = ['héllo wörld', '日本語 ✓', 'emoji 🚀'];
+  assert.equal(decode(encodeDocuments(docs)), docs.map((d) => d + '\n\n').join(''));
+});
+
+test('training lowers held-out loss, does not leak tensors, and a saved checkpoint evaluates identically', async () => {
+  const cfg: GptConfig = { vocabSize: 256, seqLen: 32, dModel: 32, nLayer: 1, nHead: 2 };
+  const text = Array.from({ length: 400 }, (_, i) => `the cat sat on the mat number ${i % 7}. the dog ate the bone.`);
+  const train = encodeDocuments(text.slice(0, 350));
+  const heldOut = encodeDocuments(text.slice(350));
+  const weights = initWeights(cfg, 0);
+  const evalOpts = { maxTokens: 2048, batchSize: 8 };
+  const before = evaluate(weights, cfg, heldOut, evalOpts).loss;
+  const trainer = new Trainer(cfg, weights, { steps: 80, batchSize: 8, learningRate: 1e-2, warmupSteps: 5, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 1 }, train);
+  await trainer.run(); // warm-up step allocates the optimizer's state
+  const tensorsAfterRun = tf.memory().numTensors;
+  trainer.trainStep();
+  assert.equal(tf.memory().numTensors, tensorsAfterRun, 'a training step must not leak tensors');
+  const after = evaluate(weights, cfg, heldOut, evalOpts).loss;
+  assert.ok(after < before - 1.5, `held-out loss ${after} should beat the untrained ${before} by a clear margin`);
+  assert.equal(evaluate(weights, cfg, heldOut, evalOpts).loss, after, 'evaluation is deterministic');
+
+  const file = path.join(tempDir(), 'model.safetensors');
+  await saveWeights(file, weights);
+  const loaded = await loadWeights(file, cfg);
+  assert.equal(evaluate(loaded, cfg, heldOut, evalOpts).loss, after);
+  trainer.dispose();
+  disposeWeights(weights);
+  disposeWeights(loaded);
+});
+
+test('a checkpoint whose shapes do not match the config is refused by name', async () => {
+  const cfg: GptConfig = { vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
+  const file = path.join(tempDir(), 'model.safetensors');
+  const w = initWeights(cfg, 0);
+  await saveWeights(file, w);
+  disposeWeights(w);
+  await assert.rejects(loadWeights(file, { ...cfg, seqLen: 32 }), /'wpe' has shape \[16,16\] but the config needs \[32,16\]/);
+  await assert.rejects(loadWeights(file, { ...cfg, nLayer: 2 }), /missing tensor 'h\.1\./);
+});
