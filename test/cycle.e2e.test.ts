@@ -1,0 +1,102 @@
+// End to end on the real Temporal dev server: a full mining cycle, and bad input failing fast.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundle } from '@temporalio/worker';
+import { checkpointKey, decodeLocationCommit } from '../common/commitments';
+import { TASK_QUEUES } from '../common/queues';
+import { readSplit } from '../curation/curate';
+import { LocalChain } from '../infra/chain/local-chain';
+import { openStore } from '../infra/runtime';
+import { loadHotkey } from '../infra/wallet';
+import { hashSafetensorsFile } from '../model/hash';
+import { miningCycle } from '../workflows';
+import { SMALL_CYCLE, testSettings } from './helpers/settings';
+import { startTemporal, withWorkers } from './helpers/temporal';
+
+const settings = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundle;
+
+before(async () => {
+  ({ env, bundle } = await startTemporal(settings));
+});
+after(async () => {
+  await env?.teardown();
+});
+
+test('a full cycle: curate → train → checkpoint → commit → score, consistent end to end', async () => {
+  const input = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };
+  const { result } = await withWorkers(env, bundle, settings, async () => {
+    const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId: `e2e-cycle-${Date.now()}`, args: [input] });
+    return { result: await handle.result() };
+  });
+
+  // The score came from the local validator, for this round, and is finite.
+  assert.equal(result.score.status, 'scored');
+  assert.ok(Number.isFinite(result.score.validatorLoss!));
+  assert.equal(result.score.rank, 1);
+
+  // Trained beats untrained on held-out data.
+  assert.ok(result.checkpoint.heldOutLoss < result.checkpoint.baselineLoss - 0.5, JSON.stringify(result.checkpoint));
+
+  // The hash of the file in the store = the hash in the result = the hash committed on chain.
+  const store = openStore(settings.store);
+  const stored = await store.get(`${checkpointKey(result.checkpoint.hash)}/model.safetensors`);
+  assert.equal(await hashSafetensorsFile(stored), result.checkpoint.hash);
+  const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
+  const chain = await LocalChain.open({ file: settings.chain.local.file, blockMs: settings.chain.local.blockMs, phases: settings.chain.local.phases });
+  const onChain = decodeLocationCommit((await chain.commitment(hotkey.address, 102))!.payload);
+  assert.equal(onChain?.h, result.checkpoint.hash);
+  assert.equal(onChain?.u, store.uri);
+  assert.deepEqual(result.commits.map((c) => c.phase), ['commit1', 'commit2']);
+  assert.ok(result.commits.every((c) => c.bytes <= 128));
+
+  // No held-out document was trained on.
+  const train = new Set(await readSplit(await store.get(result.dataset.trainKey)));
+  const heldOut = await readSplit(await store.get(result.dataset.heldOutKey));
+  assert.ok(heldOut.length > 0);
+  assert.equal(heldOut.filter((d) => train.has(d)).length, 0);
+
+  if (process.env.RECORD_FIXTURES) {
+    // The Temporal CLI writes the history JSON that replay tests (and `temporal workflow show`) read.
+    const json = execFileSync(settings.temporal.bin, ['workflow', 'show', '--workflow-id', result.workflowId, '--address', env.address, '--output', 'json']);
+    await fs.writeFile(path.join(__dirname, 'fixtures', 'mining-cycle.history.json'), json);
+  }
+});
+
+/** Fails `input` and returns the event type names of its history, plus activity attempts. */
+async function expectFastFailure(input: unknown, pattern: RegExp): Promise<{ events: string[]; attempts: number[] }> {
+  const t0 = Date.now();
+  return withWorkers(env, bundle, settings, async () => {
+    const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId: `e2e-bad-${Date.now()}`, args: [input] });
+    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError, `expected the workflow to fail, got ${String(err)}`);
+    assert.ok(err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.nonRetryable, true);
+    assert.match(err.cause.message, pattern);
+    assert.ok(Date.now() - t0 < 15_000, `failed after ${Date.now() - t0} ms; bad input must fail within seconds`);
+    const history = await handle.fetchHistory();
+    const events = (history.events ?? []).map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0]);
+    const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 0] : []));
+    return { events, attempts };
+  });
+}
+
+test('a negative learning rate fails the workflow at once, naming the field, with no activity run', async () => {
+  const { events } = await expectFastFailure({ training: { learningRate: -0.01 } }, /training\.learningRate = -0\.01/);
+  assert.ok(events.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'));
+  assert.ok(!events.includes('EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'validation happens before any activity');
+});
+
+test('a missing corpus fails the cycle, naming corpus.path, after one attempt (no retry loop)', async () => {
+  const { events, attempts } = await expectFastFailure({ corpus: { path: '/no/such/corpus' } }, /corpus\.path '\/no\/such\/corpus' does not exist/);
+  assert.equal(events.filter((e) => e === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').length, 1, 'only curate was scheduled');
+  assert.deepEqual(attempts, [1], 'curate ran once: a missing corpus is not retried');
+});
