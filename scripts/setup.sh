@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies..." >&2
-  npm ci --no-audit --no-fund >&2
+  # `npm install` (not `npm ci`): it installs the locked versions, and unlike `npm ci` it does not
+  # reject a lock file that lacks entries for other platforms' optional packages (@swc/core-*).
+  npm install --no-audit --no-fund >&2
 fi
 if [ "${1:-}" = "--with-python" ]; then
   bash scripts/setup-python.sh
