@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import { heartbeat, log } from '@temporalio/activity';
 import { CorpusSchema, CurateSchema, parseOrExplain, type CorpusInput, type CurateInput } from '../common/config';
 import type { DatasetRef } from '../common/types';
-import { curate } from '../curation/curate';
-import { resolveCorpus } from '../infra/runtime';
+import { curate, nonZero } from '../curation/curate';
+import { curationPlan } from '../infra/runtime';
 import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
 import { mapErrors } from './errors';
@@ -20,12 +20,12 @@ export function makeCurate(settings: Settings, store: CheckpointStore) {
       const corpus = parseOrExplain(CorpusSchema, input.corpus, 'curate input corpus');
       const opts = parseOrExplain(CurateSchema, input.curate, 'curate input options');
       heartbeat({ stage: 'reading corpus' });
-      const source = await resolveCorpus(corpus.path, settings.dataDir);
-      const ds = await curate(source, path.join(settings.dataDir, 'datasets'), { format: corpus.format, textField: corpus.textField, ...opts });
+      const plan = await curationPlan(corpus, opts, settings.dataDir);
+      const ds = await curate(plan.source, path.join(settings.dataDir, 'datasets'), plan.opts);
       const key = `datasets/${ds.id}`;
       for (const f of ['train.jsonl', 'heldout.jsonl', 'report.json']) await store.put(`${key}/${f}`, path.join(ds.dir, f), { immutable: true });
       const r = ds.report;
-      log.info('curated corpus', { dataset: ds.id, train: r.train.documents, heldOut: r.heldOut.documents, dropped: r.dropped });
+      log.info('curated corpus', { dataset: ds.id, reused: ds.reused, train: r.train.documents, heldOut: r.heldOut.documents, dropped: nonZero(r.dropped) });
       return {
         id: ds.id,
         trainKey: `${key}/train.jsonl`,
@@ -33,7 +33,9 @@ export function makeCurate(settings: Settings, store: CheckpointStore) {
         reportKey: `${key}/report.json`,
         trainDocuments: r.train.documents,
         heldOutDocuments: r.heldOut.documents,
-        dropped: r.dropped,
+        documentsIn: r.documentsIn,
+        dropped: nonZero(r.dropped),
+        reused: ds.reused,
       };
     });
   };

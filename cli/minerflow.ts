@@ -5,12 +5,12 @@ import { spawnSync } from 'node:child_process';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { CycleInputSchema, CurateSchema, parseOrExplain } from '../common/config';
+import { CycleInputSchema, parseOrExplain } from '../common/config';
 import { TASK_QUEUES } from '../common/queues';
 import type { CycleResult, CycleStatus } from '../common/types';
-import { curate } from '../curation/curate';
+import { curate, formatReport, nonZero } from '../curation/curate';
 import { ensureDevServer } from '../infra/dev-server';
-import { openStore, resolveCorpus } from '../infra/runtime';
+import { curationPlan, openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
 import { connectClient, connectWorker, workflowUrl } from '../infra/temporal';
 import { createHotkey } from '../infra/wallet';
@@ -27,7 +27,7 @@ const USAGE = `minerflow — durable mining cycles for Bittensor training subnet
   minerflow worker control|gpu                one worker (run them on different hosts)
   minerflow cycle start [--config FILE] [--id ID] [--wait]
   minerflow cycle status <workflowId>
-  minerflow curate [--corpus PATH] [--out DIR] curation alone; prints the report
+  minerflow curate [--config FILE] [--corpus PATH] [--report]   curation alone (reuses an unchanged result)
   minerflow wallet create [--wallet NAME] [--hotkey NAME]
 
 Settings come from the environment (TEMPORAL_ADDRESS, MINERFLOW_DATA_DIR, …): see README.md.`;
@@ -144,10 +144,14 @@ async function cycleStatus(settings: Settings, id: string | undefined): Promise<
 }
 
 async function curateCommand(settings: Settings, flags: Flags): Promise<void> {
-  const source = await resolveCorpus(str(flags.corpus) ?? 'sample:brown', settings.dataDir);
-  const opts = { format: 'auto' as const, textField: str(flags['text-field']) ?? 'text', ...CurateSchema.parse({}) };
-  const ds = await curate(source, path.resolve(str(flags.out) ?? path.join(settings.dataDir, 'datasets')), opts);
-  console.log(JSON.stringify({ dataset: ds.id, dir: ds.dir, ...ds.report }, null, 2));
+  const file = str(flags.config);
+  const cycle = parseOrExplain(CycleInputSchema, file ? JSON.parse(await fs.readFile(file, 'utf8')) : {}, `cycle config${file ? ` ${file}` : ''}`);
+  const corpus = { ...cycle.corpus, ...(str(flags.corpus) ? { path: str(flags.corpus)! } : {}) };
+  const plan = await curationPlan(corpus, cycle.curate, settings.dataDir);
+  const ds = await curate(plan.source, path.resolve(str(flags.out) ?? path.join(settings.dataDir, 'datasets')), plan.opts);
+  if (flags.report) console.log(formatReport(ds.report, ds.id));
+  else console.log(`dataset ${ds.id}: ${ds.report.train.documents} train + ${ds.report.heldOut.documents} held-out documents, dropped ${JSON.stringify(nonZero(ds.report.dropped))}`);
+  console.log(`${ds.reused ? 'reused (input unchanged)' : 'written'}: ${ds.dir}`);
 }
 
 function quietSdkLogs(): void {

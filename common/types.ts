@@ -6,9 +6,11 @@ export interface DatasetRef {
   trainKey: string; // store keys of the .jsonl files
   heldOutKey: string;
   reportKey: string;
+  documentsIn: number;
   trainDocuments: number;
   heldOutDocuments: number;
-  dropped: Record<string, number>;
+  dropped: Record<string, number>; // reason → count (reasons with none left out); details in the report
+  reused: boolean; // unchanged input: an earlier curation was reused
 }
 
 export interface TrainResult {

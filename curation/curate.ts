@@ -1,132 +1,215 @@
-// Curation: read a corpus, normalise, drop what cannot help (empty, too short/long, malformed,
-// exact duplicates), split train / held-out by document so no document is in both, and report
-// every drop with its reason. Plain functions: the curate activity and `minerflow curate` call it.
+// Curation: read a corpus, normalise, drop what cannot help (malformed, too short or long,
+// repetitive, boilerplate, junk, exact and near duplicates, off-domain), optionally sample for
+// diversity under a budget, and split train / held-out by document so nothing in held-out (nor a
+// near copy of it) is trained on. Every drop is counted with its reason. Plain functions: the
+// curate activity and `minerflow curate` both call curate().
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { checkQuality, normalise, type QualityReason, type QualityRules } from './clean';
+import { farthestFirst, sketch } from './diversity';
+import { DomainScorer } from './domain';
+import { MinHasher, NearDuplicateIndex } from './minhash';
+import { CorpusError, listCorpusFiles, readDocuments, type CorpusFile, type SourceOptions } from './sources';
 
-export interface CurateOptions {
-  format: 'auto' | 'text' | 'jsonl';
-  textField: string;
-  minChars: number;
-  maxChars: number;
+export { CorpusError, normalise };
+
+/** Bump when curation's output for the same input changes, so cached results are not reused. */
+const CURATE_VERSION = 2;
+
+export interface CurateOptions extends SourceOptions, QualityRules {
   heldOutFraction: number;
   seed: number;
+  onMalformed: 'skip' | 'fail';
+  nearDuplicates: { enabled: boolean; threshold: number; permutations: number; shingleWords: number };
+  /** A corpus of in-domain text (already resolved to a path), or null for no domain filter. */
+  domain: { reference: string | null; quantile: number };
+  /** Keep at most this many documents, chosen for diversity; null keeps all. */
+  maxDocuments: number | null;
 }
 
-export type DropReason = 'empty' | 'tooShort' | 'tooLong' | 'malformed' | 'duplicate';
+export type DropReason = QualityReason | 'malformed' | 'duplicate' | 'nearDuplicate' | 'offDomain' | 'overBudget';
+
+const DROP_REASONS: DropReason[] = ['malformed', 'empty', 'tooShort', 'tooLong', 'repetitive', 'boilerplate', 'lowAlpha', 'duplicate', 'nearDuplicate', 'offDomain', 'overBudget'];
 
 export interface CurateReport {
   source: string;
   options: CurateOptions;
   files: number;
   documentsIn: number;
+  kept: number;
   train: { documents: number; chars: number };
   heldOut: { documents: number; chars: number };
   dropped: Record<DropReason, number>;
   examples: Partial<Record<DropReason, { source: string; why: string; preview: string }[]>>;
+  nearDuplicateClusters: { kept: string; duplicates: { source: string; similarity: number }[] }[];
+  lsh?: { bands: number; rows: number };
+  domain?: { threshold: number; referenceDocuments: number; reference: { min: number; median: number; max: number } };
+  seconds: number;
 }
 
 export interface CuratedDataset {
   id: string; // sha256 of the split's content and options: same input, same id
   dir: string; // holds train.jsonl, heldout.jsonl, report.json
   report: CurateReport;
-}
-
-/** A document as read, before cleaning; `source` is file (and line) for messages. */
-interface RawDoc {
-  source: string;
-  text?: string;
-  malformed?: string;
+  reused: boolean; // an unchanged input's earlier result was returned
 }
 
 const MAX_EXAMPLES = 3;
+const MAX_CLUSTERS = 20;
 
 export async function curate(corpusPath: string, outRoot: string, opts: CurateOptions): Promise<CuratedDataset> {
+  const t0 = performance.now();
   const files = await listCorpusFiles(corpusPath, opts.format);
+  const refFiles = opts.domain.reference ? await listCorpusFiles(opts.domain.reference, 'auto') : [];
+  const fingerprint = inputFingerprint(files, refFiles, opts);
+  const cached = await reuse(outRoot, fingerprint);
+  if (cached) return cached;
+
   const tmp = path.join(outRoot, `.tmp-${process.pid}-${Date.now()}`);
   await fs.mkdir(tmp, { recursive: true });
-  const train = await fs.open(path.join(tmp, 'train.jsonl'), 'w');
-  const heldOut = await fs.open(path.join(tmp, 'heldout.jsonl'), 'w');
-  const report: CurateReport = {
-    source: corpusPath,
-    options: opts,
-    files: files.length,
-    documentsIn: 0,
-    train: { documents: 0, chars: 0 },
-    heldOut: { documents: 0, chars: 0 },
-    dropped: { empty: 0, tooShort: 0, tooLong: 0, malformed: 0, duplicate: 0 },
-    examples: {},
-  };
+  try {
+    const report = emptyReport(corpusPath, opts, files.length);
+    const domain = opts.domain.reference ? await buildDomainScorer(refFiles, opts, report) : undefined;
+    const { digests, sketches } = await filterPass(files, opts, domain, report, path.join(tmp, 'kept.jsonl'));
+    report.kept = digests.length;
+
+    // Under a budget, keep a diverse subset; otherwise everything that passed.
+    let selected: Set<number> | undefined;
+    if (opts.maxDocuments !== null && digests.length > opts.maxDocuments) {
+      selected = new Set(farthestFirst(sketches, opts.maxDocuments, 0));
+      report.dropped.overBudget = digests.length - selected.size;
+    }
+    const id = await splitPass(path.join(tmp, 'kept.jsonl'), tmp, selected, opts, report);
+    await fs.rm(path.join(tmp, 'kept.jsonl'));
+    report.seconds = (performance.now() - t0) / 1000;
+    await fs.writeFile(path.join(tmp, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+    const dir = path.join(outRoot, id);
+    if (await exists(dir)) await fs.rm(tmp, { recursive: true, force: true });
+    else await fs.rename(tmp, dir);
+    await fs.mkdir(path.join(outRoot, 'inputs'), { recursive: true });
+    await fs.writeFile(path.join(outRoot, 'inputs', `${fingerprint}.json`), JSON.stringify({ id }) + '\n');
+    return { id, dir, report, reused: false };
+  } catch (err) {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Pass 1, streaming: every rule but the budget; survivors go to `keptFile` in input order. */
+async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: DomainScorer | undefined, report: CurateReport, keptFile: string) {
+  const out = await fs.open(keptFile, 'w');
   const seen = new Set<string>();
-  const idHash = createHash('sha256').update(JSON.stringify(opts));
-  const drop = (reason: DropReason, doc: RawDoc, why: string) => {
+  const digests: string[] = [];
+  const sketches: Float32Array[] = [];
+  const hasher = opts.nearDuplicates.enabled ? new MinHasher({ ...opts.nearDuplicates, seed: opts.seed }) : undefined;
+  const index = hasher ? new NearDuplicateIndex(opts.nearDuplicates.threshold, opts.nearDuplicates.permutations) : undefined;
+  if (index) report.lsh = { bands: index.bands, rows: index.rows };
+  const sources: string[] = []; // by near-dup index id, for clusters
+  const clusters = new Map<number, { source: string; similarity: number }[]>();
+  const drop = (reason: DropReason, source: string, why: string, text = '') => {
     report.dropped[reason] += 1;
     const list = (report.examples[reason] ??= []);
-    if (list.length < MAX_EXAMPLES) list.push({ source: doc.source, why, preview: (doc.text ?? '').slice(0, 120) });
+    if (list.length < MAX_EXAMPLES) list.push({ source, why, preview: text.slice(0, 160) });
   };
   try {
     for (const file of files) {
-      for await (const doc of readDocuments(file.path, file.format, opts.textField)) {
+      for await (const doc of readDocuments(file, opts)) {
         report.documentsIn += 1;
         if (doc.malformed !== undefined) {
-          drop('malformed', doc, doc.malformed);
+          if (opts.onMalformed === 'fail') throw new CorpusError(`${doc.source}: ${doc.malformed} (curate.onMalformed is 'fail'; set it to 'skip' to drop and count such documents)`);
+          drop('malformed', doc.source, doc.malformed);
           continue;
         }
         const text = normalise(doc.text ?? '');
-        if (text.length === 0) drop('empty', doc, 'no text after normalisation');
-        else if (text.length < opts.minChars) drop('tooShort', doc, `${text.length} chars < curate.minChars ${opts.minChars}`);
-        else if (text.length > opts.maxChars) drop('tooLong', doc, `${text.length} chars > curate.maxChars ${opts.maxChars}`);
-        else {
-          const digest = createHash('sha256').update(text).digest('hex');
-          if (seen.has(digest)) {
-            drop('duplicate', { ...doc, text }, 'exact duplicate of an earlier document');
+        const bad = checkQuality(text, opts);
+        if (bad) {
+          drop(bad.reason, doc.source, bad.why, text);
+          continue;
+        }
+        const digest = createHash('sha256').update(text).digest('hex');
+        if (seen.has(digest)) {
+          drop('duplicate', doc.source, 'exact duplicate of an earlier document', text);
+          continue;
+        }
+        if (domain) {
+          const s = domain.score(text);
+          if (s < domain.threshold) {
+            drop('offDomain', doc.source, `domain similarity ${s.toFixed(3)} < ${domain.threshold.toFixed(3)}`, text);
             continue;
           }
-          seen.add(digest);
-          idHash.update(digest);
-          const toHeldOut = isHeldOut(digest, opts.seed, opts.heldOutFraction);
-          const side = toHeldOut ? report.heldOut : report.train;
-          side.documents += 1;
-          side.chars += text.length;
-          await (toHeldOut ? heldOut : train).write(JSON.stringify({ text }) + '\n');
         }
+        if (hasher && index) {
+          const sig = hasher.signature(text);
+          const match = index.query(sig);
+          if (match) {
+            drop('nearDuplicate', doc.source, `~${(100 * match.similarity).toFixed(0)}% similar to ${sources[match.id]}`, text);
+            const c = clusters.get(match.id) ?? [];
+            c.push({ source: doc.source, similarity: match.similarity });
+            clusters.set(match.id, c);
+            continue;
+          }
+          sources[index.insert(sig)] = doc.source;
+        }
+        seen.add(digest);
+        digests.push(digest);
+        if (opts.maxDocuments !== null) sketches.push(sketch(text));
+        await out.write(JSON.stringify({ text, digest }) + '\n');
       }
+    }
+  } finally {
+    await out.close();
+  }
+  report.nearDuplicateClusters = [...clusters]
+    .sort((a, b) => b[1].length - a[1].length)
+    .slice(0, MAX_CLUSTERS)
+    .map(([id, duplicates]) => ({ kept: sources[id], duplicates: duplicates.slice(0, 10) }));
+  return { digests, sketches };
+}
+
+/** Pass 2, streaming: the selected documents to train.jsonl / heldout.jsonl; returns the dataset id. */
+async function splitPass(keptFile: string, dir: string, selected: Set<number> | undefined, opts: CurateOptions, report: CurateReport): Promise<string> {
+  const train = await fs.open(path.join(dir, 'train.jsonl'), 'w');
+  const heldOut = await fs.open(path.join(dir, 'heldout.jsonl'), 'w');
+  const id = createHash('sha256').update(JSON.stringify({ v: CURATE_VERSION, opts }));
+  try {
+    let i = -1;
+    for await (const line of readline.createInterface({ input: createReadStream(keptFile), crlfDelay: Infinity })) {
+      i += 1;
+      if (!line || (selected && !selected.has(i))) continue;
+      const { text, digest } = JSON.parse(line) as { text: string; digest: string };
+      id.update(digest);
+      const toHeldOut = isHeldOut(digest, opts.seed, opts.heldOutFraction);
+      const side = toHeldOut ? report.heldOut : report.train;
+      side.documents += 1;
+      side.chars += text.length;
+      await (toHeldOut ? heldOut : train).write(JSON.stringify({ text }) + '\n');
     }
   } finally {
     await train.close();
     await heldOut.close();
   }
   if (report.train.documents === 0 || report.heldOut.documents === 0) {
-    await fs.rm(tmp, { recursive: true, force: true });
     throw new CorpusError(
-      `corpus.path '${corpusPath}': after curation ${report.train.documents} train and ${report.heldOut.documents} held-out documents remain ` +
-        `(read ${report.documentsIn} in ${files.length} files; dropped ${JSON.stringify(report.dropped)}); both splits need at least one document`,
+      `corpus.path '${report.source}': after curation ${report.train.documents} train and ${report.heldOut.documents} held-out documents remain ` +
+        `(read ${report.documentsIn} in ${report.files} files; dropped ${JSON.stringify(nonZero(report.dropped))}); both splits need at least one document`,
     );
   }
-  const id = idHash.digest('hex').slice(0, 32);
-  await fs.writeFile(path.join(tmp, 'report.json'), JSON.stringify(report, null, 2) + '\n');
-  const dir = path.join(outRoot, id);
-  if (await exists(dir)) await fs.rm(tmp, { recursive: true, force: true });
-  else await fs.rename(tmp, dir);
-  return { id, dir, report };
+  return id.digest('hex').slice(0, 32);
 }
 
-/** Errors in the corpus itself (missing, empty, unreadable): retrying cannot fix them. */
-export class CorpusError extends Error {
-  override name = 'CorpusError';
-}
-
-/** NFC, LF line ends, no control characters but tab and newline, no trailing spaces, ≤1 blank line. */
-export function normalise(text: string): string {
-  return text
-    .normalize('NFC')
-    .replace(/\r\n?/g, '\n')
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\u200B\uFEFF]/g, '')
-    .replace(/[ \t]+$/gm, '')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
+async function buildDomainScorer(refFiles: CorpusFile[], opts: CurateOptions, report: CurateReport): Promise<DomainScorer> {
+  const texts: string[] = [];
+  for (const f of refFiles) {
+    for await (const doc of readDocuments(f, { format: f.format, textField: opts.textField })) {
+      const t = doc.text === undefined ? '' : normalise(doc.text);
+      if (t.length >= opts.minChars) texts.push(t);
+    }
+  }
+  const scorer = DomainScorer.fromReference(texts, { quantile: opts.domain.quantile });
+  report.domain = { threshold: scorer.threshold, referenceDocuments: texts.length, reference: scorer.referenceScores };
+  return scorer;
 }
 
 /** Deterministic split by content: a document's side depends only on its text and the seed. */
@@ -135,76 +218,43 @@ export function isHeldOut(digestHex: string, seed: number, fraction: number): bo
   return h.readUInt32BE(0) / 2 ** 32 < fraction;
 }
 
-interface CorpusFile {
-  path: string;
-  format: 'text' | 'jsonl';
+/** What the result depends on: the files (by path, size and modification time) and the options. */
+function inputFingerprint(files: CorpusFile[], refFiles: CorpusFile[], opts: CurateOptions): string {
+  const describe = (fs_: CorpusFile[]) => fs_.map((f) => [path.resolve(f.path), f.size, f.mtimeMs]);
+  return createHash('sha256').update(JSON.stringify({ v: CURATE_VERSION, files: describe(files), ref: describe(refFiles), opts })).digest('hex').slice(0, 32);
 }
 
-async function listCorpusFiles(corpusPath: string, format: CurateOptions['format']): Promise<CorpusFile[]> {
-  const stat = await fs.stat(corpusPath).catch(() => undefined);
-  if (!stat) throw new CorpusError(`corpus.path '${corpusPath}' does not exist`);
-  const formatOf = (p: string): CorpusFile['format'] | undefined => {
-    if (format !== 'auto') return format;
-    if (p.endsWith('.jsonl')) return 'jsonl';
-    if (p.endsWith('.txt') || p.endsWith('.md')) return 'text';
+async function reuse(outRoot: string, fingerprint: string): Promise<CuratedDataset | undefined> {
+  try {
+    const { id } = JSON.parse(await fs.readFile(path.join(outRoot, 'inputs', `${fingerprint}.json`), 'utf8')) as { id: string };
+    const dir = path.join(outRoot, id);
+    const report = JSON.parse(await fs.readFile(path.join(dir, 'report.json'), 'utf8')) as CurateReport;
+    await fs.access(path.join(dir, 'train.jsonl'));
+    await fs.access(path.join(dir, 'heldout.jsonl'));
+    return { id, dir, report, reused: true };
+  } catch {
     return undefined;
-  };
-  if (stat.isFile()) {
-    const f = formatOf(corpusPath);
-    if (!f) throw new CorpusError(`corpus.path '${corpusPath}': unknown file type; use .txt, .md or .jsonl, or set corpus.format`);
-    return [{ path: corpusPath, format: f }];
   }
-  const out: CorpusFile[] = [];
-  const walk = async (dir: string) => {
-    for (const entry of (await fs.readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const p = path.join(dir, entry.name);
-      if (entry.name.startsWith('.')) continue;
-      if (entry.isDirectory()) await walk(p);
-      else {
-        const f = formatOf(p);
-        if (f) out.push({ path: p, format: f });
-      }
-    }
-  };
-  await walk(corpusPath);
-  if (out.length === 0) throw new CorpusError(`corpus.path '${corpusPath}' holds no .txt, .md or .jsonl files`);
-  return out;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+function emptyReport(source: string, options: CurateOptions, files: number): CurateReport {
+  return {
+    source,
+    options,
+    files,
+    documentsIn: 0,
+    kept: 0,
+    train: { documents: 0, chars: 0 },
+    heldOut: { documents: 0, chars: 0 },
+    dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
+    examples: {},
+    nearDuplicateClusters: [],
+    seconds: 0,
+  };
+}
 
-async function* readDocuments(file: string, format: CorpusFile['format'], textField: string): AsyncGenerator<RawDoc> {
-  if (format === 'text') {
-    const bytes = await fs.readFile(file);
-    if (bytes.includes(0)) {
-      yield { source: file, malformed: 'binary file (contains NUL bytes)' };
-      return;
-    }
-    try {
-      yield { source: file, text: utf8.decode(bytes) };
-    } catch {
-      yield { source: file, malformed: 'not valid UTF-8' };
-    }
-    return;
-  }
-  const lines = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  let n = 0;
-  for await (const line of lines) {
-    n += 1;
-    const source = `${file}:${n}`;
-    if (line.trim() === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      yield { source, malformed: `invalid JSON (${(err as Error).message})` };
-      continue;
-    }
-    const text = value && typeof value === 'object' ? (value as Record<string, unknown>)[textField] : undefined;
-    if (typeof text !== 'string') yield { source, malformed: `field '${textField}' is ${text === undefined ? 'missing' : 'not a string'}` };
-    else if (text.includes('\uFFFD')) yield { source, malformed: 'contains U+FFFD (text was not valid UTF-8)' };
-    else yield { source, text };
-  }
+export function nonZero(counts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));
 }
 
 /** Reads the texts of a curated .jsonl split. */
@@ -213,6 +263,19 @@ export async function readSplit(file: string): Promise<string[]> {
   const lines = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   for await (const line of lines) if (line) out.push((JSON.parse(line) as { text: string }).text);
   return out;
+}
+
+/** A report as a person reads it (`minerflow curate --report`). */
+export function formatReport(r: CurateReport, id?: string): string {
+  const lines = [
+    `dataset ${id ?? ''} from ${r.source}: ${r.documentsIn} documents in ${r.files} files → ${r.train.documents} train + ${r.heldOut.documents} held-out (${r.seconds.toFixed(1)} s)`,
+    'dropped:',
+    ...DROP_REASONS.filter((k) => r.dropped[k] > 0).map((k) => `  ${k.padEnd(14)} ${String(r.dropped[k]).padStart(7)}   e.g. ${r.examples[k]?.[0] ? `${r.examples[k]![0].source}: ${r.examples[k]![0].why}` : ''}`),
+  ];
+  if (r.domain) lines.push(`domain filter: similarity ≥ ${r.domain.threshold.toFixed(3)} (reference of ${r.domain.referenceDocuments} docs scores ${r.domain.reference.min.toFixed(3)}…${r.domain.reference.max.toFixed(3)}, median ${r.domain.reference.median.toFixed(3)})`);
+  if (r.lsh) lines.push(`near-duplicates: MinHash ${r.options.nearDuplicates.permutations} permutations, LSH ${r.lsh.bands} bands × ${r.lsh.rows} rows, threshold ${r.options.nearDuplicates.threshold}`);
+  for (const c of r.nearDuplicateClusters.slice(0, 5)) lines.push(`  cluster of ${c.duplicates.length + 1}: ${c.kept} ← ${c.duplicates.map((d) => d.source).slice(0, 3).join(', ')}${c.duplicates.length > 3 ? ', …' : ''}`);
+  return lines.join('\n');
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -3,8 +3,8 @@
 // implementation stands behind each port.
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CurateSchema } from '../common/config';
-import { curate, readSplit } from '../curation/curate';
+import { CurateSchema, type CorpusInput, type CurateInput } from '../common/config';
+import { curate, readSplit, type CurateOptions } from '../curation/curate';
 import { exportBrown } from '../curation/brown';
 import { encodeDocuments } from '../model/tokenizer';
 import type { Chain } from './chain/chain';
@@ -32,6 +32,15 @@ export async function resolveCorpus(spec: string, dataDir: string): Promise<stri
   return path.resolve(spec);
 }
 
+/** The corpus folder and the curation options for a cycle's input, sample corpora resolved to paths. */
+export async function curationPlan(corpus: CorpusInput, options: CurateInput, dataDir: string): Promise<{ source: string; opts: CurateOptions }> {
+  const reference = options.domain.reference === null ? null : await resolveCorpus(options.domain.reference, dataDir);
+  return {
+    source: await resolveCorpus(corpus.path, dataDir),
+    opts: { ...options, ...corpus, domain: { ...options.domain, reference } },
+  };
+}
+
 export async function openChain(settings: Settings, log: (msg: string) => void = console.log): Promise<Chain> {
   const local = settings.chain.local;
   const register = [];
@@ -51,8 +60,7 @@ export async function openChain(settings: Settings, log: (msg: string) => void =
 
 /** The local validator's own held-out data: its corpus curated with the default options. */
 async function validatorHeldOut(settings: Settings): Promise<Uint8Array> {
-  const corpus = await resolveCorpus(settings.validatorCorpus, settings.dataDir);
-  const opts = { format: 'auto' as const, textField: 'text', ...CurateSchema.parse({}) };
-  const ds = await curate(corpus, path.join(settings.dataDir, 'validator', 'datasets'), opts);
+  const { source, opts } = await curationPlan({ path: settings.validatorCorpus, format: 'auto', textField: 'text' }, CurateSchema.parse({}), settings.dataDir);
+  const ds = await curate(source, path.join(settings.dataDir, 'validator', 'datasets'), opts);
   return encodeDocuments(await readSplit(path.join(ds.dir, 'heldout.jsonl')));
 }
