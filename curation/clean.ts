@@ -63,13 +63,8 @@ export function checkQuality(text: string, rules: QualityRules): { reason: Quali
   if (boilerFrac > rules.maxBoilerplateLineFraction) {
     return { reason: 'boilerplate', why: `${pct(boilerFrac)} of lines are boilerplate (> ${pct(rules.maxBoilerplateLineFraction)})` };
   }
-  let letters = 0;
-  let visible = 0;
-  for (const ch of text) {
-    if (/\s/.test(ch)) continue;
-    visible += 1;
-    if (/\p{L}/u.test(ch)) letters += 1;
-  }
+  const visible = text.length - (text.match(/\s/g)?.length ?? 0);
+  const letters = text.match(/\p{L}/gu)?.length ?? 0;
   const alpha = letters / Math.max(1, visible);
   if (alpha < rules.minAlphaFraction) return { reason: 'lowAlpha', why: `${pct(alpha)} letters (< ${pct(rules.minAlphaFraction)})` };
   return undefined;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A Python virtualenv (.tools/venv, git-ignored) with the peers our tests check against:
-# safetensors + numpy (our checkpoints must load there; hashlib's blake2b must agree with ours).
+# safetensors + numpy (our checkpoints must load there), datasketch (near-duplicate detection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=".tools/venv"
-REQS="safetensors==0.8.0 numpy==2.2.6"
+REQS="safetensors==0.8.0 numpy==2.2.6 scipy==1.15.3 datasketch==2.0.0"
 STAMP="$VENV/.minerflow-reqs"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$REQS" ]; then
   exit 0

@@ -1,0 +1,31 @@
+// `npm run bench` runs every comparison; `npm run bench -- <name>` runs one. Each prints
+//   bench <name>: ours=<n> <unit> reference=<n> <unit> ratio=<r>
+// with the reference measured in the same run. A bench that could not measure exits non-zero.
+import { mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { projectRoot } from '../infra/paths';
+import { curationLossBench } from './curation-loss';
+import { curateMemoryBench } from './curate-memory';
+import { nearDupBench } from './near-dup';
+
+const BENCHES: Record<string, (work: string) => Promise<void>> = {
+  'near-dup': nearDupBench,
+  'curate-memory': curateMemoryBench,
+  'curation-loss': curationLossBench,
+};
+
+async function main(): Promise<void> {
+  const names = process.argv.slice(2);
+  for (const n of names) if (!(n in BENCHES)) throw new Error(`unknown bench '${n}'; known: ${Object.keys(BENCHES).join(', ')}`);
+  const work = path.join(projectRoot(), '.minerflow', 'bench');
+  mkdirSync(work, { recursive: true });
+  for (const name of names.length ? names : Object.keys(BENCHES)) {
+    console.log(`# ${name}`);
+    await BENCHES[name](work);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
