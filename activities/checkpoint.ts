@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { heartbeat, log } from '@temporalio/activity';
 import { checkpointKey } from '../common/commitments';
 import { EvalSchema, ModelSchema, parseOrExplain, type EvalInput, type ModelInput } from '../common/config';
-import type { CheckpointRef, DatasetRef, TrainResult } from '../common/types';
+import type { CheckpointRef, DatasetRef, StateRef } from '../common/types';
 import { readSplit } from '../curation/curate';
 import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
@@ -15,13 +15,17 @@ import { loadWeights, MANIFEST_FILE, WEIGHTS_FILE, writeManifest, type Manifest 
 import { evaluate } from '../model/evaluate';
 import { disposeWeights, initWeights } from '../model/gpt';
 import { hashSafetensorsFile } from '../model/hash';
-import { BYTE_VOCAB_SIZE, encodeDocuments } from '../model/tokenizer';
+import { encodeDocuments } from '../model/tokenizer';
 import { CheckpointError, mapErrors } from './errors';
+import { modelConfig } from './train';
 
 export interface CheckpointActivityInput {
   runId: string;
   dataset: DatasetRef;
-  trained: TrainResult;
+  state: StateRef; // the training state to publish (the cycle's best)
+  trainLoss: number;
+  backend: string;
+  round: number; // the round it is trained for
   model: ModelInput;
   eval: EvalInput;
 }
@@ -31,15 +35,15 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
     return mapErrors(async () => {
       const model = parseOrExplain(ModelSchema, input.model, 'checkpoint input model');
       const evalOpts = parseOrExplain(EvalSchema, input.eval, 'checkpoint input eval');
-      if (input.trained.steps <= 0) throw new CheckpointError('refusing to checkpoint an untrained model (0 steps)');
+      if (input.state.step <= 0) throw new CheckpointError('refusing to checkpoint the untrained base model (step 0)');
       await initBackend(model.backend, (m) => log.info(m));
       heartbeat({ stage: 'verifying' });
-      const weightsFile = await store.get(`${input.trained.stateKey}/${WEIGHTS_FILE}`);
+      const weightsFile = await store.get(`${input.state.key}/${WEIGHTS_FILE}`);
       const hash = await hashSafetensorsFile(weightsFile);
-      if (hash !== input.trained.modelHash) {
-        throw new CheckpointError(`trained weights in ${input.trained.stateKey} hash to ${hash}, not ${input.trained.modelHash}: the file changed after training`);
+      if (hash !== input.state.modelHash) {
+        throw new CheckpointError(`trained weights in ${input.state.key} hash to ${hash}, not ${input.state.modelHash}: the file changed after training`);
       }
-      const cfg = { vocabSize: BYTE_VOCAB_SIZE, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead };
+      const cfg = modelConfig(model);
       const heldOut = encodeDocuments(await readSplit(await store.get(input.dataset.heldOutKey)));
       heartbeat({ stage: 'evaluating' });
       const trained = await loadWeights(weightsFile, cfg);
@@ -54,6 +58,9 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
         disposeWeights(base);
       }
       if (!Number.isFinite(heldOutLoss)) throw new CheckpointError(`held-out loss is ${heldOutLoss}; refusing to publish this checkpoint`);
+      if (heldOutLoss >= baselineLoss) {
+        throw new CheckpointError(`held-out loss ${heldOutLoss.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}; refusing to commit the base model`);
+      }
       log.info('held-out evaluation', { heldOutLoss, baselineLoss, perplexity: Math.exp(heldOutLoss) });
 
       const manifest: Manifest = {
@@ -62,11 +69,12 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
         modelHash: hash,
         model: { ...cfg, seed: model.seed },
         tokenizer: 'bytes',
-        step: input.trained.steps,
-        trainLoss: input.trained.trainLoss,
+        step: input.state.step,
+        trainLoss: input.trainLoss,
         heldOutLoss,
         baselineLoss,
-        backend: input.trained.backend,
+        backend: input.backend,
+        round: input.round,
         runId: input.runId, // no timestamps: a retried publish must write identical bytes
       };
       const stage = path.join(settings.dataDir, 'work', 'checkpoints', hash);
@@ -76,7 +84,7 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
       // Weights first, manifest last: a manifest's presence means the checkpoint is complete.
       await store.put(`${key}/${WEIGHTS_FILE}`, weightsFile, { immutable: true });
       await store.put(`${key}/${MANIFEST_FILE}`, path.join(stage, MANIFEST_FILE), { immutable: true });
-      return { hash, key, location: store.uri, heldOutLoss, baselineLoss, trainLoss: input.trained.trainLoss, steps: input.trained.steps };
+      return { hash, key, location: store.uri, heldOutLoss, baselineLoss, trainLoss: input.trainLoss, steps: input.state.step, round: input.round };
     });
   };
 }

@@ -52,9 +52,9 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
   }
 
   return {
-    /** The next round whose commit windows we can still make, from the chain's phase schedule. */
-    async planCommit(): Promise<CommitPlan> {
-      return planCommit(await (await chain()).schedule(), Date.now(), COMMIT_MARGIN_MS);
+    /** The next round whose commit windows we can still make (and, with minLeadMs, train for first). */
+    async planCommit(input: { minLeadMs?: number } = {}): Promise<CommitPlan> {
+      return planCommit(await (await chain()).schedule(), Date.now(), COMMIT_MARGIN_MS, input.minLeadMs ?? 0);
     },
 
     async commitSignature(input: CommitActivityInput): Promise<CommitReceipt> {

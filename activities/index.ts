@@ -20,7 +20,7 @@ export function createControlActivities(settings: Settings, store: CheckpointSto
 /** minerflow-gpu: training, evaluation and checkpoint writing. */
 export function createGpuActivities(settings: Settings, store: CheckpointStore) {
   return {
-    train: makeTrain(settings, store),
+    trainSegment: makeTrain(settings, store),
     checkpoint: makeCheckpoint(settings, store),
   };
 }

@@ -1,73 +1,139 @@
-// Stage 2, train (gpu queue): the trainer runs here; this file only loads data, heartbeats progress
-// (step, loss, LR, grad norm, tokens/s) and saves the result to the store.
+// Stage 2, train (gpu queue): one training segment. Loads the state it starts from (or a fresh
+// model), trains to `untilStep` (or the deadline), evaluates held-out loss, saves the new state to
+// the store and heartbeats progress (step, loss, LR, grad norm, tokens/s) all along. If this worker
+// dies, the segment is retried elsewhere from the same starting state: at most one segment is lost.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
-import { ModelSchema, parseOrExplain, TrainingSchema, type ModelInput, type TrainingInput } from '../common/config';
-import type { DatasetRef, TrainResult } from '../common/types';
+import { EvalSchema, ModelSchema, parseOrExplain, TrainingSchema, type EvalInput, type ModelInput, type TrainingInput } from '../common/config';
+import type { DatasetRef, SegmentResult, StateRef } from '../common/types';
 import { readSplit } from '../curation/curate';
 import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
 import { initBackend } from '../model/backend';
-import { saveWeights, WEIGHTS_FILE } from '../model/checkpoint';
-import { disposeWeights, initWeights, parameterCount } from '../model/gpt';
+import { loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
+import { evaluate } from '../model/evaluate';
+import { disposeWeights, initWeights, parameterCount, type GptConfig } from '../model/gpt';
 import { BYTE_VOCAB_SIZE, encodeDocuments } from '../model/tokenizer';
 import { Trainer, type StepReport } from '../model/trainer';
 import { mapErrors } from './errors';
 
-export interface TrainActivityInput {
+export interface TrainSegmentInput {
   runId: string;
+  segment: number;
   dataset: DatasetRef;
   model: ModelInput;
   training: TrainingInput;
+  eval: EvalInput;
+  plannedSteps: number; // the schedule's horizon
+  from: StateRef | null; // null: a fresh model (or training.initFrom's weights)
+  untilStep: number;
+  lrScale: number;
+  stopAt?: number; // epoch ms
 }
 
 /** What the train activity heartbeats; `minerflow cycle status` shows it. */
-export type TrainProgress = Omit<StepReport, 'skipped'> & { stage: 'training' };
+export type TrainProgress = Omit<StepReport, 'skipped'> & { stage: 'training'; segment: number; resumeFrom: string | null };
+
+export function modelConfig(model: ModelInput): GptConfig {
+  return { vocabSize: BYTE_VOCAB_SIZE, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead };
+}
 
 export function makeTrain(settings: Settings, store: CheckpointStore) {
-  return async function train(input: TrainActivityInput): Promise<TrainResult> {
+  /** Saves a state into the store under `key` (files written locally first, then put). */
+  async function publishState(key: string, save: (dir: string) => Promise<TrainingStateMeta>): Promise<TrainingStateMeta> {
+    const dir = path.join(settings.dataDir, 'work', key);
+    await fs.mkdir(dir, { recursive: true });
+    const meta = await save(dir);
+    for (const f of [WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE]) await store.put(`${key}/${f}`, path.join(dir, f));
+    return meta;
+  }
+
+  return async function trainSegment(input: TrainSegmentInput): Promise<SegmentResult> {
     return mapErrors(async () => {
       const model = parseOrExplain(ModelSchema, input.model, 'train input model');
       const training = parseOrExplain(TrainingSchema, input.training, 'train input training');
-      heartbeat({ stage: 'loading' });
+      const evalOpts = parseOrExplain(EvalSchema, input.eval, 'train input eval');
+      const attempt = activityInfo().attempt;
+      heartbeat({ stage: 'loading', segment: input.segment, resumeFrom: input.from?.key ?? null });
       const backend = await initBackend(model.backend, (m) => log.info(m));
-      const tokens = encodeDocuments(await readSplit(await store.get(input.dataset.trainKey)));
-      const cfg = { vocabSize: BYTE_VOCAB_SIZE, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead };
-      const weights = initWeights(cfg, model.seed);
-      const trainer = new Trainer(cfg, weights, training, tokens);
-      const workDir = path.join(settings.dataDir, 'work', 'runs', input.runId);
+      const cfg = modelConfig(model);
+      const data = encodeDocuments(await readSplit(await store.get(input.dataset.trainKey)));
+      const heldOut = encodeDocuments(await readSplit(await store.get(input.dataset.heldOutKey)));
+      const schedule = { ...training, steps: input.plannedSteps };
+
+      // Where this segment starts: a saved state, a warm start, or a fresh model.
+      let from = input.from;
+      let weights;
+      let trainer: Trainer;
+      if (from) {
+        const counters = (JSON.parse(await fs.readFile(await store.get(`${from.key}/${STATE_FILE}`), 'utf8')) as TrainingStateMeta).counters;
+        weights = await loadWeights(await store.get(`${from.key}/${WEIGHTS_FILE}`), cfg);
+        trainer = new Trainer(cfg, weights, schedule, data, counters);
+        await loadOptimizerMoments(await store.get(`${from.key}/${OPTIMIZER_FILE}`), trainer.optimizer);
+      } else {
+        weights = training.initFrom ? await loadWeights(await store.get(`${training.initFrom}/${WEIGHTS_FILE}`), cfg) : initWeights(cfg, model.seed);
+        trainer = new Trainer(cfg, weights, schedule, data);
+        // The starting point is a state too: a NaN storm in the first segment can go back to it.
+        const key = `runs/${input.runId}/step-0`;
+        const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: NaN, backend }));
+        from = { key, step: 0, modelHash: meta.modelHash };
+      }
+      trainer.lrScale = input.lrScale;
+      const startStep = trainer.step;
+      const skippedBefore = trainer.skipped;
+      const metricsKey = `runs/${input.runId}/segments/${input.segment}/metrics.jsonl`;
+      const workDir = path.join(settings.dataDir, 'work', 'runs', input.runId, 'segments', String(input.segment));
       await fs.mkdir(workDir, { recursive: true });
       const metrics = await fs.open(path.join(workDir, 'metrics.jsonl'), 'w');
-      log.info('training', { params: parameterCount(weights), tokens: tokens.length, steps: training.steps, backend, attempt: activityInfo().attempt });
+      log.info('training segment', { segment: input.segment, attempt, from: from.key, startStep, untilStep: input.untilStep, params: parameterCount(weights), backend });
       try {
-        const summary = await trainer.run(async (r) => {
-          await metrics.write(JSON.stringify(r) + '\n');
-          heartbeat({ stage: 'training', ...r } satisfies TrainProgress);
-          if (r.step % 25 === 0 || r.step === r.totalSteps) {
-            log.info(`step ${r.step}/${r.totalSteps} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} grad ${r.gradNorm.toFixed(2)} ${r.tokensPerSec.toFixed(0)} tok/s`);
-          }
-          await new Promise((resolve) => setImmediate(resolve)); // let heartbeats and cancellation through
-          if (cancellationSignal().aborted) throw cancellationSignal().reason ?? new Error('cancelled');
+        let lastLr = 0;
+        const summary = await trainer.run({
+          untilStep: input.untilStep,
+          stopAt: input.stopAt,
+          onStep: async (r) => {
+            lastLr = r.lr;
+            await metrics.write(JSON.stringify(r) + '\n');
+            heartbeat({ stage: 'training', segment: input.segment, resumeFrom: from!.key, ...r } satisfies TrainProgress);
+            if (r.step % 25 === 0) log.info(`step ${r.step}/${input.plannedSteps} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} grad ${r.gradNorm.toFixed(2)} ${r.tokensPerSec.toFixed(0)} tok/s`);
+            await new Promise((resolve) => setImmediate(resolve)); // let heartbeats and cancellation through
+            if (cancellationSignal().aborted) throw cancellationSignal().reason ?? new Error('cancelled');
+          },
         });
-        const hash = await saveWeights(path.join(workDir, WEIGHTS_FILE), weights, { format: 'pt' });
-        const state = { step: summary.steps, trainLoss: summary.finalLoss, modelHash: hash, backend, finishedAt: new Date().toISOString() };
-        await fs.writeFile(path.join(workDir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
-        const key = `runs/${input.runId}`;
-        for (const f of [WEIGHTS_FILE, 'state.json', 'metrics.jsonl']) await store.put(`${key}/${f}`, path.join(workDir, f));
+        await metrics.close();
+        await store.put(metricsKey, path.join(workDir, 'metrics.jsonl'));
+        const skippedHere = trainer.skipped - skippedBefore;
+        const weightsFinite = [...weights.values()].every((w) => w.dataSync().every(Number.isFinite));
+        const heldOutLoss = weightsFinite ? evaluate(weights, cfg, heldOut, evalOpts).loss : NaN;
+        // A NaN storm: most of the segment's batches were skipped, or the weights or loss went non-finite.
+        const nonFinite = !Number.isFinite(heldOutLoss) || (summary.stepsRun > 0 && skippedHere > summary.stepsRun / 2);
+        let state = from;
+        if (!nonFinite && summary.stepsRun > 0) {
+          const key = `runs/${input.runId}/step-${trainer.step}-s${input.segment}`;
+          const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend }));
+          state = { key, step: trainer.step, modelHash: meta.modelHash };
+        }
+        log.info('segment done', { segment: input.segment, endStep: trainer.step, trainLoss: summary.finalLoss, heldOutLoss, nonFinite, stoppedEarly: summary.stoppedEarly });
         return {
-          stateKey: key,
-          modelHash: hash,
-          steps: summary.steps,
+          segment: input.segment,
+          attempt,
+          startStep,
+          endStep: trainer.step,
+          state,
           trainLoss: summary.finalLoss,
-          tokens: summary.tokens,
+          heldOutLoss,
+          skippedBatches: skippedHere,
+          nonFinite,
+          stoppedEarly: summary.stoppedEarly,
           seconds: summary.seconds,
-          tokensPerSec: summary.tokens / summary.seconds,
-          skippedBatches: summary.skipped,
+          tokensPerSec: summary.seconds > 0 ? summary.tokens / summary.seconds : 0,
+          lr: lastLr,
           backend,
+          metricsKey,
         };
       } finally {
-        await metrics.close();
+        await metrics.close().catch(() => undefined);
         trainer.dispose();
         disposeWeights(weights);
       }

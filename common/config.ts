@@ -71,7 +71,10 @@ export const ModelSchema = z
 
 export const TrainingSchema = z
   .object({
+    /** Planned optimisation steps for the cycle (the cosine schedule's horizon). */
     steps: int(1, 10_000_000).default(300),
+    /** Training runs in segments of this many steps; each ends with a saved state and a held-out evaluation. */
+    segmentSteps: int(1, 10_000_000).default(100),
     batchSize: int(1, 4096).default(16),
     learningRate: z.number().gt(0).max(1).default(3e-3),
     warmupSteps: int(0, 10_000_000).default(20),
@@ -80,6 +83,48 @@ export const TrainingSchema = z
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.95),
     seed: int(0, 2 ** 31 - 1).default(1),
+    /** A training state to start from (store key, e.g. the previous cycle's best), or null for a fresh model. */
+    initFrom: z.string().min(1).nullable().default(null),
+    /** A dead gpu worker is noticed after this long without a heartbeat; its segment moves to another worker. */
+    heartbeatTimeoutSeconds: int(2, 3600).default(120),
+    /** Drill: multiply the LR of one segment (1-based) by a factor, to rehearse the backtracking policy. */
+    drill: z
+      .object({ lrSpikeSegment: int(1, 1_000_000).nullable().default(null), lrSpikeFactor: z.number().gt(0).default(30) })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.warmupSteps > t.steps) ctx.addIssue({ code: 'custom', path: ['warmupSteps'], input: t.warmupSteps, message: `must not exceed training.steps (${t.steps})` });
+  });
+
+/** How the cycle reacts to held-out loss after each segment (workflows/policy.ts). */
+export const PolicySchema = z
+  .object({
+    /** Evaluations in a row without improvement before stopping early. */
+    patience: int(1, 1000).default(3),
+    /** Improvement (nats) that counts as one. */
+    minImprovement: z.number().min(0).default(0.001),
+    /** Held-out loss worse than the best by more than this (nats) restores the best state. */
+    backtrackThreshold: z.number().gt(0).default(0.05),
+    /** LR multiplier applied on each backtrack. */
+    lrBackoff: z.number().gt(0).lt(1).default(0.5),
+    maxBacktracks: int(0, 100).default(3),
+    /** Extend training past the planned steps, one segment at a time, while it still improves and time allows. */
+    autoExtend: z.boolean().default(false),
+    maxExtraSteps: int(0, 10_000_000).default(0),
+  })
+  .strict();
+
+/** Timing around the chain's commit windows. */
+export const CommitSchema = z
+  .object({
+    /** Time kept free before commit 1 opens for checkpointing, hashing and signing. */
+    reserveSeconds: z.number().min(0).max(86_400).default(15),
+    /** A round whose commit 1 opens sooner than this is skipped for the next one. */
+    minTrainSeconds: z.number().min(0).max(86_400).default(60),
+    /** Rounds to try when a commit window is missed (a checkpoint older than this is never committed). */
+    maxRounds: int(1, 10).default(2),
   })
   .strict();
 
@@ -112,6 +157,8 @@ export const CycleInputSchema = z
     curate: CurateSchema.prefault({}),
     model: ModelSchema.prefault({}),
     training: TrainingSchema.prefault({}),
+    policy: PolicySchema.prefault({}),
+    commit: CommitSchema.prefault({}),
     eval: EvalSchema.prefault({}),
     miner: MinerSchema.prefault({}),
     score: ScoreSchema.prefault({}),
@@ -125,6 +172,7 @@ export type ModelInput = z.infer<typeof ModelSchema>;
 export type TrainingInput = z.infer<typeof TrainingSchema>;
 export type EvalInput = z.infer<typeof EvalSchema>;
 export type MinerInput = z.infer<typeof MinerSchema>;
+export type PolicyInput = z.infer<typeof PolicySchema>;
 
 /** Thrown for input that can never succeed; carries a message that names every bad field. */
 export class InvalidInputError extends Error {

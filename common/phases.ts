@@ -55,13 +55,16 @@ export function blockTime(s: ChainSchedule, block: number): number {
 
 /**
  * The next round whose commit-1 window can still be used: it must not close within `marginMs`
- * (time to sign and get included). Commit 2 goes after MinerCommit1 ends, before MinerCommit2 ends.
+ * (time to sign and get included) and, with `minLeadMs`, must open at least that far ahead (time
+ * to train). Commit 2 goes after MinerCommit1 ends, before MinerCommit2 ends.
  */
-export function planCommit(s: ChainSchedule, nowMs: number, marginMs: number): CommitPlan {
+export function planCommit(s: ChainSchedule, nowMs: number, marginMs: number, minLeadMs = 0): CommitPlan {
   let round = Math.max(0, roundOf(s, s.block));
   for (;;) {
     const c1 = phaseWindow(s, round, 'MinerCommit1');
-    if (blockTime(s, c1.end) - marginMs > nowMs) {
+    const stillOpen = blockTime(s, c1.end) - marginMs > nowMs;
+    const timeToTrain = minLeadMs <= 0 || blockTime(s, c1.start) - nowMs >= minLeadMs;
+    if (stillOpen && timeToTrain) {
       const c2 = phaseWindow(s, round, 'MinerCommit2');
       const validate = phaseWindow(s, round, 'Validate');
       return {

@@ -13,16 +13,53 @@ export interface DatasetRef {
   reused: boolean; // unchanged input: an earlier curation was reused
 }
 
-export interface TrainResult {
-  stateKey: string; // store key of the trained weights (model.safetensors) and their state.json
+/** A saved training state in the store: weights, optimizer moments, counters. */
+export interface StateRef {
+  key: string; // store folder holding model.safetensors, optimizer.safetensors, state.json
+  step: number;
   modelHash: string;
-  steps: number;
+}
+
+/** What one training segment did (the train activity's result). */
+export interface SegmentResult {
+  segment: number; // 1-based
+  attempt: number; // >1 when a worker died and the segment was retried
+  startStep: number;
+  endStep: number;
+  state: StateRef; // saved at the end of the segment
   trainLoss: number;
-  tokens: number;
+  heldOutLoss: number; // NaN when non-finite
+  skippedBatches: number; // non-finite batches skipped in this segment
+  nonFinite: boolean; // the segment ended in a NaN storm
+  stoppedEarly: boolean; // stopped at the training deadline
   seconds: number;
   tokensPerSec: number;
-  skippedBatches: number;
+  lr: number; // the LR at the segment's last step
   backend: string;
+  metricsKey: string; // per-step metrics (JSON lines) in the store
+}
+
+export type DecisionAction = 'continue' | 'extend' | 'earlyStop' | 'backtrack' | 'finish';
+
+export interface Decision {
+  afterSegment: number;
+  action: DecisionAction;
+  reason: string;
+  extraSteps?: number; // extend
+  restoreStep?: number; // backtrack: the best state's step
+  lrScale?: number; // backtrack: the new LR multiplier
+}
+
+export interface TrainingSummary {
+  steps: number; // step of the committed (best) state
+  stepsRun: number; // every step executed, re-done ones included
+  plannedSteps: number;
+  segments: number;
+  trainLoss: number;
+  heldOutLoss: number;
+  tokensPerSec: number;
+  backend: string;
+  best: StateRef;
 }
 
 export interface CheckpointRef {
@@ -33,6 +70,7 @@ export interface CheckpointRef {
   baselineLoss: number; // the untrained model's held-out loss, for reference
   trainLoss: number;
   steps: number;
+  round: number; // the round it was trained for; never committed in a later one than allowed
 }
 
 export interface CommitWindow {
@@ -57,7 +95,7 @@ export interface CommitReceipt {
 }
 
 export interface ScoreReport {
-  status: 'scored' | 'timeout';
+  status: 'scored' | 'timeout' | 'missed';
   round: number;
   hotkey: string; // ss58 address
   uid?: number;
@@ -70,15 +108,23 @@ export interface ScoreReport {
   reason?: string;
 }
 
-export type CyclePhase = 'validating' | 'curate' | 'train' | 'checkpoint' | 'commit1' | 'commit2' | 'awaitScore' | 'done' | 'failed';
+export type CyclePhase = 'validating' | 'curate' | 'train' | 'paused' | 'checkpoint' | 'commit1' | 'commit2' | 'awaitScore' | 'done' | 'failed';
 
 export interface CycleStatus {
   phase: CyclePhase;
+  paused: boolean;
+  round?: number;
+  trainingDeadline?: number; // epoch ms: training stops by then to make commit 1
+  plannedSteps: number;
+  stepsDone: number;
   dataset?: Pick<DatasetRef, 'id' | 'trainDocuments' | 'heldOutDocuments'>;
-  training?: Pick<TrainResult, 'steps' | 'trainLoss' | 'tokensPerSec' | 'backend'>;
+  segments: SegmentResult[];
+  decisions: Decision[];
+  best?: { segment: number; step: number; heldOutLoss: number; key: string };
   checkpoint?: CheckpointRef;
   plan?: CommitPlan;
   commits: CommitReceipt[];
+  missedWindows: string[];
   score?: ScoreReport;
   events: string[]; // human-readable log of what happened, in order
 }
@@ -87,8 +133,11 @@ export interface CycleResult {
   workflowId: string;
   hotkey: string;
   dataset: DatasetRef;
-  training: TrainResult;
+  training: TrainingSummary;
+  segments: SegmentResult[];
+  decisions: Decision[];
   checkpoint: CheckpointRef;
   commits: CommitReceipt[];
+  missedWindows: string[];
   score: ScoreReport;
 }

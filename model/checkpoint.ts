@@ -2,7 +2,10 @@
 // load) plus manifest.json (config, step, losses, hash). Plain functions over files.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { weightsFrom, type GptConfig, type Weights } from './gpt';
+import type { AdamW } from './optimizer';
+import type { TrainerCounters } from './trainer';
 import { readSafetensors, writeSafetensors, type StoredTensor } from './safetensors';
 
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -20,6 +23,7 @@ export interface Manifest {
   baselineLoss?: number;
   backend: string;
   runId: string; // the cycle that trained it
+  round: number; // the chain round it was trained for
 }
 
 /** Writes the weights as safetensors (atomically) and returns the model hash computed while writing. */
@@ -46,4 +50,46 @@ export async function readManifest(file: string): Promise<Manifest> {
   const m = JSON.parse(await fs.readFile(file, 'utf8')) as Manifest;
   if (m.format !== 'minerflow-checkpoint') throw new Error(`${file} is not a minerflow checkpoint manifest`);
   return m;
+}
+
+// --- Training state: everything needed to continue training exactly where it stopped. ---------
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const STATE_FILE = 'state.json';
+
+export interface TrainingStateMeta {
+  counters: TrainerCounters;
+  modelHash: string;
+  trainLoss: number;
+  heldOutLoss?: number;
+  backend: string;
+}
+
+/** Writes model.safetensors (weights), optimizer.safetensors (AdamW moments) and state.json into `dir`. */
+export async function saveTrainingState(dir: string, weights: Weights, optimizer: AdamW, meta: Omit<TrainingStateMeta, 'modelHash'>): Promise<TrainingStateMeta> {
+  const modelHash = await saveWeights(path.join(dir, WEIGHTS_FILE), weights, { format: 'pt' });
+  const moments = new Map<string, StoredTensor>();
+  for (const [name, w] of weights) {
+    moments.set(`m.${name}`, { shape: w.shape, data: optimizer.m.get(name)!.dataSync() as Float32Array });
+    moments.set(`v.${name}`, { shape: w.shape, data: optimizer.v.get(name)!.dataSync() as Float32Array });
+  }
+  await writeSafetensors(path.join(dir, OPTIMIZER_FILE), moments);
+  const full = { ...meta, modelHash };
+  const tmp = path.join(dir, `${STATE_FILE}.tmp-${process.pid}`);
+  await fs.writeFile(tmp, JSON.stringify(full, null, 2) + '\n');
+  await fs.rename(tmp, path.join(dir, STATE_FILE));
+  return full;
+}
+
+/** Restores optimizer moments saved by saveTrainingState into `optimizer`. */
+export async function loadOptimizerMoments(file: string, optimizer: AdamW): Promise<void> {
+  const { tensors } = await readSafetensors(file);
+  for (const [name, m] of optimizer.m) {
+    const sm = tensors.get(`m.${name}`);
+    const sv = tensors.get(`v.${name}`);
+    if (!sm || !sv) throw new Error(`${file} has no moments for '${name}'`);
+    tf.tidy(() => {
+      m.assign(tf.tensor(sm.data, sm.shape));
+      optimizer.v.get(name)!.assign(tf.tensor(sv.data, sv.shape));
+    });
+  }
 }

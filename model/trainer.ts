@@ -1,5 +1,7 @@
 // The training loop, in the spirit of nanoGPT's train.py: sample a batch, forward, backward,
 // clip, AdamW step on a cosine schedule; report loss, LR, gradient norm and tokens/s every step.
+// Its whole state (step, optimizer moments, RNG, LR scale) can be saved and restored, so training
+// N steps, stopping, and resuming for N more gives the same weights as 2N steps straight.
 // Knows nothing about Temporal: the train activity calls it and heartbeats from onStep.
 import * as tf from '@tensorflow/tfjs-core';
 import { crossEntropy, forward, type GptConfig, type Weights } from './gpt';
@@ -8,7 +10,7 @@ import { AdamW, cosineWithWarmup } from './optimizer';
 import { Rng } from './rng';
 
 export interface TrainConfig {
-  steps: number;
+  steps: number; // the schedule's horizon: cosine decay reaches zero here
   batchSize: number;
   learningRate: number; // peak
   warmupSteps: number;
@@ -17,6 +19,15 @@ export interface TrainConfig {
   beta1: number;
   beta2: number;
   seed: number; // batch order
+}
+
+/** Everything besides weights and moments that training needs to continue exactly. */
+export interface TrainerCounters {
+  step: number;
+  adamT: number;
+  rngState: number;
+  skipped: number;
+  lrScale: number; // backtracking multiplies the scheduled LR by this
 }
 
 export interface StepReport {
@@ -29,39 +40,61 @@ export interface StepReport {
   skipped: number; // non-finite batches skipped so far
 }
 
+export interface RunOptions {
+  untilStep?: number; // default: the schedule's horizon
+  stopAt?: number; // epoch ms: stop early (a commit window is coming)
+  shouldStop?: () => boolean;
+  onStep?: (r: StepReport) => void | Promise<void>;
+}
+
 export interface TrainSummary {
-  steps: number;
+  steps: number; // the step reached
+  stepsRun: number;
   finalLoss: number; // mean of the last few steps' loss
   tokens: number;
   seconds: number;
   skipped: number;
+  stoppedEarly: boolean;
   history: StepReport[];
 }
 
 export class Trainer {
-  private readonly optimizer: AdamW;
+  readonly optimizer: AdamW;
   private readonly rng: Rng;
   step = 0;
   skipped = 0;
+  lrScale = 1;
 
   constructor(
     private readonly cfg: GptConfig,
     private readonly weights: Weights,
-    private readonly train: TrainConfig,
+    readonly train: TrainConfig,
     private readonly data: Uint8Array,
+    resume?: TrainerCounters,
   ) {
     if (data.length < cfg.seqLen + 2) {
       throw new Error(`training data has ${data.length} tokens; at least ${cfg.seqLen + 2} are needed`);
     }
     this.optimizer = new AdamW(weights, { beta1: train.beta1, beta2: train.beta2, eps: 1e-8, weightDecay: train.weightDecay, gradClip: train.gradClip });
     this.rng = new Rng(train.seed);
+    if (resume) {
+      this.step = resume.step;
+      this.optimizer.t = resume.adamT;
+      this.rng.state = resume.rngState;
+      this.skipped = resume.skipped;
+      this.lrScale = resume.lrScale;
+    }
+  }
+
+  counters(): TrainerCounters {
+    return { step: this.step, adamT: this.optimizer.t, rngState: this.rng.state, skipped: this.skipped, lrScale: this.lrScale };
   }
 
   /** One optimisation step on a fresh random batch. */
   trainStep(): Omit<StepReport, 'tokensPerSec' | 'totalSteps'> {
     const T = this.cfg.seqLen;
     const starts = Array.from({ length: this.train.batchSize }, () => this.rng.int(this.data.length - T - 1));
-    const lr = cosineWithWarmup(this.step, this.train.learningRate, this.train.warmupSteps, this.train.steps);
+    const lr = this.lrScale * cosineWithWarmup(this.step, this.train.learningRate, this.train.warmupSteps, this.train.steps);
     const { ids, targets } = windowsToTensors(this.data, starts, T);
     const { value, grads } = tf.variableGrads(() => crossEntropy(forward(this.weights, this.cfg, ids), targets));
     ids.dispose();
@@ -77,27 +110,35 @@ export class Trainer {
     return { step: this.step, loss, lr, gradNorm, skipped: this.skipped };
   }
 
-  /** Runs to `train.steps`, calling onStep after each step (await it: that is where heartbeats go out). */
-  async run(onStep?: (r: StepReport) => void | Promise<void>): Promise<TrainSummary> {
+  /** Trains until `untilStep` (or a stop condition), calling onStep after each step (await it: heartbeats go out there). */
+  async run(opts: RunOptions = {}): Promise<TrainSummary> {
+    const until = opts.untilStep ?? this.train.steps;
     const tokensPerStep = this.train.batchSize * this.cfg.seqLen;
     const history: StepReport[] = [];
     const t0 = performance.now();
     let windowStart = t0;
-    while (this.step < this.train.steps) {
+    let stoppedEarly = false;
+    while (this.step < until) {
+      if ((opts.stopAt !== undefined && Date.now() >= opts.stopAt) || opts.shouldStop?.()) {
+        stoppedEarly = true;
+        break;
+      }
       const r = this.trainStep();
       const now = performance.now();
-      const report: StepReport = { ...r, totalSteps: this.train.steps, tokensPerSec: tokensPerStep / ((now - windowStart) / 1000) };
+      const report: StepReport = { ...r, totalSteps: until, tokensPerSec: tokensPerStep / ((now - windowStart) / 1000) };
       windowStart = now;
       history.push(report);
-      if (onStep) await onStep(report);
+      if (opts.onStep) await opts.onStep(report);
     }
     const tail = history.slice(-Math.min(10, history.length)).filter((h) => Number.isFinite(h.loss));
     return {
       steps: this.step,
-      finalLoss: tail.reduce((a, h) => a + h.loss, 0) / Math.max(1, tail.length),
+      stepsRun: history.length,
+      finalLoss: tail.length ? tail.reduce((a, h) => a + h.loss, 0) / tail.length : NaN,
       tokens: history.length * tokensPerStep,
       seconds: (performance.now() - t0) / 1000,
       skipped: this.skipped,
+      stoppedEarly,
       history,
     };
   }

@@ -57,7 +57,7 @@ test('the local validator verifies signature and hash, evaluates, and scores by 
   const hash = await saveWeights(path.join(work, WEIGHTS_FILE), weights);
   trainer.dispose();
   disposeWeights(weights);
-  await writeManifest(work, { format: 'minerflow-checkpoint', version: 1, modelHash: hash, model: { ...cfg, seed: 3 }, tokenizer: 'bytes', step: 40, trainLoss: 0, backend: 'wasm', runId: 't' });
+  await writeManifest(work, { format: 'minerflow-checkpoint', version: 1, modelHash: hash, model: { ...cfg, seed: 3 }, tokenizer: 'bytes', step: 40, trainLoss: 0, backend: 'wasm', runId: 't', round: 0 });
   await store.put(`${checkpointKey(hash)}/${WEIGHTS_FILE}`, path.join(work, WEIGHTS_FILE), { immutable: true });
   await store.put(`${checkpointKey(hash)}/${MANIFEST_FILE}`, path.join(work, MANIFEST_FILE), { immutable: true });
 

@@ -1,16 +1,31 @@
-// The cycle's state as a plain class: what the `status` query returns and what the Temporal UI's
-// "current details" show. No Temporal imports, so it is unit-testable on its own.
-import type { CheckpointRef, CommitPlan, CommitReceipt, CyclePhase, CycleStatus, DatasetRef, ScoreReport, TrainResult } from '../common/types';
+// The cycle's state as a plain class: segments, the best state, decisions, pause/stop flags, and
+// what the `status` query and the Temporal UI's "current details" show. No Temporal imports.
+import type { CheckpointRef, CommitPlan, CommitReceipt, CyclePhase, CycleStatus, DatasetRef, Decision, ScoreReport, SegmentResult } from '../common/types';
 
 export class CycleState {
   phase: CyclePhase = 'validating';
+  paused = false;
+  stopRequested = false;
+  plannedSteps: number;
+  stepsDone = 0; // the step training continues from
+  extraStepsTaken = 0;
+  backtracks = 0;
+  lrScale = 1;
+  trainingDeadline?: number;
   dataset?: DatasetRef;
-  training?: TrainResult;
+  segments: SegmentResult[] = [];
+  decisions: Decision[] = [];
+  best?: SegmentResult;
   checkpoint?: CheckpointRef;
   plan?: CommitPlan;
   commits: CommitReceipt[] = [];
+  missedWindows: string[] = [];
   score?: ScoreReport;
   events: string[] = [];
+
+  constructor(plannedSteps: number) {
+    this.plannedSteps = plannedSteps;
+  }
 
   enter(phase: CyclePhase, note: string): void {
     this.phase = phase;
@@ -21,14 +36,55 @@ export class CycleState {
     this.events.push(`${new Date().toISOString()} ${note}`);
   }
 
+  /** Records a finished segment; the best state is the one with the lowest finite held-out loss. */
+  addSegment(s: SegmentResult): void {
+    this.segments.push(s);
+    this.stepsDone = s.endStep;
+    if (Number.isFinite(s.heldOutLoss) && !s.nonFinite && s.endStep > 0 && (!this.best || s.heldOutLoss < this.best.heldOutLoss)) this.best = s;
+    this.event(`segment ${s.segment}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}: steps ${s.startStep}→${s.endStep}, train ${s.trainLoss.toFixed(4)}, held-out ${s.heldOutLoss.toFixed(4)}`);
+  }
+
+  /** Applies a policy decision; returns the state training continues from. */
+  apply(d: Decision): void {
+    this.decisions.push(d);
+    this.event(`${d.action.toUpperCase()}: ${d.reason}`);
+    if (d.action === 'extend') {
+      this.plannedSteps += d.extraSteps ?? 0;
+      this.extraStepsTaken += d.extraSteps ?? 0;
+    } else if (d.action === 'backtrack' && this.best) {
+      this.backtracks += 1;
+      this.lrScale = d.lrScale ?? this.lrScale;
+      this.stepsDone = this.best.endStep;
+    }
+  }
+
+  /** The state the next segment starts from. */
+  resumeFrom(): SegmentResult['state'] | null {
+    const last = this.decisions.at(-1);
+    if (last?.action === 'backtrack' && this.best) return this.best.state;
+    return this.segments.at(-1)?.state ?? null;
+  }
+
+  stepsRun(): number {
+    return this.segments.reduce((a, s) => a + (s.endStep - s.startStep), 0);
+  }
+
   status(): CycleStatus {
     return {
       phase: this.phase,
+      paused: this.paused,
+      round: this.plan?.round,
+      trainingDeadline: this.trainingDeadline,
+      plannedSteps: this.plannedSteps,
+      stepsDone: this.stepsDone,
       dataset: this.dataset && { id: this.dataset.id, trainDocuments: this.dataset.trainDocuments, heldOutDocuments: this.dataset.heldOutDocuments },
-      training: this.training && { steps: this.training.steps, trainLoss: this.training.trainLoss, tokensPerSec: this.training.tokensPerSec, backend: this.training.backend },
+      segments: [...this.segments],
+      decisions: [...this.decisions],
+      best: this.best && { segment: this.best.segment, step: this.best.endStep, heldOutLoss: this.best.heldOutLoss, key: this.best.state.key },
       checkpoint: this.checkpoint,
       plan: this.plan,
       commits: [...this.commits],
+      missedWindows: [...this.missedWindows],
       score: this.score,
       events: [...this.events],
     };
@@ -36,14 +92,16 @@ export class CycleState {
 
   /** Markdown for the Temporal UI's "current details" panel. */
   details(): string {
-    const lines = [`**phase:** ${this.phase}`];
-    if (this.dataset) lines.push(`**dataset:** ${this.dataset.id} (${this.dataset.trainDocuments} train / ${this.dataset.heldOutDocuments} held-out docs)`);
-    if (this.training) lines.push(`**trained:** ${this.training.steps} steps, train loss ${this.training.trainLoss.toFixed(4)}, ${this.training.tokensPerSec.toFixed(0)} tok/s on ${this.training.backend}`);
-    if (this.checkpoint) lines.push(`**checkpoint:** ${this.checkpoint.hash}, held-out loss ${this.checkpoint.heldOutLoss.toFixed(4)} (untrained ${this.checkpoint.baselineLoss.toFixed(4)})`);
-    if (this.plan) lines.push(`**round:** ${this.plan.round}; commit 1 opens ${new Date(this.plan.commit1.opensAt).toISOString()}`);
+    const lines = [`**phase:** ${this.phase}${this.paused ? ' (paused)' : ''}  **step:** ${this.stepsDone}/${this.plannedSteps}`];
+    if (this.best) lines.push(`**best:** step ${this.best.endStep}, held-out loss ${this.best.heldOutLoss.toFixed(4)} (segment ${this.best.segment})`);
+    const last = this.segments.at(-1);
+    if (last) lines.push(`**last segment:** train ${last.trainLoss.toFixed(4)}, held-out ${last.heldOutLoss.toFixed(4)}, ${last.tokensPerSec.toFixed(0)} tok/s on ${last.backend}`);
+    if (this.trainingDeadline) lines.push(`**training deadline:** ${new Date(this.trainingDeadline).toISOString()} (commit 1 of round ${this.plan?.round})`);
+    if (this.checkpoint) lines.push(`**checkpoint:** ${this.checkpoint.hash}, held-out ${this.checkpoint.heldOutLoss.toFixed(4)} (untrained ${this.checkpoint.baselineLoss.toFixed(4)})`);
     for (const c of this.commits) lines.push(`**${c.phase}:** block ${c.block}, ${c.bytes} bytes`);
+    for (const m of this.missedWindows) lines.push(`**MISSED:** ${m}`);
     if (this.score) lines.push(`**score:** ${this.score.status}, incentive share ${this.score.incentiveShare ?? '-'}, validator loss ${this.score.validatorLoss ?? '-'}`);
-    lines.push('', ...this.events.slice(-5).map((e) => `- ${e}`));
+    lines.push('', ...this.events.slice(-6).map((e) => `- ${e}`));
     return lines.join('\n');
   }
 }

@@ -1,10 +1,14 @@
-// The mining cycle: curate → train → checkpoint → commit (two phases) → await score.
-// Deterministic orchestration only: every stage is an activity with its own timeout and retries;
-// the state lives in CycleState; people read it through the `status` query or the UI.
+// The mining cycle: curate → train (in segments) → checkpoint → commit (two phases) → await score.
+// Deterministic orchestration only. Every stage is an activity with its own timeout and retries;
+// decisions between segments come from the pure policy (policy.ts); the state lives in CycleState.
+// People steer it with the messages below (CLI: `minerflow cycle pause|resume|stop|extend|status`).
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
   defineQuery,
+  defineSignal,
+  defineUpdate,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -14,11 +18,25 @@ import {
 import type { ControlActivities, GpuActivities } from '../activities';
 import { CycleInputSchema, InvalidInputError, parseOrExplain, type CycleInput } from '../common/config';
 import { TASK_QUEUES } from '../common/queues';
-import type { CommitPlan, CycleResult, CycleStatus } from '../common/types';
+import type { CommitPlan, CycleResult, CycleStatus, DatasetRef } from '../common/types';
 import { CycleState } from './cycle-state';
+import { decide, extensionProblem, msPerStep } from './policy';
 
+// --- Messages -----------------------------------------------------------------------------------
+export interface ExtendRequest {
+  steps?: number;
+  seconds?: number;
+}
 export const statusQuery = defineQuery<CycleStatus>('status');
+/** Pause after the running segment; training resumes from the saved state. */
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+/** Finish training now and commit the best checkpoint so far. */
+export const stopTrainingSignal = defineSignal('stopTraining');
+/** Add steps (or seconds' worth of steps); rejected if training would then miss commit 1. */
+export const extendTrainingUpdate = defineUpdate<{ plannedSteps: number }, [ExtendRequest]>('extendTraining');
 
+// --- Activities ---------------------------------------------------------------------------------
 const { curateCorpus } = proxyActivities<ControlActivities>({
   taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '1 hour',
@@ -42,14 +60,6 @@ const { awaitScore } = proxyActivities<ControlActivities>({
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '5s', maximumAttempts: 10 },
 });
-// Training heartbeats every step: a dead gpu worker is noticed within the heartbeat timeout and
-// the attempt moves to another worker on the queue.
-const { train } = proxyActivities<GpuActivities>({
-  taskQueue: TASK_QUEUES.gpu,
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '5s', maximumAttempts: 5 },
-});
 const { checkpoint } = proxyActivities<GpuActivities>({
   taskQueue: TASK_QUEUES.gpu,
   startToCloseTimeout: '2 hours',
@@ -57,39 +67,99 @@ const { checkpoint } = proxyActivities<GpuActivities>({
   retry: { initialInterval: '5s', maximumAttempts: 5 },
 });
 
-/** How many later rounds to try if a commit window is missed, before failing the cycle. */
-const MAX_COMMIT_ROUNDS = 2;
-
 export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
-  const state = new CycleState();
-  setHandler(statusQuery, () => state.status());
-  const show = () => setCurrentDetails(state.details());
   const input = validate(rawInput);
+  const state = new CycleState(input.training.steps);
+  const show = () => setCurrentDetails(state.details());
+  setHandler(statusQuery, () => state.status());
+  setHandler(pauseSignal, () => {
+    state.paused = true;
+    state.event('pause requested');
+    show();
+  });
+  setHandler(resumeSignal, () => {
+    state.paused = false;
+    state.event('resume requested');
+    show();
+  });
+  setHandler(stopTrainingSignal, () => {
+    state.stopRequested = true;
+    state.event('stop requested: finishing training and committing the best checkpoint');
+    show();
+  });
+  setHandler(
+    extendTrainingUpdate,
+    (req) => {
+      const steps = stepsFor(req, state);
+      state.plannedSteps += steps;
+      state.event(`extended by ${steps} steps to ${state.plannedSteps}`);
+      show();
+      return { plannedSteps: state.plannedSteps };
+    },
+    {
+      validator: (req) => {
+        if (state.phase !== 'train' && state.phase !== 'paused' && state.phase !== 'curate') {
+          throw new Error(`extendTraining: training is over (phase ${state.phase})`);
+        }
+        const problem = extensionProblem(stepsFor(req, state), { segments: state.segments, plannedSteps: state.plannedSteps, now: Date.now(), deadline: state.trainingDeadline }, state.stepsDone);
+        if (problem) throw new Error(`extendTraining rejected: ${problem}`);
+      },
+    },
+  );
+
   const runId = workflowInfo().workflowId;
   try {
     state.enter('curate', `curating ${input.corpus.path}`);
     show();
     const dataset = (state.dataset = await stage('curate', curateCorpus({ corpus: input.corpus, curate: input.curate })));
 
-    state.enter('train', `training ${input.training.steps} steps on ${TASK_QUEUES.gpu}`);
-    show();
-    const trained = (state.training = await stage('train', train({ runId, dataset, model: input.model, training: input.training })));
+    // Train for the first round whose commit 1 leaves time to train, and stop in time for it.
+    state.plan = await stage('commit', planCommit({ minLeadMs: (input.commit.minTrainSeconds + input.commit.reserveSeconds) * 1000 }));
+    state.trainingDeadline = state.plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
+    await train(input, dataset, state, runId, show);
+    const best = state.best;
+    if (!best) throw ApplicationFailure.nonRetryable(`no training segment produced a finite held-out loss (${state.segments.length} segments); nothing to commit`, 'NothingToCommit');
 
-    state.enter('checkpoint', `trained to loss ${trained.trainLoss.toFixed(4)}; evaluating and publishing`);
+    state.enter('checkpoint', `publishing the best state: step ${best.endStep}, held-out ${best.heldOutLoss.toFixed(4)}`);
     show();
-    const ckpt = (state.checkpoint = await stage('checkpoint', checkpoint({ runId, dataset, trained, model: input.model, eval: input.eval })));
+    const ckpt = (state.checkpoint = await stage(
+      'checkpoint',
+      checkpoint({ runId, dataset, state: best.state, trainLoss: best.trainLoss, backend: best.backend, round: state.plan.round, model: input.model, eval: input.eval }),
+    ));
 
-    const plan = await commitTwoPhase(input, ckpt.hash, ckpt.location, state, show);
-
-    state.enter('awaitScore', `waiting for the validators' score of round ${plan.round}`);
-    show();
-    state.score = await stage(
-      'awaitScore',
-      awaitScore({ miner: input.miner, round: plan.round, validateStartBlock: plan.validateStartBlock, ...input.score }),
-    );
+    const plan = await commitTwoPhase(input, state, show);
+    if (plan) {
+      state.enter('awaitScore', `waiting for the validators' score of round ${plan.round}`);
+      show();
+      state.score = await stage('awaitScore', awaitScore({ miner: input.miner, round: plan.round, validateStartBlock: plan.validateStartBlock, ...input.score }));
+    } else {
+      state.score = { status: 'missed', round: state.plan.round, hotkey: '', reason: state.missedWindows.join('; ') };
+    }
     state.enter('done', `score: ${state.score.status}${state.score.incentiveShare !== undefined ? `, incentive share ${state.score.incentiveShare}` : ''}`);
     show();
-    return { workflowId: runId, hotkey: state.score.hotkey, dataset, training: trained, checkpoint: ckpt, commits: state.commits, score: state.score };
+    const last = state.segments.at(-1)!;
+    return {
+      workflowId: runId,
+      hotkey: state.score.hotkey,
+      dataset,
+      training: {
+        steps: best.endStep,
+        stepsRun: state.stepsRun(),
+        plannedSteps: state.plannedSteps,
+        segments: state.segments.length,
+        trainLoss: best.trainLoss,
+        heldOutLoss: best.heldOutLoss,
+        tokensPerSec: last.tokensPerSec,
+        backend: last.backend,
+        best: best.state,
+      },
+      segments: state.segments,
+      decisions: state.decisions,
+      checkpoint: ckpt,
+      commits: state.commits,
+      missedWindows: state.missedWindows,
+      score: state.score,
+    };
   } catch (err) {
     state.enter('failed', err instanceof Error ? err.message : String(err));
     show();
@@ -97,27 +167,116 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
   }
 }
 
-/** Commit 1 inside MinerCommit1, commit 2 after it and before MinerCommit2 ends; a missed round moves to the next. */
-async function commitTwoPhase(input: CycleInput, hash: string, location: string, state: CycleState, show: () => void): Promise<CommitPlan> {
-  for (let attempt = 1; ; attempt++) {
-    const plan = (state.plan = await stage('commit', planCommit()));
+/** Segments until the policy says stop; pauses wait between segments. */
+async function train(input: CycleInput, dataset: DatasetRef, state: CycleState, runId: string, show: () => void): Promise<void> {
+  // Training heartbeats every few seconds: a dead gpu worker is noticed within the heartbeat
+  // timeout and its segment moves to another worker, from the same saved state.
+  const { trainSegment } = proxyActivities<GpuActivities>({
+    taskQueue: TASK_QUEUES.gpu,
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: `${input.training.heartbeatTimeoutSeconds}s`,
+    retry: { initialInterval: '1s', maximumAttempts: 5 },
+  });
+  state.enter('train', `training ${state.plannedSteps} steps in segments of ${input.training.segmentSteps} on ${TASK_QUEUES.gpu}, until ${new Date(state.trainingDeadline!).toISOString()}`);
+  show();
+  for (let segment = 1; ; segment++) {
+    if (state.paused && !state.stopRequested) {
+      state.enter('paused', `paused at step ${state.stepsDone}`);
+      show();
+      await condition(() => !state.paused || state.stopRequested);
+      state.enter('train', `resumed at step ${state.stepsDone}`);
+      show();
+    }
+    if (state.stopRequested && state.best) {
+      state.apply({ afterSegment: segment - 1, action: 'finish', reason: 'stop requested by the operator' });
+      return;
+    }
+    const spike = input.training.drill.lrSpikeSegment === segment ? input.training.drill.lrSpikeFactor : 1;
+    if (spike !== 1) state.event(`DRILL: LR × ${spike} in segment ${segment}`);
+    const result = await stage(
+      'train',
+      trainSegment({
+        runId,
+        segment,
+        dataset,
+        model: input.model,
+        training: input.training,
+        eval: input.eval,
+        plannedSteps: state.plannedSteps,
+        from: state.resumeFrom(),
+        untilStep: Math.min(state.stepsDone + input.training.segmentSteps, state.plannedSteps),
+        lrScale: state.lrScale * spike,
+        stopAt: state.trainingDeadline,
+      }),
+    );
+    state.addSegment(result);
+    const decision = decide(input.policy, {
+      segments: state.segments,
+      best: state.best,
+      plannedSteps: state.plannedSteps,
+      extraStepsTaken: state.extraStepsTaken,
+      backtracks: state.backtracks,
+      lrScale: state.lrScale,
+      stopRequested: state.stopRequested,
+      segmentSteps: input.training.segmentSteps,
+      now: Date.now(),
+      deadline: state.trainingDeadline,
+    });
+    state.apply(decision);
+    show();
+    if (decision.action === 'finish' || decision.action === 'earlyStop') return;
+  }
+}
+
+/**
+ * Commit 1 inside MinerCommit1, commit 2 after it and before MinerCommit2 ends. A missed window is
+ * recorded loudly and the commit moves to the next round, as long as the checkpoint is not older
+ * than commit.maxRounds allows; returns the round's plan, or undefined if every try missed.
+ */
+async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => void): Promise<CommitPlan | undefined> {
+  const ckpt = state.checkpoint!;
+  for (;;) {
+    const plan = (state.plan = await stage('commit', planCommit({})));
+    if (plan.round - ckpt.round >= input.commit.maxRounds) {
+      state.event(`not committing: the checkpoint was trained for round ${ckpt.round} and round ${plan.round} is beyond commit.maxRounds (${input.commit.maxRounds})`);
+      return undefined;
+    }
+    if (plan.round !== ckpt.round && !state.missedWindows.some((m) => m.includes(`round ${plan.round - 1}`))) {
+      miss(state, `commit 1 window of round ${plan.round - 1} closed before the checkpoint was ready`);
+    }
     state.commits = [];
     try {
       state.enter('commit1', `round ${plan.round}: commit 1 window opens in ${Math.max(0, plan.commit1.opensAt - Date.now())} ms`);
       show();
       await sleepUntil(plan.commit1.opensAt);
-      state.commits.push(await stage('commit1', commitSignature({ miner: input.miner, hash, window: plan.commit1 })));
+      state.commits.push(await stage('commit1', commitSignature({ miner: input.miner, hash: ckpt.hash, window: plan.commit1 })));
       state.enter('commit2', `round ${plan.round}: commit 2 window opens in ${Math.max(0, plan.commit2.opensAt - Date.now())} ms`);
       show();
       await sleepUntil(plan.commit2.opensAt);
-      state.commits.push(await stage('commit2', commitLocation({ miner: input.miner, hash, location, window: plan.commit2 })));
+      state.commits.push(await stage('commit2', commitLocation({ miner: input.miner, hash: ckpt.hash, location: ckpt.location, window: plan.commit2 })));
       return plan;
     } catch (err) {
-      const missed = err instanceof ApplicationFailure && err.type === 'MissedWindowError';
-      if (!missed || attempt >= MAX_COMMIT_ROUNDS) throw err;
-      state.event(`MISSED commit window in round ${plan.round}: ${err.message}; trying round ${plan.round + 1}`);
+      if (!(err instanceof ApplicationFailure && err.type === 'MissedWindowError')) throw err;
+      miss(state, `round ${plan.round}: ${err.message}`);
+      show();
+      await sleepUntil(plan.commit2.closesAt); // the round is lost; plan the next one after it
     }
   }
+}
+
+function miss(state: CycleState, what: string): void {
+  state.missedWindows.push(what);
+  state.event(`MISSED COMMIT WINDOW: ${what}`);
+}
+
+function stepsFor(req: ExtendRequest, state: CycleState): number {
+  if (req.steps !== undefined) return req.steps;
+  if (req.seconds !== undefined) {
+    const perStep = msPerStep(state.segments);
+    if (perStep === undefined) throw new Error('extendTraining: no training speed measured yet; extend by steps, or wait for the first segment');
+    return Math.floor((req.seconds * 1000) / perStep);
+  }
+  throw new Error('extendTraining needs {steps} or {seconds}');
 }
 
 function validate(raw: unknown): CycleInput {

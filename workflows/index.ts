@@ -1,2 +1,2 @@
-// Everything the control worker registers as workflows.
-export { miningCycle, statusQuery } from './cycle';
+// Everything the control worker registers as workflows, and the messages clients send them.
+export { miningCycle, statusQuery, pauseSignal, resumeSignal, stopTrainingSignal, extendTrainingUpdate } from './cycle';

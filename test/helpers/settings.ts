@@ -4,8 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadSettings, type Settings } from '../../infra/settings';
 
-/** 200 ms blocks; a 40-block (8 s) cycle with 1 s commit windows. */
-export const FAST_PHASES = 'Distribute:2,Train:12,MinerCommit1:5,MinerCommit2:5,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
+/** 200 ms blocks; a 68-block (13.6 s) cycle with 1 s commit windows. */
+export const FAST_PHASES = 'Distribute:2,Train:40,MinerCommit1:5,MinerCommit2:5,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
 
 export function tempDir(prefix = 'minerflow-test-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -23,7 +23,8 @@ export function testSettings(env: Record<string, string> = {}): Settings {
 /** A small model and short run: enough to learn, quick on one CPU core. */
 export const SMALL_CYCLE = {
   model: { seqLen: 32, dModel: 32, nLayer: 1, nHead: 2 },
-  training: { steps: 60, batchSize: 8, learningRate: 5e-3, warmupSteps: 5 },
+  training: { steps: 60, segmentSteps: 30, batchSize: 8, learningRate: 5e-3, warmupSteps: 5 },
+  commit: { minTrainSeconds: 4, reserveSeconds: 0.5 },
   eval: { maxTokens: 4096 },
   score: { timeoutSeconds: 120, pollSeconds: 0.5 },
 };
