@@ -65,7 +65,7 @@ export function initWeights(cfg: GptConfig, seed: number): Weights {
 export function weightsFrom(cfg: GptConfig, arrays: Map<string, { shape: number[]; data: Float32Array }>): Weights {
   validateConfig(cfg);
   const weights: Weights = new Map();
-  for (const [name, shape] of weightShapes(cfg)) {
+  for (const [name, shape] of [...weightShapes(cfg)].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const a = arrays.get(name);
     if (!a) throw new Error(`checkpoint is missing tensor '${name}'`);
     if (a.shape.join('x') !== shape.join('x')) {

@@ -37,8 +37,9 @@ export class AdamW {
     const bc1 = 1 - beta1 ** this.t;
     const bc2 = 1 - beta2 ** this.t;
     return tf.tidy(() => {
-      // variableGrads keys gradients by the variables' own (auto-generated) names.
-      const sq = Object.values(grads).map((g) => tf.sum(tf.square(g)));
+      // variableGrads keys gradients by the variables' own (auto-generated) names. Summing in the
+      // weights' (sorted) order keeps the norm bit-identical across a save and reload.
+      const sq = [...this.weights.values()].map((w) => tf.sum(tf.square(grads[w.name])));
       const norm = Math.sqrt(tf.addN(sq).dataSync()[0]);
       const scale = gradClip > 0 && norm > gradClip ? gradClip / norm : 1;
       for (const [name, w] of this.weights) {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../model/backend';
-import { loadWeights, saveWeights } from '../model/checkpoint';
+import { loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, saveWeights, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
 import { evaluate } from '../model/evaluate';
 import { disposeWeights, initWeights, type GptConfig } from '../model/gpt';
 import { embed, matmul } from '../model/ops';
@@ -88,4 +89,57 @@ test('a checkpoint whose shapes do not match the config is refused by name', asy
   disposeWeights(w);
   await assert.rejects(loadWeights(file, { ...cfg, seqLen: 32 }), /'wpe' has shape \[16,16\] but the config needs \[32,16\]/);
   await assert.rejects(loadWeights(file, { ...cfg, nLayer: 2 }), /missing tensor 'h\.1\./);
+});
+
+test('exact resume: N steps, save, load, N more equals 2N straight — the schedule does not restart', async () => {
+  const cfg: GptConfig = { vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
+  const data = encodeDocuments(Array.from({ length: 100 }, (_, i) => `resume test document ${i}: the quick brown fox.`));
+  const train = { steps: 40, batchSize: 4, learningRate: 1e-2, warmupSteps: 10, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 3 };
+
+  const straight = initWeights(cfg, 5);
+  const t1 = new Trainer(cfg, straight, train, data);
+  await t1.run();
+
+  const first = initWeights(cfg, 5);
+  const t2 = new Trainer(cfg, first, train, data);
+  const half = await t2.run({ untilStep: 20 });
+  assert.equal(half.steps, 20);
+  const dir = tempDir();
+  await saveTrainingState(dir, first, t2.optimizer, { counters: t2.counters(), trainLoss: half.finalLoss, backend: 'wasm' });
+  t2.dispose();
+  disposeWeights(first);
+
+  const counters = (JSON.parse(await fs.readFile(path.join(dir, STATE_FILE), 'utf8')) as TrainingStateMeta).counters;
+  const resumed = await loadWeights(path.join(dir, WEIGHTS_FILE), cfg);
+  const t3 = new Trainer(cfg, resumed, train, data, counters);
+  await loadOptimizerMoments(path.join(dir, OPTIMIZER_FILE), t3.optimizer);
+  const rest = await t3.run();
+  assert.equal(rest.history[0].step, 21, 'continues at step 21');
+  assert.ok(rest.history[0].lr < train.learningRate, 'LR continues down the cosine; warmup is not redone');
+
+  for (const [name, w] of straight) assert.ok(maxAbsDiff(w, resumed.get(name)!) < 1e-6, `weight ${name} differs after resume`);
+  t1.dispose();
+  t3.dispose();
+  disposeWeights(straight);
+  disposeWeights(resumed);
+});
+
+test('a planted NaN batch is skipped and counted, and training goes on', async () => {
+  const cfg: GptConfig = { vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
+  const weights = initWeights(cfg, 1);
+  const trainer = new Trainer(cfg, weights, { steps: 6, batchSize: 2, learningRate: 1e-3, warmupSteps: 0, weightDecay: 0, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 1 }, encodeDocuments(['some text to learn from, long enough for a window or two.']));
+  const wte = weights.get('wte')!;
+  const saved = wte.clone();
+  trainer.trainStep();
+  // Plant: a NaN in the embedding makes the next batch's loss NaN; the step must be skipped.
+  wte.assign(tf.fill(wte.shape as [number, number], NaN));
+  const r = trainer.trainStep();
+  assert.ok(!Number.isFinite(r.loss));
+  assert.equal(r.skipped, 1);
+  wte.assign(saved);
+  const ok = trainer.trainStep();
+  assert.ok(Number.isFinite(ok.loss));
+  assert.equal(ok.skipped, 1);
+  trainer.dispose();
+  disposeWeights(weights);
 });
