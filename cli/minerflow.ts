@@ -2,7 +2,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import { ScheduleOverlapPolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { CycleInputSchema, parseOrExplain } from '../common/config';
@@ -17,7 +17,7 @@ import { createHotkey } from '../infra/wallet';
 import type { TrainProgress } from '../activities/train';
 import { createControlWorker } from '../workers/control';
 import { createGpuWorker } from '../workers/gpu';
-import { miningCycle, statusQuery } from '../workflows';
+import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery, stopTrainingSignal } from '../workflows';
 import { asciiPlot } from './plot';
 
 const USAGE = `minerflow — durable mining cycles for Bittensor training subnets
@@ -26,7 +26,11 @@ const USAGE = `minerflow — durable mining cycles for Bittensor training subnet
   minerflow dev                               Temporal dev server (Web UI :8233) + both workers
   minerflow worker control|gpu                one worker (run them on different hosts)
   minerflow cycle start [--config FILE] [--id ID] [--wait]
-  minerflow cycle status <workflowId>
+  minerflow cycle status <workflowId>          phase, segments, decisions, deadline, loss curve
+  minerflow cycle pause|resume|stop <workflowId>
+  minerflow cycle extend <workflowId> --steps N | --seconds S
+  minerflow schedule create --cron "<expr>" [--config FILE] [--id ID]
+  minerflow schedule list | delete <id> | pause <id> | unpause <id>
   minerflow curate [--config FILE] [--corpus PATH] [--report]   curation alone (reuses an unchanged result)
   minerflow wallet create [--wallet NAME] [--hotkey NAME]
 
@@ -46,7 +50,11 @@ async function main(argv: string[]): Promise<void> {
     case 'cycle':
       if (sub === 'start') return cycleStart(settings, flags);
       if (sub === 'status') return cycleStatus(settings, flags._[1]);
+      if (sub === 'pause' || sub === 'resume' || sub === 'stop') return cycleSignal(settings, sub, flags._[1]);
+      if (sub === 'extend') return cycleExtend(settings, flags);
       throw new UsageError(`unknown 'cycle' command '${sub ?? ''}'`);
+    case 'schedule':
+      return scheduleCommand(settings, sub, flags);
     case 'curate':
       return curateCommand(settings, flags);
     case 'wallet':
@@ -136,10 +144,71 @@ async function cycleStatus(settings: Settings, id: string | undefined): Promise<
   else console.log('(no worker answered the status query; start a control worker to see the cycle state)');
   const progress = trainProgress(desc.raw.pendingActivities ?? []);
   if (progress) console.log(progressLine(progress));
-  const metrics = await readMetrics(settings, id);
+  const metrics = status ? await readMetrics(settings, status.segments.map((s) => s.metricsKey)) : [];
   if (metrics.length > 1) {
-    console.log('\ntraining loss');
-    console.log(asciiPlot(metrics.map((m) => m.loss), { label: `step 1 … ${metrics.length}` }));
+    console.log('\ntraining loss by step (all segments, backtracks included)');
+    console.log(asciiPlot(metrics, { label: `${metrics.length} steps` }));
+  }
+}
+
+async function cycleSignal(settings: Settings, which: 'pause' | 'resume' | 'stop', id: string | undefined): Promise<void> {
+  if (!id) throw new UsageError(`cycle ${which} needs a workflow id`);
+  const handle = (await connectClient(settings)).workflow.getHandle(id);
+  await handle.signal(which === 'pause' ? pauseSignal : which === 'resume' ? resumeSignal : stopTrainingSignal);
+  console.log(`sent ${which} to ${id}`);
+}
+
+async function cycleExtend(settings: Settings, flags: Flags): Promise<void> {
+  const id = flags._[1];
+  const steps = flags.steps !== undefined ? Number(flags.steps) : undefined;
+  const seconds = flags.seconds !== undefined ? Number(flags.seconds) : undefined;
+  if (!id || (steps === undefined) === (seconds === undefined)) throw new UsageError('cycle extend needs a workflow id and one of --steps N or --seconds S');
+  const handle = (await connectClient(settings)).workflow.getHandle(id);
+  const r = await handle.executeUpdate(extendTrainingUpdate, { args: [steps !== undefined ? { steps } : { seconds }] });
+  console.log(`${id}: training now plans ${r.plannedSteps} steps`);
+}
+
+async function scheduleCommand(settings: Settings, sub: string | undefined, flags: Flags): Promise<void> {
+  const client = await connectClient(settings);
+  const id = flags._[1];
+  switch (sub) {
+    case 'create': {
+      const cron = str(flags.cron);
+      if (!cron) throw new UsageError('schedule create needs --cron "<expr>" (e.g. "0 */2 * * *")');
+      const file = str(flags.config);
+      const input: unknown = file ? JSON.parse(await fs.readFile(file, 'utf8')) : {};
+      parseOrExplain(CycleInputSchema, input, `cycle config${file ? ` ${file}` : ''}`);
+      const scheduleId = str(flags.id) ?? `minerflow-${Date.now()}`;
+      await client.schedule.create({
+        scheduleId,
+        spec: { cronExpressions: [cron] },
+        action: { type: 'startWorkflow', workflowType: miningCycle, taskQueue: TASK_QUEUES.control, args: [input], workflowId: `${scheduleId}-cycle` },
+        // A cycle still running when the next is due: skip the new one, never run two at once.
+        policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      });
+      console.log(`schedule ${scheduleId} created: miningCycle at "${cron}", overlap policy skip`);
+      return;
+    }
+    case 'list':
+      for await (const s of client.schedule.list()) {
+        const d = await client.schedule.getHandle(s.scheduleId).describe();
+        const when = (d.spec.calendars ?? []).map((c) => c.comment || JSON.stringify(c)).join(' | ');
+        console.log(`${s.scheduleId}  ${when}  overlap ${d.policies.overlap}  ${d.state.paused ? 'paused' : 'active'}  next ${d.info.nextActionTimes[0]?.toISOString() ?? '-'}`);
+      }
+      return;
+    case 'delete':
+    case 'pause':
+    case 'unpause': {
+      if (!id) throw new UsageError(`schedule ${sub} needs a schedule id`);
+      const h = client.schedule.getHandle(id);
+      if (sub === 'delete') await h.delete();
+      else if (sub === 'pause') await h.pause('paused from the minerflow CLI');
+      else await h.unpause('unpaused from the minerflow CLI');
+      console.log(`schedule ${id}: ${sub}d`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown 'schedule' command '${sub ?? ''}'`);
   }
 }
 
@@ -212,10 +281,15 @@ function progressLine(p: TrainProgress): string {
 }
 
 function printStatus(s: CycleStatus): void {
-  console.log(`phase: ${s.phase}`);
+  console.log(`phase: ${s.phase}${s.paused ? ' (paused)' : ''}   step ${s.stepsDone}/${s.plannedSteps}${s.round !== undefined ? `   round ${s.round}` : ''}`);
+  if (s.trainingDeadline) console.log(`training deadline: ${new Date(s.trainingDeadline).toISOString()} (commit 1 opens ${s.plan ? new Date(s.plan.commit1.opensAt).toISOString() : '?'})`);
+  for (const g of s.segments) console.log(`  segment ${g.segment}${g.attempt > 1 ? ` (attempt ${g.attempt})` : ''}: steps ${g.startStep}→${g.endStep}  train ${g.trainLoss.toFixed(4)}  held-out ${g.heldOutLoss.toFixed(4)}  ${Math.round(g.tokensPerSec)} tok/s`);
+  for (const d of s.decisions) console.log(`  after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
+  if (s.best) console.log(`best: step ${s.best.step}, held-out ${s.best.heldOutLoss.toFixed(4)} (${s.best.key})`);
   if (s.checkpoint) console.log(`checkpoint: ${s.checkpoint.hash} held-out loss ${s.checkpoint.heldOutLoss.toFixed(4)} (untrained ${s.checkpoint.baselineLoss.toFixed(4)})`);
-  if (s.plan) console.log(`round ${s.plan.round}: commit 1 ${new Date(s.plan.commit1.opensAt).toISOString()} … ${new Date(s.plan.commit1.closesAt).toISOString()}`);
+  for (const m of s.missedWindows) console.log(`MISSED: ${m}`);
   if (s.score) console.log(`score: ${JSON.stringify(s.score)}`);
+  console.log('events:');
   for (const e of s.events) console.log(`  ${e}`);
 }
 
@@ -223,7 +297,9 @@ function printResult(settings: Settings, r: CycleResult): void {
   const s = r.score;
   console.log('\nminerflow: cycle complete');
   console.log(`  dataset         ${r.dataset.id}: ${r.dataset.trainDocuments} train / ${r.dataset.heldOutDocuments} held-out documents, dropped ${JSON.stringify(r.dataset.dropped)}`);
-  console.log(`  training        ${r.training.steps} steps, ${Math.round(r.training.tokensPerSec)} tok/s on ${r.training.backend}, final train loss ${r.training.trainLoss.toFixed(4)}`);
+  console.log(`  training        best at step ${r.training.steps} of ${r.training.plannedSteps} planned (${r.training.segments} segments, ${r.training.stepsRun} steps run), ${Math.round(r.training.tokensPerSec)} tok/s on ${r.training.backend}, train loss ${r.training.trainLoss.toFixed(4)}`);
+  for (const d of r.decisions.filter((x) => x.action !== 'continue')) console.log(`  decision        after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
+  for (const m of r.missedWindows) console.log(`  MISSED          ${m}`);
   console.log(`  held-out loss   ${r.checkpoint.heldOutLoss.toFixed(4)} nats (untrained model: ${r.checkpoint.baselineLoss.toFixed(4)})`);
   console.log(`  checkpoint      ${r.checkpoint.hash} in ${r.checkpoint.location}/${r.checkpoint.key}`);
   console.log(`  commits         ${r.commits.map((c) => `${c.phase}@block ${c.block} (${c.bytes} B)`).join(', ')}`);
@@ -233,14 +309,15 @@ function printResult(settings: Settings, r: CycleResult): void {
   console.log(`  Temporal UI     ${workflowUrl(settings, r.workflowId)}`);
 }
 
-async function readMetrics(settings: Settings, id: string): Promise<{ loss: number }[]> {
-  try {
-    const file = await openStore(settings.store).get(`runs/${id}/metrics.jsonl`);
-    return (await fs.readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { loss: number });
-  } catch {
-    const local = path.join(settings.dataDir, 'work', 'runs', id, 'metrics.jsonl');
-    return fs.readFile(local, 'utf8').then((t) => t.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { loss: number }), () => []);
+/** Training loss per step from the segments' metrics files in the store. */
+async function readMetrics(settings: Settings, keys: string[]): Promise<number[]> {
+  const store = openStore(settings.store);
+  const out: number[] = [];
+  for (const key of keys) {
+    const text = await store.get(key).then((f) => fs.readFile(f, 'utf8'), () => '');
+    for (const line of text.split('\n')) if (line) out.push((JSON.parse(line) as { loss: number }).loss);
   }
+  return out;
 }
 
 type Flags = { _: string[] } & Record<string, string | boolean | string[]>;

@@ -1,8 +1,5 @@
 // End to end on the real Temporal dev server: a full mining cycle, and bad input failing fast.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -18,7 +15,7 @@ import { loadHotkey } from '../infra/wallet';
 import { hashSafetensorsFile } from '../model/hash';
 import { miningCycle } from '../workflows';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
-import { startTemporal, withWorkers } from './helpers/temporal';
+import { recordHistory, startTemporal, withWorkers } from './helpers/temporal';
 
 const settings = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
 let env: TestWorkflowEnvironment;
@@ -64,11 +61,7 @@ test('a full cycle: curate → train → checkpoint → commit → score, consis
   assert.ok(heldOut.length > 0);
   assert.equal(heldOut.filter((d) => train.has(d)).length, 0);
 
-  if (process.env.RECORD_FIXTURES) {
-    // The Temporal CLI writes the history JSON that replay tests (and `temporal workflow show`) read.
-    const json = execFileSync(settings.temporal.bin, ['workflow', 'show', '--workflow-id', result.workflowId, '--address', env.address, '--output', 'json']);
-    await fs.writeFile(path.join(__dirname, 'fixtures', 'mining-cycle.history.json'), json);
-  }
+  await recordHistory(env, settings, result.workflowId, 'mining-cycle');
 });
 
 /** Fails `input` and returns the event type names of its history, plus activity attempts. */

@@ -2,16 +2,17 @@
 // commit, await score). Run one or more anywhere that reaches Temporal, the store and the chain.
 import { Worker, type WorkflowBundle } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
-import { createControlActivities } from '../activities';
+import { createControlActivities, type ControlActivities } from '../activities';
 import { TASK_QUEUES } from '../common/queues';
 import type { Chain } from '../infra/chain/chain';
 import { openChain, openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
 import { connectWorker } from '../infra/temporal';
 
-export async function createControlWorker(settings: Settings, connection: NativeConnection, workflowBundle?: WorkflowBundle): Promise<Worker> {
+/** `overrides` swaps single activities (tests use it to make a commit deliberately slow). */
+export async function createControlWorker(settings: Settings, connection: NativeConnection, workflowBundle?: WorkflowBundle, overrides: Partial<ControlActivities> = {}): Promise<Worker> {
   let chain: Promise<Chain> | undefined;
-  const activities = createControlActivities(settings, openStore(settings.store), () => (chain ??= openChain(settings)));
+  const activities = { ...createControlActivities(settings, openStore(settings.store), () => (chain ??= openChain(settings))), ...overrides };
   return Worker.create({
     connection,
     namespace: settings.temporal.namespace,

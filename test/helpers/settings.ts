@@ -4,8 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadSettings, type Settings } from '../../infra/settings';
 
-/** 200 ms blocks; a 68-block (13.6 s) cycle with 1 s commit windows. */
-export const FAST_PHASES = 'Distribute:2,Train:40,MinerCommit1:5,MinerCommit2:5,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
+/** 200 ms blocks; a 78-block (15.6 s) cycle with 2 s commit windows. */
+export const FAST_PHASES = 'Distribute:2,Train:40,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
 
 export function tempDir(prefix = 'minerflow-test-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -1,6 +1,10 @@
 // A real Temporal dev server (the CLI built by scripts/setup-temporal.sh) and real workers for tests.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { ControlActivities } from '../../activities';
 import type { Settings } from '../../infra/settings';
 import { createControlWorker } from '../../workers/control';
 import { createGpuWorker } from '../../workers/gpu';
@@ -19,9 +23,34 @@ export async function startTemporal(settings: Settings): Promise<{ env: TestWork
   return { env, bundle };
 }
 
-/** Runs a control and a gpu worker against `env` while `fn` runs. */
-export async function withWorkers<T>(env: TestWorkflowEnvironment, bundle: WorkflowBundle, settings: Settings, fn: () => Promise<T>): Promise<T> {
-  const control = await createControlWorker(settings, env.nativeConnection, bundle);
+/** Runs a control and (unless `gpu: false`) a gpu worker against `env` while `fn` runs. */
+export async function withWorkers<T>(
+  env: TestWorkflowEnvironment,
+  bundle: WorkflowBundle,
+  settings: Settings,
+  fn: () => Promise<T>,
+  opts: { gpu?: boolean; overrides?: Partial<ControlActivities> } = {},
+): Promise<T> {
+  const control = await createControlWorker(settings, env.nativeConnection, bundle, opts.overrides);
+  if (opts.gpu === false) return control.runUntil(fn);
   const gpu = await createGpuWorker(settings, env.nativeConnection);
   return control.runUntil(gpu.runUntil(fn));
+}
+
+/** Saves a workflow's history as a replay fixture when RECORD_FIXTURES is set. */
+export async function recordHistory(env: TestWorkflowEnvironment, settings: Settings, workflowId: string, name: string): Promise<void> {
+  if (!process.env.RECORD_FIXTURES) return;
+  const json = execFileSync(settings.temporal.bin, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json']);
+  await fs.writeFile(path.join(__dirname, '..', 'fixtures', `${name}.history.json`), json);
+}
+
+/** Polls `probe` until it returns a value, or fails after `ms`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
