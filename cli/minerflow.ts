@@ -2,7 +2,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ScheduleOverlapPolicy, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { CycleInputSchema, parseOrExplain } from '../common/config';
@@ -11,13 +11,14 @@ import type { CycleResult, CycleStatus } from '../common/types';
 import { curate, formatReport, nonZero } from '../curation/curate';
 import { ensureDevServer } from '../infra/dev-server';
 import { curationPlan, openStore } from '../infra/runtime';
+import { createCycleSchedule } from '../infra/schedules';
 import { loadSettings, type Settings } from '../infra/settings';
 import { connectClient, connectWorker, workflowUrl } from '../infra/temporal';
 import { createHotkey } from '../infra/wallet';
 import type { TrainProgress } from '../activities/train';
 import { createControlWorker } from '../workers/control';
 import { createGpuWorker } from '../workers/gpu';
-import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery, stopTrainingSignal } from '../workflows';
+import { extendTrainingUpdate, loopStatusQuery, minerLoop, miningCycle, pauseSignal, resumeSignal, statusQuery, stopLoopSignal, stopTrainingSignal } from '../workflows';
 import { asciiPlot } from './plot';
 
 const USAGE = `minerflow — durable mining cycles for Bittensor training subnets
@@ -31,6 +32,8 @@ const USAGE = `minerflow — durable mining cycles for Bittensor training subnet
   minerflow cycle extend <workflowId> --steps N | --seconds S
   minerflow schedule create --cron "<expr>" [--config FILE] [--id ID]
   minerflow schedule list | delete <id> | pause <id> | unpause <id>
+  minerflow miner start [--config FILE] [--cycles N] [--id ID]   cycles back to back (minerLoop)
+  minerflow miner status|stop <id>
   minerflow curate [--config FILE] [--corpus PATH] [--report]   curation alone (reuses an unchanged result)
   minerflow wallet create [--wallet NAME] [--hotkey NAME]
 
@@ -55,6 +58,8 @@ async function main(argv: string[]): Promise<void> {
       throw new UsageError(`unknown 'cycle' command '${sub ?? ''}'`);
     case 'schedule':
       return scheduleCommand(settings, sub, flags);
+    case 'miner':
+      return minerCommand(settings, sub, flags);
     case 'curate':
       return curateCommand(settings, flags);
     case 'wallet':
@@ -168,6 +173,31 @@ async function cycleExtend(settings: Settings, flags: Flags): Promise<void> {
   console.log(`${id}: training now plans ${r.plannedSteps} steps`);
 }
 
+async function minerCommand(settings: Settings, sub: string | undefined, flags: Flags): Promise<void> {
+  const client = await connectClient(settings);
+  if (sub === 'start') {
+    const file = str(flags.config);
+    const cycle = (file ? JSON.parse(await fs.readFile(file, 'utf8')) : {}) as Record<string, unknown>;
+    parseOrExplain(CycleInputSchema, cycle, `cycle config${file ? ` ${file}` : ''}`);
+    const workflowId = str(flags.id) ?? `miner-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const cycles = flags.cycles !== undefined ? Number(flags.cycles) : null;
+    await client.workflow.start(minerLoop, { taskQueue: TASK_QUEUES.control, workflowId, args: [{ cycle, cycles }] });
+    console.log(`minerflow: started minerLoop ${workflowId} (${cycles ?? 'unlimited'} cycles)\n           ${workflowUrl(settings, workflowId)}`);
+    return;
+  }
+  const id = flags._[1];
+  if (!id) throw new UsageError(`miner ${sub ?? ''} needs a workflow id`);
+  const handle = client.workflow.getHandle(id);
+  if (sub === 'stop') {
+    await handle.signal(stopLoopSignal);
+    console.log(`${id}: will stop after the running cycle`);
+  } else if (sub === 'status') {
+    const s = await handle.query(loopStatusQuery);
+    console.log(`${id}: ${s.completed} cycles${s.stopping ? ' (stopping)' : ''}; best ${s.best ? `${s.best.hash} held-out ${s.best.heldOutLoss.toFixed(4)} (cycle ${s.best.cycle})` : '-'}`);
+    for (const c of s.scores) console.log(`  cycle ${c.cycle} round ${c.round}: ${c.status}${c.heldOutLoss !== undefined ? ` held-out ${c.heldOutLoss.toFixed(4)}` : ''}${c.incentiveShare !== undefined ? ` share ${c.incentiveShare.toFixed(4)}` : ''}${c.error ? ` — ${c.error}` : ''}`);
+  } else throw new UsageError(`unknown 'miner' command '${sub ?? ''}'`);
+}
+
 async function scheduleCommand(settings: Settings, sub: string | undefined, flags: Flags): Promise<void> {
   const client = await connectClient(settings);
   const id = flags._[1];
@@ -179,13 +209,7 @@ async function scheduleCommand(settings: Settings, sub: string | undefined, flag
       const input: unknown = file ? JSON.parse(await fs.readFile(file, 'utf8')) : {};
       parseOrExplain(CycleInputSchema, input, `cycle config${file ? ` ${file}` : ''}`);
       const scheduleId = str(flags.id) ?? `minerflow-${Date.now()}`;
-      await client.schedule.create({
-        scheduleId,
-        spec: { cronExpressions: [cron] },
-        action: { type: 'startWorkflow', workflowType: miningCycle, taskQueue: TASK_QUEUES.control, args: [input], workflowId: `${scheduleId}-cycle` },
-        // A cycle still running when the next is due: skip the new one, never run two at once.
-        policies: { overlap: ScheduleOverlapPolicy.SKIP },
-      });
+      await createCycleSchedule(client, { scheduleId, cron, input });
       console.log(`schedule ${scheduleId} created: miningCycle at "${cron}", overlap policy skip`);
       return;
     }
