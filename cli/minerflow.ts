@@ -19,6 +19,7 @@ import type { TrainProgress } from '../activities/train';
 import { createControlWorker } from '../workers/control';
 import { createGpuWorker } from '../workers/gpu';
 import { extendTrainingUpdate, loopStatusQuery, minerLoop, miningCycle, pauseSignal, resumeSignal, statusQuery, stopLoopSignal, stopTrainingSignal } from '../workflows';
+import { fmt } from '../workflows/cycle-state';
 import { asciiPlot } from './plot';
 
 const USAGE = `minerflow — durable mining cycles for Bittensor training subnets
@@ -307,10 +308,10 @@ function progressLine(p: TrainProgress): string {
 function printStatus(s: CycleStatus): void {
   console.log(`phase: ${s.phase}${s.paused ? ' (paused)' : ''}   step ${s.stepsDone}/${s.plannedSteps}${s.round !== undefined ? `   round ${s.round}` : ''}`);
   if (s.trainingDeadline) console.log(`training deadline: ${new Date(s.trainingDeadline).toISOString()} (commit 1 opens ${s.plan ? new Date(s.plan.commit1.opensAt).toISOString() : '?'})`);
-  for (const g of s.segments) console.log(`  segment ${g.segment}${g.attempt > 1 ? ` (attempt ${g.attempt})` : ''}: steps ${g.startStep}→${g.endStep}  train ${g.trainLoss.toFixed(4)}  held-out ${g.heldOutLoss.toFixed(4)}  ${Math.round(g.tokensPerSec)} tok/s`);
+  for (const g of s.segments) console.log(`  segment ${g.segment}${g.attempt > 1 ? ` (attempt ${g.attempt})` : ''}: steps ${g.startStep}→${g.endStep}  train ${fmt(g.trainLoss)}  held-out ${fmt(g.heldOutLoss)}  ${Math.round(g.tokensPerSec)} tok/s`);
   for (const d of s.decisions) console.log(`  after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
-  if (s.best) console.log(`best: step ${s.best.step}, held-out ${s.best.heldOutLoss.toFixed(4)} (${s.best.key})`);
-  if (s.checkpoint) console.log(`checkpoint: ${s.checkpoint.hash} held-out loss ${s.checkpoint.heldOutLoss.toFixed(4)} (untrained ${s.checkpoint.baselineLoss.toFixed(4)})`);
+  if (s.best) console.log(`best: step ${s.best.step}, held-out ${fmt(s.best.heldOutLoss)} (${s.best.key})`);
+  if (s.checkpoint) console.log(`checkpoint: ${s.checkpoint.hash} held-out loss ${fmt(s.checkpoint.heldOutLoss)} (untrained ${fmt(s.checkpoint.baselineLoss)})`);
   for (const m of s.missedWindows) console.log(`MISSED: ${m}`);
   if (s.score) console.log(`score: ${JSON.stringify(s.score)}`);
   console.log('events:');

@@ -2,8 +2,6 @@
 // planted LR spike and the backtrack it causes, a gpu worker killed mid-segment, and training cut
 // to make the commit windows (or a commit so slow it misses them, reported as such).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -16,7 +14,7 @@ import { createControlActivities } from '../activities';
 import { openChain, openStore } from '../infra/runtime';
 import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery } from '../workflows';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
-import { recordHistory, startTemporal, waitFor, withWorkers } from './helpers/temporal';
+import { recordHistory, spawnWorker, startTemporal, waitFor, withWorkers } from './helpers/temporal';
 
 // A long Train phase (30 s at 200 ms blocks) so these tests steer training, not race the window.
 const LONG_PHASES = 'Distribute:2,Train:150,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
@@ -35,7 +33,7 @@ after(async () => {
 
 const steady = { patience: 100, backtrackThreshold: 10 }; // these tests steer by hand; keep the policy out of the way
 
-test('pause holds the step count, resume continues, extend adds exactly N steps; an extension past the deadline is refused', async () => {
+test('pause holds the step count, resume continues, extend adds exactly N steps; an extension past the deadline is refused', { timeout: 240_000 }, async () => {
   const input = { ...SMALL_CYCLE, corpus, curate: curateOpts, training: { ...SMALL_CYCLE.training, steps: 60, segmentSteps: 15 }, policy: steady, commit: { minTrainSeconds: 20, reserveSeconds: 1 } };
   const workflowId = `pause-extend-${Date.now()}`;
   const result = await withWorkers(env, bundle, long, async () => {
@@ -67,7 +65,7 @@ test('pause holds the step count, resume continues, extend adds exactly N steps;
   await recordHistory(env, long, workflowId, 'pause-extend');
 });
 
-test('a planted LR spike degrades held-out loss; the cycle backtracks to the best state and commits it', async () => {
+test('a planted LR spike degrades held-out loss; the cycle backtracks to the best state and commits it', { timeout: 240_000 }, async () => {
   const input = {
     ...SMALL_CYCLE,
     corpus,
@@ -97,7 +95,7 @@ test('a planted LR spike degrades held-out loss; the cycle backtracks to the bes
   await recordHistory(env, long, workflowId, 'backtrack');
 });
 
-test('a gpu worker killed (SIGKILL) mid-segment: the segment moves to a new worker, the cycle completes with the planned steps', async () => {
+test('a gpu worker killed (SIGKILL) mid-segment: the segment moves to a new worker, the cycle completes with the planned steps', { timeout: 240_000 }, async () => {
   const input = {
     ...SMALL_CYCLE,
     corpus,
@@ -108,11 +106,7 @@ test('a gpu worker killed (SIGKILL) mid-segment: the segment moves to a new work
     commit: { minTrainSeconds: 25, reserveSeconds: 1 },
   };
   const workflowId = `kill-${Date.now()}`;
-  const startGpu = (): ChildProcess =>
-    spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'workers', 'gpu.ts')], {
-      env: { ...process.env, TEMPORAL_ADDRESS: env.address, MINERFLOW_DATA_DIR: long.dataDir, MINERFLOW_STORE: long.store },
-      stdio: ['ignore', process.env.MINERFLOW_TEST_LOG ? 'inherit' : 'ignore', process.env.MINERFLOW_TEST_LOG ? 'inherit' : 'ignore'],
-    });
+  const startGpu = () => spawnWorker('gpu', env, long);
   let gpu = startGpu();
   let killedAt: { segment: number; step: number } | undefined;
   try {
@@ -152,7 +146,35 @@ test('a gpu worker killed (SIGKILL) mid-segment: the segment moves to a new work
   }
 });
 
-test('training is cut short so that commit 1 and commit 2 land inside their windows', async () => {
+test('a control worker killed (SIGKILL) mid-cycle loses nothing: another one carries the cycle to its end', { timeout: 240_000 }, async () => {
+  const input = { ...SMALL_CYCLE, corpus, curate: curateOpts, training: { ...SMALL_CYCLE.training, steps: 120, segmentSteps: 30 }, policy: steady, commit: { minTrainSeconds: 15, reserveSeconds: 1 } };
+  const workflowId = `control-killed-${Date.now()}`;
+  let control = spawnWorker('control', env, long);
+  try {
+    const result = await withWorkers(
+      env,
+      bundle,
+      long,
+      async () => {
+        const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
+        await waitFor('two segments', async () => ((await handle.query(statusQuery)).segments.length >= 2 ? true : undefined), 120_000);
+        control.kill('SIGKILL');
+        await new Promise((r) => setTimeout(r, 1000));
+        control = spawnWorker('control', env, long);
+        return handle.result();
+      },
+      { control: false },
+    );
+    assert.equal(result.segments.at(-1)!.endStep, 120);
+    assert.equal(result.segments.length, 4, 'no segment was lost or re-run');
+    assert.ok(result.segments.every((s) => s.attempt === 1));
+    assert.equal(result.score.status, 'scored');
+  } finally {
+    control.kill('SIGKILL');
+  }
+});
+
+test('training is cut short so that commit 1 and commit 2 land inside their windows', { timeout: 240_000 }, async () => {
   const fast = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' }); // 13.6 s cycles
   const input = { ...SMALL_CYCLE, corpus, curate: curateOpts, training: { ...SMALL_CYCLE.training, steps: 1_000_000, segmentSteps: 40, warmupSteps: 5 }, policy: steady, commit: { minTrainSeconds: 3, reserveSeconds: 3 } };
   const workflowId = `windows-${Date.now()}`;
@@ -174,7 +196,7 @@ test('training is cut short so that commit 1 and commit 2 land inside their wind
   await recordHistory(env, fast, workflowId, 'commit-windows');
 });
 
-test('a commit too slow for its window is reported as missed, loudly, and never committed late', async () => {
+test('a commit too slow for its window is reported as missed, loudly, and never committed late', { timeout: 240_000 }, async () => {
   const fast = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
   const real = createControlActivities(fast, openStore(fast.store), () => openChain(fast));
   const slowCommit = async (input: { window: CommitWindow } & Parameters<typeof real.commitSignature>[0]) => {

@@ -28,7 +28,7 @@ after(async () => {
   await env?.teardown();
 });
 
-test('a full cycle: curate → train → checkpoint → commit → score, consistent end to end', async () => {
+test('a full cycle: curate → train → checkpoint → commit → score, consistent end to end', { timeout: 240_000 }, async () => {
   const input = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };
   const { result } = await withWorkers(env, bundle, settings, async () => {
     const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId: `e2e-cycle-${Date.now()}`, args: [input] });
@@ -82,13 +82,13 @@ async function expectFastFailure(input: unknown, pattern: RegExp): Promise<{ eve
   });
 }
 
-test('a negative learning rate fails the workflow at once, naming the field, with no activity run', async () => {
+test('a negative learning rate fails the workflow at once, naming the field, with no activity run', { timeout: 240_000 }, async () => {
   const { events } = await expectFastFailure({ training: { learningRate: -0.01 } }, /training\.learningRate = -0\.01/);
   assert.ok(events.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'));
   assert.ok(!events.includes('EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'validation happens before any activity');
 });
 
-test('a missing corpus fails the cycle, naming corpus.path, after one attempt (no retry loop)', async () => {
+test('a missing corpus fails the cycle, naming corpus.path, after one attempt (no retry loop)', { timeout: 240_000 }, async () => {
   const { events, attempts } = await expectFastFailure({ corpus: { path: '/no/such/corpus' } }, /corpus\.path '\/no\/such\/corpus' does not exist/);
   assert.equal(events.filter((e) => e === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').length, 1, 'only curate was scheduled');
   assert.deepEqual(attempts, [1], 'curate ran once: a missing corpus is not retried');

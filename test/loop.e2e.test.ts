@@ -21,7 +21,7 @@ after(async () => {
   await env?.teardown();
 });
 
-test('minerLoop runs cycles back to back, warm-starts each from the best so far, and carries state through continue-as-new', async () => {
+test('minerLoop runs cycles back to back, warm-starts each from the best so far, and carries state through continue-as-new', { timeout: 240_000 }, async () => {
   const cycle = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };
   const workflowId = `loop-${Date.now()}`;
   const { carry, firstRunId, lastRunId, second } = await withWorkers(env, bundle, settings, async () => {
@@ -41,7 +41,7 @@ test('minerLoop runs cycles back to back, warm-starts each from the best so far,
   await recordHistory(env, settings, workflowId, 'miner-loop');
 });
 
-test('a cron schedule starts mining cycles with overlap policy skip, and can be paused and deleted', async () => {
+test('a cron schedule starts mining cycles with overlap policy skip, and can be paused and deleted', { timeout: 240_000 }, async () => {
   const scheduleId = `sched-${Date.now()}`;
   const handle = await createCycleSchedule(env.client, { scheduleId, cron: '*/30 * * * *', input: { training: { steps: 10 } } });
   const d = await handle.describe();

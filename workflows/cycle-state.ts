@@ -37,11 +37,13 @@ export class CycleState {
   }
 
   /** Records a finished segment; the best state is the one with the lowest finite held-out loss. */
-  addSegment(s: SegmentResult): void {
+  addSegment(raw: SegmentResult): void {
+    // JSON carries NaN as null: put it back, so comparisons and formatting stay numeric.
+    const s: SegmentResult = { ...raw, trainLoss: raw.trainLoss ?? NaN, heldOutLoss: raw.heldOutLoss ?? NaN };
     this.segments.push(s);
     this.stepsDone = s.endStep;
     if (Number.isFinite(s.heldOutLoss) && !s.nonFinite && s.endStep > 0 && (!this.best || s.heldOutLoss < this.best.heldOutLoss)) this.best = s;
-    this.event(`segment ${s.segment}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}: steps ${s.startStep}→${s.endStep}, train ${s.trainLoss.toFixed(4)}, held-out ${s.heldOutLoss.toFixed(4)}`);
+    this.event(`segment ${s.segment}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}: steps ${s.startStep}→${s.endStep}, train ${fmt(s.trainLoss)}, held-out ${fmt(s.heldOutLoss)}`);
   }
 
   /** Applies a policy decision; returns the state training continues from. */
@@ -93,15 +95,20 @@ export class CycleState {
   /** Markdown for the Temporal UI's "current details" panel. */
   details(): string {
     const lines = [`**phase:** ${this.phase}${this.paused ? ' (paused)' : ''}  **step:** ${this.stepsDone}/${this.plannedSteps}`];
-    if (this.best) lines.push(`**best:** step ${this.best.endStep}, held-out loss ${this.best.heldOutLoss.toFixed(4)} (segment ${this.best.segment})`);
+    if (this.best) lines.push(`**best:** step ${this.best.endStep}, held-out loss ${fmt(this.best.heldOutLoss)} (segment ${this.best.segment})`);
     const last = this.segments.at(-1);
-    if (last) lines.push(`**last segment:** train ${last.trainLoss.toFixed(4)}, held-out ${last.heldOutLoss.toFixed(4)}, ${last.tokensPerSec.toFixed(0)} tok/s on ${last.backend}`);
+    if (last) lines.push(`**last segment:** train ${fmt(last.trainLoss)}, held-out ${fmt(last.heldOutLoss)}, ${Math.round(last.tokensPerSec ?? 0)} tok/s on ${last.backend}`);
     if (this.trainingDeadline) lines.push(`**training deadline:** ${new Date(this.trainingDeadline).toISOString()} (commit 1 of round ${this.plan?.round})`);
-    if (this.checkpoint) lines.push(`**checkpoint:** ${this.checkpoint.hash}, held-out ${this.checkpoint.heldOutLoss.toFixed(4)} (untrained ${this.checkpoint.baselineLoss.toFixed(4)})`);
+    if (this.checkpoint) lines.push(`**checkpoint:** ${this.checkpoint.hash}, held-out ${fmt(this.checkpoint.heldOutLoss)} (untrained ${fmt(this.checkpoint.baselineLoss)})`);
     for (const c of this.commits) lines.push(`**${c.phase}:** block ${c.block}, ${c.bytes} bytes`);
     for (const m of this.missedWindows) lines.push(`**MISSED:** ${m}`);
     if (this.score) lines.push(`**score:** ${this.score.status}, incentive share ${this.score.incentiveShare ?? '-'}, validator loss ${this.score.validatorLoss ?? '-'}`);
     lines.push('', ...this.events.slice(-6).map((e) => `- ${e}`));
     return lines.join('\n');
   }
+}
+
+/** A loss for people: 4 decimals, or what it is when not a finite number (NaN arrives as null). */
+export function fmt(x: number | null | undefined): string {
+  return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(4) : String(x ?? NaN);
 }

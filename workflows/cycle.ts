@@ -19,7 +19,7 @@ import type { ControlActivities, GpuActivities } from '../activities';
 import { CycleInputSchema, InvalidInputError, parseOrExplain, type CycleInput } from '../common/config';
 import { TASK_QUEUES } from '../common/queues';
 import type { CommitPlan, CycleResult, CycleStatus, DatasetRef } from '../common/types';
-import { CycleState } from './cycle-state';
+import { CycleState, fmt } from './cycle-state';
 import { decide, extensionProblem, msPerStep } from './policy';
 
 // --- Messages -----------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
     const best = state.best;
     if (!best) throw ApplicationFailure.nonRetryable(`no training segment produced a finite held-out loss (${state.segments.length} segments); nothing to commit`, 'NothingToCommit');
 
-    state.enter('checkpoint', `publishing the best state: step ${best.endStep}, held-out ${best.heldOutLoss.toFixed(4)}`);
+    state.enter('checkpoint', `publishing the best state: step ${best.endStep}, held-out ${fmt(best.heldOutLoss)}`);
     show();
     const ckpt = (state.checkpoint = await stage(
       'checkpoint',

@@ -1,7 +1,7 @@
 // A real Temporal dev server (the CLI built by scripts/setup-temporal.sh) and real workers for tests.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ControlActivities } from '../../activities';
@@ -29,19 +29,39 @@ export async function withWorkers<T>(
   bundle: WorkflowBundle,
   settings: Settings,
   fn: () => Promise<T>,
-  opts: { gpu?: boolean; overrides?: Partial<ControlActivities> } = {},
+  opts: { gpu?: boolean; control?: boolean; overrides?: Partial<ControlActivities> } = {},
 ): Promise<T> {
+  if (opts.control === false) return (await createGpuWorker(settings, env.nativeConnection)).runUntil(fn);
   const control = await createControlWorker(settings, env.nativeConnection, bundle, opts.overrides);
   if (opts.gpu === false) return control.runUntil(fn);
   const gpu = await createGpuWorker(settings, env.nativeConnection);
   return control.runUntil(gpu.runUntil(fn));
 }
 
+/** A worker in its own process (so a test can SIGKILL it), pointed at `env` with `settings`' folders and chain. */
+export function spawnWorker(which: 'control' | 'gpu', env: TestWorkflowEnvironment, settings: Settings): ChildProcess {
+  const local = settings.chain.local;
+  return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'workers', `${which}.ts`)], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: env.address,
+      MINERFLOW_DATA_DIR: settings.dataDir,
+      MINERFLOW_STORE: settings.store,
+      MINERFLOW_LOCAL_BLOCK_MS: String(local.blockMs),
+      MINERFLOW_LOCAL_PHASES: local.phases.map((p) => `${p.name}:${p.blocks}`).join(','),
+      MINERFLOW_VALIDATOR_CORPUS: settings.validatorCorpus,
+    },
+    stdio: ['ignore', process.env.MINERFLOW_TEST_LOG ? 'inherit' : 'ignore', process.env.MINERFLOW_TEST_LOG ? 'inherit' : 'ignore'],
+  });
+}
+
 /** Saves a workflow's history as a replay fixture when RECORD_FIXTURES is set. */
 export async function recordHistory(env: TestWorkflowEnvironment, settings: Settings, workflowId: string, name: string): Promise<void> {
   if (!process.env.RECORD_FIXTURES) return;
-  const json = execFileSync(settings.temporal.bin, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json']);
-  await fs.writeFile(path.join(__dirname, '..', 'fixtures', `${name}.history.json`), json);
+  const json = execFileSync(settings.temporal.bin, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], { encoding: 'utf8' });
+  // The workflow id goes along: replay needs it (child workflow ids are derived from it).
+  const history = { workflowId, ...(JSON.parse(json) as object) };
+  await fs.writeFile(path.join(__dirname, '..', 'fixtures', `${name}.history.json`), JSON.stringify(history) + '\n');
 }
 
 /** Polls `probe` until it returns a value, or fails after `ms`. */

@@ -1,0 +1,41 @@
+// Activities on their own (MockActivityEnvironment): what they refuse to do, and how they say it.
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { CycleInputSchema } from '../common/config';
+import type { DatasetRef, SegmentResult } from '../common/types';
+import { makeCheckpoint } from '../activities/checkpoint';
+import { makeTrain } from '../activities/train';
+import { makeCurate } from '../activities/curate';
+import { openStore } from '../infra/runtime';
+import { testSettings } from './helpers/settings';
+
+const input = CycleInputSchema.parse({
+  corpus: { path: 'sample:brown:r' },
+  curate: { heldOutFraction: 0.3 },
+  model: { seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 },
+  training: { steps: 4, segmentSteps: 4, batchSize: 2, warmupSteps: 1 },
+  eval: { maxTokens: 512 },
+});
+
+test('the checkpoint stage refuses the untrained base model (step 0), permanently', async () => {
+  const settings = testSettings();
+  const store = openStore(settings.store);
+  const env = new MockActivityEnvironment();
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  // Train zero steps: the deadline has already passed when the segment starts.
+  const seg: SegmentResult = await env.run(makeTrain(settings, store), {
+    runId: 'base', segment: 1, dataset, model: input.model, training: input.training, eval: input.eval,
+    plannedSteps: 4, from: null, untilStep: 4, lrScale: 1, stopAt: Date.now() - 1,
+  });
+  assert.equal(seg.endStep, 0);
+  assert.ok(seg.stoppedEarly);
+  const err = await env
+    .run(makeCheckpoint(settings, store), { runId: 'base', dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval })
+    .then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof ApplicationFailure && err.nonRetryable, String(err));
+  assert.match(err.message, /refusing to checkpoint the untrained base model/);
+  assert.equal(await store.exists(path.join('checkpoints', seg.state.modelHash, 'model.safetensors')), false);
+});
