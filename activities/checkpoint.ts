@@ -82,8 +82,11 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
       await writeManifest(stage, manifest);
       const key = checkpointKey(hash);
       // Weights first, manifest last: a manifest's presence means the checkpoint is complete.
+      // Identical weights published before (training is deterministic) are the same checkpoint:
+      // it is reused as it is, never rewritten.
       await store.put(`${key}/${WEIGHTS_FILE}`, weightsFile, { immutable: true });
-      await store.put(`${key}/${MANIFEST_FILE}`, path.join(stage, MANIFEST_FILE), { immutable: true });
+      if (await store.exists(`${key}/${MANIFEST_FILE}`)) log.info('checkpoint already published; reusing it', { hash });
+      else await store.put(`${key}/${MANIFEST_FILE}`, path.join(stage, MANIFEST_FILE), { immutable: true });
       return { hash, key, location: store.uri, heldOutLoss, baselineLoss, trainLoss: input.trainLoss, steps: input.state.step, round: input.round };
     });
   };

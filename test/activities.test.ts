@@ -39,3 +39,20 @@ test('the checkpoint stage refuses the untrained base model (step 0), permanentl
   assert.match(err.message, /refusing to checkpoint the untrained base model/);
   assert.equal(await store.exists(path.join('checkpoints', seg.state.modelHash, 'model.safetensors')), false);
 });
+
+test('publishing weights that are already in the store (a deterministic re-run) reuses that checkpoint', async () => {
+  const settings = testSettings();
+  const store = openStore(settings.store);
+  const env = new MockActivityEnvironment();
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  const publish = async (runId: string) => {
+    const seg: SegmentResult = await env.run(makeTrain(settings, store), {
+      runId, segment: 1, dataset, model: input.model, training: input.training, eval: input.eval, plannedSteps: 4, from: null, untilStep: 4, lrScale: 1,
+    });
+    return env.run(makeCheckpoint(settings, store), { runId, dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval });
+  };
+  const first = await publish('run-a');
+  const second = await publish('run-b'); // same data, seeds and steps: bit-identical weights
+  assert.equal(second.hash, first.hash);
+  assert.equal(second.key, first.key);
+});

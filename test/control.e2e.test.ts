@@ -14,7 +14,7 @@ import { createControlActivities } from '../activities';
 import { openChain, openStore } from '../infra/runtime';
 import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery } from '../workflows';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
-import { recordHistory, spawnWorker, startTemporal, waitFor, withWorkers } from './helpers/temporal';
+import { recordHistory, runCycle, spawnWorker, startTemporal, waitFor, withWorkers } from './helpers/temporal';
 
 // A long Train phase (30 s at 200 ms blocks) so these tests steer training, not race the window.
 const LONG_PHASES = 'Distribute:2,Train:150,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
@@ -75,10 +75,7 @@ test('a planted LR spike degrades held-out loss; the cycle backtracks to the bes
     commit: { minTrainSeconds: 15, reserveSeconds: 1 },
   };
   const workflowId = `backtrack-${Date.now()}`;
-  const result = await withWorkers(env, bundle, long, async () => {
-    const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
-    return handle.result();
-  });
+  const result = await runCycle(env, bundle, long, workflowId, input);
   const bestBeforeSpike = Math.min(...result.segments.filter((s) => s.segment < 3).map((s) => s.heldOutLoss));
   const spiked = result.segments.find((s) => s.segment === 3)!;
   assert.ok(!(spiked.heldOutLoss <= bestBeforeSpike + 0.05), `the spike should degrade held-out loss (${spiked.heldOutLoss} vs ${bestBeforeSpike})`);
@@ -178,10 +175,7 @@ test('training is cut short so that commit 1 and commit 2 land inside their wind
   const fast = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' }); // 13.6 s cycles
   const input = { ...SMALL_CYCLE, corpus, curate: curateOpts, training: { ...SMALL_CYCLE.training, steps: 1_000_000, segmentSteps: 40, warmupSteps: 5 }, policy: steady, commit: { minTrainSeconds: 3, reserveSeconds: 3 } };
   const workflowId = `windows-${Date.now()}`;
-  const result = await withWorkers(env, bundle, fast, async () => {
-    const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
-    return handle.result();
-  });
+  const result = await runCycle(env, bundle, fast, workflowId, input);
   assert.ok(result.segments.at(-1)!.stoppedEarly, 'training stopped at the deadline, far short of 1,000,000 steps');
   assert.match(result.decisions.at(-1)!.reason, /deadline reached/);
   const phases = parsePhases(fast.chain.local.phases.map((p) => `${p.name}:${p.blocks}`).join(','));
@@ -205,16 +199,7 @@ test('a commit too slow for its window is reported as missed, loudly, and never 
   };
   const input = { ...SMALL_CYCLE, corpus, curate: curateOpts, policy: steady, commit: { minTrainSeconds: 4, reserveSeconds: 0.5, maxRounds: 2 } };
   const workflowId = `missed-${Date.now()}`;
-  const result = await withWorkers(
-    env,
-    bundle,
-    fast,
-    async () => {
-      const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
-      return handle.result();
-    },
-    { overrides: { commitSignature: slowCommit } },
-  );
+  const result = await runCycle(env, bundle, fast, workflowId, input, { overrides: { commitSignature: slowCommit } });
   assert.equal(result.score.status, 'missed');
   assert.equal(result.missedWindows.length, 2, JSON.stringify(result.missedWindows));
   assert.match(result.missedWindows[0], /commit1 window of round \d+ closed \d+ ms ago/);

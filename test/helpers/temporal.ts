@@ -5,6 +5,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ControlActivities } from '../../activities';
+import { TASK_QUEUES } from '../../common/queues';
+import { miningCycle } from '../../workflows';
 import type { Settings } from '../../infra/settings';
 import { createControlWorker } from '../../workers/control';
 import { createGpuWorker } from '../../workers/gpu';
@@ -36,6 +38,11 @@ export async function withWorkers<T>(
   if (opts.gpu === false) return control.runUntil(fn);
   const gpu = await createGpuWorker(settings, env.nativeConnection);
   return control.runUntil(gpu.runUntil(fn));
+}
+
+/** Starts a miningCycle with workers running and returns its result. */
+export function runCycle(env: TestWorkflowEnvironment, bundle: WorkflowBundle, settings: Settings, workflowId: string, input: unknown, opts: Parameters<typeof withWorkers>[4] = {}) {
+  return withWorkers(env, bundle, settings, async () => (await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] })).result(), opts);
 }
 
 /** A worker in its own process (so a test can SIGKILL it), pointed at `env` with `settings`' folders and chain. */
