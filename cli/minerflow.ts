@@ -280,7 +280,7 @@ async function watchCycle(handle: WorkflowHandle<typeof miningCycle>): Promise<C
     const p = desc && trainProgress(desc.raw.pendingActivities ?? []);
     if (p) {
       if (tty) process.stdout.write(`\r${progressLine(p)}   `);
-      else if (Math.floor((10 * p.step) / p.totalSteps) > lastDecile) {
+      else if (Math.floor((10 * p.step) / p.totalSteps) !== lastDecile) {
         lastDecile = Math.floor((10 * p.step) / p.totalSteps);
         console.log(progressLine(p));
       }
@@ -292,7 +292,7 @@ async function watchCycle(handle: WorkflowHandle<typeof miningCycle>): Promise<C
 }
 
 function trainProgress(pending: { activityType?: { name?: string | null } | null; heartbeatDetails?: { payloads?: unknown[] | null } | null }[]): TrainProgress | undefined {
-  const a = pending.find((x) => x.activityType?.name === 'train');
+  const a = pending.find((x) => x.activityType?.name === 'trainSegment');
   const payload = a?.heartbeatDetails?.payloads?.[0];
   if (!payload) return undefined;
   const d = defaultPayloadConverter.fromPayload(payload as never) as TrainProgress;
@@ -302,7 +302,7 @@ function trainProgress(pending: { activityType?: { name?: string | null } | null
 function progressLine(p: TrainProgress): string {
   const width = 30;
   const filled = Math.round((width * p.step) / p.totalSteps);
-  return `train [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} lr ${p.lr.toExponential(1)} ${Math.round(p.tokensPerSec)} tok/s`;
+  return `train segment ${p.segment} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} lr ${p.lr.toExponential(1)} ${Math.round(p.tokensPerSec)} tok/s`;
 }
 
 function printStatus(s: CycleStatus): void {

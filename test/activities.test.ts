@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { CycleInputSchema } from '../common/config';
-import type { DatasetRef, SegmentResult } from '../common/types';
+import type { CheckpointRef, DatasetRef, SegmentResult } from '../common/types';
 import { makeCheckpoint } from '../activities/checkpoint';
 import { makeTrain } from '../activities/train';
 import { makeCurate } from '../activities/curate';
@@ -45,7 +45,7 @@ test('publishing weights that are already in the store (a deterministic re-run) 
   const store = openStore(settings.store);
   const env = new MockActivityEnvironment();
   const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
-  const publish = async (runId: string) => {
+  const publish = async (runId: string): Promise<CheckpointRef> => {
     const seg: SegmentResult = await env.run(makeTrain(settings, store), {
       runId, segment: 1, dataset, model: input.model, training: input.training, eval: input.eval, plannedSteps: 4, from: null, untilStep: 4, lrScale: 1,
     });
