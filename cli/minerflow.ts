@@ -8,7 +8,11 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { CycleInputSchema, parseOrExplain } from '../common/config';
 import { TASK_QUEUES } from '../common/queues';
 import type { CycleResult, CycleStatus } from '../common/types';
-import { curate, formatReport, nonZero } from '../curation/curate';
+import { curate, formatReport, nonZero, readSplit } from '../curation/curate';
+import { initBackend } from '../model/backend';
+import { lrRangeTest } from '../model/lr-finder';
+import { encodeDocuments } from '../model/tokenizer';
+import { modelConfig } from '../activities/train';
 import { ensureDevServer } from '../infra/dev-server';
 import { curationPlan, openStore } from '../infra/runtime';
 import { createCycleSchedule } from '../infra/schedules';
@@ -36,6 +40,7 @@ const USAGE = `minerflow — durable mining cycles for Bittensor training subnet
   minerflow miner start [--config FILE] [--cycles N] [--id ID]   cycles back to back (minerLoop)
   minerflow miner status|stop <id>
   minerflow curate [--config FILE] [--corpus PATH] [--report]   curation alone (reuses an unchanged result)
+  minerflow lr-find [--config FILE] [--steps N]  LR range test on the cycle's data and model
   minerflow wallet create [--wallet NAME] [--hotkey NAME]
 
 Settings come from the environment (TEMPORAL_ADDRESS, MINERFLOW_DATA_DIR, …): see README.md.`;
@@ -61,6 +66,8 @@ async function main(argv: string[]): Promise<void> {
       return scheduleCommand(settings, sub, flags);
     case 'miner':
       return minerCommand(settings, sub, flags);
+    case 'lr-find':
+      return lrFindCommand(settings, flags);
     case 'curate':
       return curateCommand(settings, flags);
     case 'wallet':
@@ -172,6 +179,22 @@ async function cycleExtend(settings: Settings, flags: Flags): Promise<void> {
   const handle = (await connectClient(settings)).workflow.getHandle(id);
   const r = await handle.executeUpdate(extendTrainingUpdate, { args: [steps !== undefined ? { steps } : { seconds }] });
   console.log(`${id}: training now plans ${r.plannedSteps} steps`);
+}
+
+async function lrFindCommand(settings: Settings, flags: Flags): Promise<void> {
+  const file = str(flags.config);
+  const cycle = parseOrExplain(CycleInputSchema, file ? JSON.parse(await fs.readFile(file, 'utf8')) : {}, `cycle config${file ? ` ${file}` : ''}`);
+  const plan = await curationPlan(cycle.corpus, cycle.curate, settings.dataDir);
+  const ds = await curate(plan.source, path.join(settings.dataDir, 'datasets'), plan.opts);
+  await initBackend(cycle.model.backend);
+  const t = cycle.training;
+  const r = await lrRangeTest(modelConfig(cycle.model), encodeDocuments(await readSplit(path.join(ds.dir, 'train.jsonl'))), {
+    minLr: 1e-6, maxLr: 1, steps: flags.steps !== undefined ? Number(flags.steps) : 200, batchSize: t.batchSize, seed: t.seed, modelSeed: cycle.model.seed,
+    weightDecay: t.weightDecay, gradClip: t.gradClip, beta1: t.beta1, beta2: t.beta2,
+  });
+  console.log(`smoothed loss while the LR grows from ${r.curve[0].lr.toExponential(1)} to ${r.curve.at(-1)!.lr.toExponential(1)}${r.diverged ? ' (stopped: diverged)' : ''}`);
+  console.log(asciiPlot(r.curve.map((p) => p.smoothed), { label: 'log LR →' }));
+  console.log(`suggested training.learningRate: ${r.suggestedLr.toExponential(2)} (lowest loss at ${r.minLossLr.toExponential(2)}, steepest descent at ${r.steepestLr.toExponential(2)})`);
 }
 
 async function minerCommand(settings: Settings, sub: string | undefined, flags: Flags): Promise<void> {

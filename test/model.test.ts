@@ -11,6 +11,7 @@ import { embed, matmul } from '../model/ops';
 import { cosineWithWarmup } from '../model/optimizer';
 import { encodeDocuments, decode } from '../model/tokenizer';
 import { Trainer } from '../model/trainer';
+import { lrRangeTest } from '../model/lr-finder';
 import { tempDir } from './helpers/settings';
 
 before(async () => {
@@ -142,4 +143,28 @@ test('a planted NaN batch is skipped and counted, and training goes on', async (
   assert.equal(ok.skipped, 1);
   trainer.dispose();
   disposeWeights(weights);
+});
+
+test('the LR range test suggests an LR within 3× of the best of a short grid search', async () => {
+  const cfg: GptConfig = { vocabSize: 256, seqLen: 32, dModel: 32, nLayer: 1, nHead: 2 };
+  const texts = (await import('../curation/brown')).exportBrown(tempDir(), 'a');
+  const dir = await texts;
+  const docs = (await fs.readdir(dir)).filter((f) => f.endsWith('.txt'));
+  const all = await Promise.all(docs.map((f) => fs.readFile(path.join(dir, f), 'utf8')));
+  const train = encodeDocuments(all.slice(0, 40));
+  const heldOut = encodeDocuments(all.slice(40));
+  const found = await lrRangeTest(cfg, train, { minLr: 1e-5, maxLr: 1, steps: 150, batchSize: 8, seed: 1, modelSeed: 0, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95 });
+  assert.ok(found.curve.length >= 100);
+  let best = { lr: 0, loss: Infinity };
+  for (const lr of [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]) {
+    const w = initWeights(cfg, 0);
+    const t = new Trainer(cfg, w, { steps: 100, batchSize: 8, learningRate: lr, warmupSteps: 10, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 1 }, train);
+    await t.run();
+    const loss = evaluate(w, cfg, heldOut, { maxTokens: 4096, batchSize: 16 }).loss;
+    if (loss < best.loss) best = { lr, loss };
+    t.dispose();
+    disposeWeights(w);
+  }
+  const factor = Math.max(found.suggestedLr / best.lr, best.lr / found.suggestedLr);
+  assert.ok(factor <= 3, `suggested ${found.suggestedLr.toExponential(2)}, grid best ${best.lr} (factor ${factor.toFixed(2)})`);
 });
