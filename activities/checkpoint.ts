@@ -11,7 +11,7 @@ import { readSplit } from '../curation/curate';
 import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
 import { initBackend } from '../model/backend';
-import { loadWeights, MANIFEST_FILE, WEIGHTS_FILE, writeManifest, type Manifest } from '../model/checkpoint';
+import { EMA_FILE, loadWeights, MANIFEST_FILE, WEIGHTS_FILE, writeManifest, type Manifest } from '../model/checkpoint';
 import { evaluate } from '../model/evaluate';
 import { disposeWeights, initWeights } from '../model/gpt';
 import { hashSafetensorsFile } from '../model/hash';
@@ -38,30 +38,43 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
       if (input.state.step <= 0) throw new CheckpointError('refusing to checkpoint the untrained base model (step 0)');
       await initBackend(model.backend, (m) => log.info(m));
       heartbeat({ stage: 'verifying' });
-      const weightsFile = await store.get(`${input.state.key}/${WEIGHTS_FILE}`);
-      const hash = await hashSafetensorsFile(weightsFile);
-      if (hash !== input.state.modelHash) {
-        throw new CheckpointError(`trained weights in ${input.state.key} hash to ${hash}, not ${input.state.modelHash}: the file changed after training`);
+      const rawFile = await store.get(`${input.state.key}/${WEIGHTS_FILE}`);
+      const rawHash = await hashSafetensorsFile(rawFile);
+      if (rawHash !== input.state.modelHash) {
+        throw new CheckpointError(`trained weights in ${input.state.key} hash to ${rawHash}, not ${input.state.modelHash}: the file changed after training`);
       }
+      const emaFile = (await store.exists(`${input.state.key}/${EMA_FILE}`)) ? await store.get(`${input.state.key}/${EMA_FILE}`) : undefined;
       const cfg = modelConfig(model);
       const heldOut = encodeDocuments(await readSplit(await store.get(input.dataset.heldOutKey)));
       heartbeat({ stage: 'evaluating' });
-      const trained = await loadWeights(weightsFile, cfg);
+      const lossOf = async (file: string) => {
+        const w = await loadWeights(file, cfg);
+        try {
+          return evaluate(w, cfg, heldOut, evalOpts).loss;
+        } finally {
+          disposeWeights(w);
+        }
+      };
+      const rawHeldOutLoss = await lossOf(rawFile);
+      const emaHeldOutLoss = emaFile ? await lossOf(emaFile) : undefined;
+      // Submit whichever of the raw and EMA weights does better on held-out data.
+      const useEma = emaHeldOutLoss !== undefined && Number.isFinite(emaHeldOutLoss) && !(emaHeldOutLoss >= rawHeldOutLoss);
+      const weightsFile = useEma ? emaFile! : rawFile;
+      const hash = useEma ? await hashSafetensorsFile(weightsFile) : rawHash;
+      const heldOutLoss = useEma ? emaHeldOutLoss! : rawHeldOutLoss;
       const base = initWeights(cfg, model.seed);
-      let heldOutLoss: number;
-      let baselineLoss: number;
-      try {
-        heldOutLoss = evaluate(trained, cfg, heldOut, evalOpts).loss;
-        baselineLoss = evaluate(base, cfg, heldOut, evalOpts).loss;
-      } finally {
-        disposeWeights(trained);
-        disposeWeights(base);
-      }
+      const baselineLoss = (() => {
+        try {
+          return evaluate(base, cfg, heldOut, evalOpts).loss;
+        } finally {
+          disposeWeights(base);
+        }
+      })();
       if (!Number.isFinite(heldOutLoss)) throw new CheckpointError(`held-out loss is ${heldOutLoss}; refusing to publish this checkpoint`);
       if (heldOutLoss >= baselineLoss) {
         throw new CheckpointError(`held-out loss ${heldOutLoss.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}; refusing to commit the base model`);
       }
-      log.info('held-out evaluation', { heldOutLoss, baselineLoss, perplexity: Math.exp(heldOutLoss) });
+      log.info('held-out evaluation', { heldOutLoss, rawHeldOutLoss, emaHeldOutLoss, weights: useEma ? 'ema' : 'raw', baselineLoss, perplexity: Math.exp(heldOutLoss) });
 
       const manifest: Manifest = {
         format: 'minerflow-checkpoint',
@@ -87,7 +100,19 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
       await store.put(`${key}/${WEIGHTS_FILE}`, weightsFile, { immutable: true });
       if (await store.exists(`${key}/${MANIFEST_FILE}`)) log.info('checkpoint already published; reusing it', { hash });
       else await store.put(`${key}/${MANIFEST_FILE}`, path.join(stage, MANIFEST_FILE), { immutable: true });
-      return { hash, key, location: store.uri, heldOutLoss, baselineLoss, trainLoss: input.trainLoss, steps: input.state.step, round: input.round };
+      return {
+        hash,
+        key,
+        location: store.uri,
+        heldOutLoss,
+        baselineLoss,
+        trainLoss: input.trainLoss,
+        steps: input.state.step,
+        round: input.round,
+        weights: useEma ? 'ema' : 'raw',
+        rawHeldOutLoss,
+        emaHeldOutLoss,
+      };
     });
   };
 }

@@ -11,7 +11,7 @@ import { readSplit } from '../curation/curate';
 import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
 import { initBackend } from '../model/backend';
-import { loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
+import { EMA_FILE, loadInto, loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
 import { evaluate } from '../model/evaluate';
 import { disposeWeights, initWeights, parameterCount, type GptConfig } from '../model/gpt';
 import { BYTE_VOCAB_SIZE, encodeDocuments } from '../model/tokenizer';
@@ -45,7 +45,9 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
     const dir = path.join(settings.dataDir, 'work', key);
     await fs.mkdir(dir, { recursive: true });
     const meta = await save(dir);
-    for (const f of [WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE]) await store.put(`${key}/${f}`, path.join(dir, f));
+    const files = [WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE];
+    if (await fs.access(path.join(dir, EMA_FILE)).then(() => true, () => false)) files.push(EMA_FILE);
+    for (const f of files) await store.put(`${key}/${f}`, path.join(dir, f));
     return meta;
   }
 
@@ -71,12 +73,13 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
         weights = await loadWeights(await store.get(`${from.key}/${WEIGHTS_FILE}`), cfg);
         trainer = new Trainer(cfg, weights, schedule, data, counters);
         await loadOptimizerMoments(await store.get(`${from.key}/${OPTIMIZER_FILE}`), trainer.optimizer);
+        if (trainer.ema && (await store.exists(`${from.key}/${EMA_FILE}`))) await loadInto(await store.get(`${from.key}/${EMA_FILE}`), trainer.ema.shadow);
       } else {
         weights = training.initFrom ? await loadWeights(await store.get(`${training.initFrom}/${WEIGHTS_FILE}`), cfg) : initWeights(cfg, model.seed);
         trainer = new Trainer(cfg, weights, schedule, data);
         // The starting point is a state too: a NaN storm in the first segment can go back to it.
         const key = `runs/${input.runId}/step-0`;
-        const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: NaN, backend }));
+        const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: NaN, backend }, trainer.ema?.shadow));
         from = { key, step: 0, modelHash: meta.modelHash };
       }
       trainer.lrScale = input.lrScale;
@@ -106,15 +109,16 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
         const skippedHere = trainer.skipped - skippedBefore;
         const weightsFinite = [...weights.values()].every((w) => w.dataSync().every(Number.isFinite));
         const heldOutLoss = weightsFinite ? evaluate(weights, cfg, heldOut, evalOpts).loss : NaN;
+        const emaHeldOutLoss = trainer.ema ? evaluate(trainer.ema.shadow, cfg, heldOut, evalOpts).loss : undefined;
         // A NaN storm: most of the segment's batches were skipped, or the weights or loss went non-finite.
         const nonFinite = !Number.isFinite(heldOutLoss) || (summary.stepsRun > 0 && skippedHere > summary.stepsRun / 2);
         let state = from;
         if (!nonFinite && summary.stepsRun > 0) {
           const key = `runs/${input.runId}/step-${trainer.step}-s${input.segment}`;
-          const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend }));
+          const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend }, trainer.ema?.shadow));
           state = { key, step: trainer.step, modelHash: meta.modelHash };
         }
-        log.info('segment done', { segment: input.segment, endStep: trainer.step, trainLoss: summary.finalLoss, heldOutLoss, nonFinite, stoppedEarly: summary.stoppedEarly });
+        log.info('segment done', { segment: input.segment, endStep: trainer.step, trainLoss: summary.finalLoss, heldOutLoss, emaHeldOutLoss, nonFinite, stoppedEarly: summary.stoppedEarly });
         return {
           segment: input.segment,
           attempt,
@@ -123,6 +127,7 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
           state,
           trainLoss: summary.finalLoss,
           heldOutLoss,
+          emaHeldOutLoss,
           skippedBatches: skippedHere,
           nonFinite,
           stoppedEarly: summary.stoppedEarly,

@@ -348,7 +348,8 @@ function printResult(settings: Settings, r: CycleResult): void {
   console.log(`  training        best at step ${r.training.steps} of ${r.training.plannedSteps} planned (${r.training.segments} segments, ${r.training.stepsRun} steps run), ${Math.round(r.training.tokensPerSec)} tok/s on ${r.training.backend}, train loss ${r.training.trainLoss.toFixed(4)}`);
   for (const d of r.decisions.filter((x) => x.action !== 'continue')) console.log(`  decision        after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
   for (const m of r.missedWindows) console.log(`  MISSED          ${m}`);
-  console.log(`  held-out loss   ${r.checkpoint.heldOutLoss.toFixed(4)} nats (untrained model: ${r.checkpoint.baselineLoss.toFixed(4)})`);
+  const ema = r.checkpoint.emaHeldOutLoss !== undefined ? `; raw ${fmt(r.checkpoint.rawHeldOutLoss)}, EMA ${fmt(r.checkpoint.emaHeldOutLoss)}` : '';
+  console.log(`  held-out loss   ${fmt(r.checkpoint.heldOutLoss)} nats, ${r.checkpoint.weights} weights (untrained model: ${fmt(r.checkpoint.baselineLoss)}${ema})`);
   console.log(`  checkpoint      ${r.checkpoint.hash} in ${r.checkpoint.location}/${r.checkpoint.key}`);
   console.log(`  commits         ${r.commits.map((c) => `${c.phase}@block ${c.block} (${c.bytes} B)`).join(', ')}`);
   if (s.status === 'scored') {

@@ -83,6 +83,8 @@ export const TrainingSchema = z
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.95),
     seed: int(0, 2 ** 31 - 1).default(1),
+    /** EMA of the weights (typical 0.998–0.9999), evaluated beside the raw weights; 0 turns it off. */
+    emaDecay: z.number().min(0).lt(1).default(0),
     /** A training state to start from (store key, e.g. the previous cycle's best), or null for a fresh model. */
     initFrom: z.string().min(1).nullable().default(null),
     /** A dead gpu worker is noticed after this long without a heartbeat; its segment moves to another worker. */

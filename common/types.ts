@@ -29,6 +29,7 @@ export interface SegmentResult {
   state: StateRef; // saved at the end of the segment
   trainLoss: number;
   heldOutLoss: number; // NaN when non-finite
+  emaHeldOutLoss?: number; // the EMA weights' held-out loss, when training.emaDecay is on
   skippedBatches: number; // non-finite batches skipped in this segment
   nonFinite: boolean; // the segment ended in a NaN storm
   stoppedEarly: boolean; // stopped at the training deadline
@@ -71,6 +72,9 @@ export interface CheckpointRef {
   trainLoss: number;
   steps: number;
   round: number; // the round it was trained for; never committed in a later one than allowed
+  weights: 'raw' | 'ema'; // which weights of the state were published (the better on held-out)
+  rawHeldOutLoss: number;
+  emaHeldOutLoss?: number;
 }
 
 export interface CommitWindow {

@@ -24,6 +24,7 @@ export interface Manifest {
   backend: string;
   runId: string; // the cycle that trained it
   round: number; // the chain round it was trained for
+  weights?: 'raw' | 'ema'; // which of the state's weights these are
 }
 
 /** Writes the weights as safetensors (atomically) and returns the model hash computed while writing. */
@@ -54,6 +55,7 @@ export async function readManifest(file: string): Promise<Manifest> {
 
 // --- Training state: everything needed to continue training exactly where it stopped. ---------
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const EMA_FILE = 'ema.safetensors';
 export const STATE_FILE = 'state.json';
 
 export interface TrainingStateMeta {
@@ -65,8 +67,9 @@ export interface TrainingStateMeta {
 }
 
 /** Writes model.safetensors (weights), optimizer.safetensors (AdamW moments) and state.json into `dir`. */
-export async function saveTrainingState(dir: string, weights: Weights, optimizer: AdamW, meta: Omit<TrainingStateMeta, 'modelHash'>): Promise<TrainingStateMeta> {
+export async function saveTrainingState(dir: string, weights: Weights, optimizer: AdamW, meta: Omit<TrainingStateMeta, 'modelHash'>, ema?: Weights): Promise<TrainingStateMeta> {
   const modelHash = await saveWeights(path.join(dir, WEIGHTS_FILE), weights, { format: 'pt' });
+  if (ema) await saveWeights(path.join(dir, EMA_FILE), ema, { format: 'pt' });
   const moments = new Map<string, StoredTensor>();
   for (const [name, w] of weights) {
     moments.set(`m.${name}`, { shape: w.shape, data: optimizer.m.get(name)!.dataSync() as Float32Array });
@@ -78,6 +81,18 @@ export async function saveTrainingState(dir: string, weights: Weights, optimizer
   await fs.writeFile(tmp, JSON.stringify(full, null, 2) + '\n');
   await fs.rename(tmp, path.join(dir, STATE_FILE));
   return full;
+}
+
+/** Restores EMA weights saved by saveTrainingState into `shadow`. */
+export async function loadInto(file: string, target: Weights): Promise<void> {
+  const { tensors } = await readSafetensors(file);
+  tf.tidy(() => {
+    for (const [name, v] of target) {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`${file} has no tensor '${name}'`);
+      v.assign(tf.tensor(t.data, t.shape));
+    }
+  });
 }
 
 /** Restores optimizer moments saved by saveTrainingState into `optimizer`. */

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { crossEntropy, forward, type GptConfig, type Weights } from './gpt';
 import { windowsToTensors } from './evaluate';
 import { AdamW, cosineWithWarmup } from './optimizer';
+import { Ema } from './ema';
 import { Rng } from './rng';
 
 export interface TrainConfig {
@@ -19,6 +20,7 @@ export interface TrainConfig {
   beta1: number;
   beta2: number;
   seed: number; // batch order
+  emaDecay?: number; // 0 or absent: no EMA of the weights
 }
 
 /** Everything besides weights and moments that training needs to continue exactly. */
@@ -28,6 +30,7 @@ export interface TrainerCounters {
   rngState: number;
   skipped: number;
   lrScale: number; // backtracking multiplies the scheduled LR by this
+  emaUpdates?: number;
 }
 
 export interface StepReport {
@@ -60,6 +63,7 @@ export interface TrainSummary {
 
 export class Trainer {
   readonly optimizer: AdamW;
+  readonly ema?: Ema;
   private readonly rng: Rng;
   step = 0;
   skipped = 0;
@@ -77,6 +81,7 @@ export class Trainer {
     }
     this.optimizer = new AdamW(weights, { beta1: train.beta1, beta2: train.beta2, eps: 1e-8, weightDecay: train.weightDecay, gradClip: train.gradClip });
     this.rng = new Rng(train.seed);
+    if (train.emaDecay) this.ema = new Ema(weights, train.emaDecay, resume?.emaUpdates ?? 0);
     if (resume) {
       this.step = resume.step;
       this.optimizer.t = resume.adamT;
@@ -87,7 +92,7 @@ export class Trainer {
   }
 
   counters(): TrainerCounters {
-    return { step: this.step, adamT: this.optimizer.t, rngState: this.rng.state, skipped: this.skipped, lrScale: this.lrScale };
+    return { step: this.step, adamT: this.optimizer.t, rngState: this.rng.state, skipped: this.skipped, lrScale: this.lrScale, emaUpdates: this.ema?.updates };
   }
 
   /** One optimisation step on a fresh random batch. */
@@ -105,6 +110,7 @@ export class Trainer {
     // A NaN/Inf batch is skipped, not applied: one bad batch must not poison the weights.
     if (Number.isFinite(loss)) gradNorm = this.optimizer.apply(grads, lr);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) this.skipped += 1;
+    else this.ema?.update(this.weights);
     tf.dispose(grads);
     this.step += 1;
     return { step: this.step, loss, lr, gradNorm, skipped: this.skipped };
@@ -145,5 +151,6 @@ export class Trainer {
 
   dispose(): void {
     this.optimizer.dispose();
+    this.ema?.dispose();
   }
 }

@@ -10,6 +10,7 @@ import { makeCheckpoint } from '../activities/checkpoint';
 import { makeTrain } from '../activities/train';
 import { makeCurate } from '../activities/curate';
 import { openStore } from '../infra/runtime';
+import { hashSafetensorsFile } from '../model/hash';
 import { testSettings } from './helpers/settings';
 
 const input = CycleInputSchema.parse({
@@ -55,4 +56,23 @@ test('publishing weights that are already in the store (a deterministic re-run) 
   const second = await publish('run-b'); // same data, seeds and steps: bit-identical weights
   assert.equal(second.hash, first.hash);
   assert.equal(second.key, first.key);
+});
+
+test('with an EMA, the checkpoint stage publishes whichever of raw and EMA weights is better on held-out data', async () => {
+  const settings = testSettings();
+  const store = openStore(settings.store);
+  const env = new MockActivityEnvironment();
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  const training = { ...input.training, steps: 30, segmentSteps: 30, emaDecay: 0.9, learningRate: 1e-2 };
+  const seg: SegmentResult = await env.run(makeTrain(settings, store), {
+    runId: 'ema', segment: 1, dataset, model: input.model, training, eval: input.eval, plannedSteps: 30, from: null, untilStep: 30, lrScale: 1,
+  });
+  assert.ok(seg.emaHeldOutLoss !== undefined && Number.isFinite(seg.emaHeldOutLoss));
+  const ref: CheckpointRef = await env.run(makeCheckpoint(settings, store), { runId: 'ema', dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval });
+  assert.equal(ref.weights, ref.emaHeldOutLoss! < ref.rawHeldOutLoss ? 'ema' : 'raw');
+  assert.equal(ref.heldOutLoss, Math.min(ref.emaHeldOutLoss!, ref.rawHeldOutLoss));
+  const published = await store.get(`checkpoints/${ref.hash}/model.safetensors`);
+  assert.equal(await hashSafetensorsFile(published), ref.hash);
+  const chosen = await store.get(`${seg.state.key}/${ref.weights === 'ema' ? 'ema' : 'model'}.safetensors`);
+  assert.equal(await hashSafetensorsFile(chosen), ref.hash, 'the published file is the chosen weights');
 });

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../model/backend';
-import { loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, saveWeights, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
+import { EMA_FILE, loadInto, loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, saveWeights, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
 import { evaluate } from '../model/evaluate';
 import { disposeWeights, initWeights, type GptConfig } from '../model/gpt';
 import { embed, matmul } from '../model/ops';
@@ -167,4 +167,29 @@ test('the LR range test suggests an LR within 3× of the best of a short grid se
   }
   const factor = Math.max(found.suggestedLr / best.lr, best.lr / found.suggestedLr);
   assert.ok(factor <= 3, `suggested ${found.suggestedLr.toExponential(2)}, grid best ${best.lr} (factor ${factor.toFixed(2)})`);
+});
+
+test('the EMA of the weights resumes exactly too', async () => {
+  const cfg: GptConfig = { vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
+  const data = encodeDocuments(Array.from({ length: 60 }, (_, i) => `ema test document ${i}: a lazy dog sleeps.`));
+  const train = { steps: 20, batchSize: 4, learningRate: 1e-2, warmupSteps: 2, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 3, emaDecay: 0.99 };
+  const straight = initWeights(cfg, 5);
+  const t1 = new Trainer(cfg, straight, train, data);
+  await t1.run();
+  const w = initWeights(cfg, 5);
+  const t2 = new Trainer(cfg, w, train, data);
+  await t2.run({ untilStep: 10 });
+  const dir = tempDir();
+  await saveTrainingState(dir, w, t2.optimizer, { counters: t2.counters(), trainLoss: 0, backend: 'wasm' }, t2.ema!.shadow);
+  const t3 = new Trainer(cfg, w, train, data, t2.counters());
+  await loadOptimizerMoments(path.join(dir, OPTIMIZER_FILE), t3.optimizer);
+  await loadInto(path.join(dir, EMA_FILE), t3.ema!.shadow);
+  t2.dispose();
+  await t3.run();
+  for (const [name, s] of t1.ema!.shadow) assert.ok(maxAbsDiff(s, t3.ema!.shadow.get(name)!) < 1e-6, `EMA ${name} differs after resume`);
+  assert.ok(maxAbsDiff(t1.ema!.shadow.get('wte')!, straight.get('wte')!) > 0, 'the EMA is not the raw weights');
+  t1.dispose();
+  t3.dispose();
+  disposeWeights(straight);
+  disposeWeights(w);
 });
