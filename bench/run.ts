@@ -6,12 +6,16 @@ import * as path from 'node:path';
 import { projectRoot } from '../infra/paths';
 import { curationLossBench } from './curation-loss';
 import { curateMemoryBench } from './curate-memory';
+import { interopBench } from './interop';
 import { nearDupBench } from './near-dup';
+import { trainThroughputBench } from './train-throughput';
 
 const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'near-dup': nearDupBench,
   'curate-memory': curateMemoryBench,
   'curation-loss': curationLossBench,
+  'train-throughput': trainThroughputBench,
+  interop: interopBench,
 };
 
 async function main(): Promise<void> {

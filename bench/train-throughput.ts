@@ -1,0 +1,34 @@
+// Training tokens/s of our trainer next to PyTorch (Debian's python3-torch, 2 threads) on the same
+// architecture, batch and optimizer, in the same run.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { CycleInputSchema } from '../common/config';
+import { modelConfig } from '../activities/train';
+import { initBackend } from '../model/backend';
+import { disposeWeights, initWeights, parameterCount } from '../model/gpt';
+import { Rng } from '../model/rng';
+import { Trainer } from '../model/trainer';
+import { benchLine, note } from './report';
+import { torchReference } from './torch';
+
+export async function trainThroughputBench(work: string): Promise<void> {
+  const backend = await initBackend('auto', () => undefined);
+  const cycle = CycleInputSchema.parse({}); // the demo's model and batch
+  const cfg = modelConfig(cycle.model);
+  const steps = 40;
+  const rng = new Rng(1);
+  const data = Uint8Array.from({ length: 1 << 20 }, () => rng.int(256));
+  const weights = initWeights(cfg, 0);
+  const trainer = new Trainer(cfg, weights, { ...cycle.training, steps: 1000 }, data);
+  await trainer.run({ untilStep: 5 }); // warm-up: kernels, allocations
+  const t = await trainer.run({ untilStep: 5 + steps });
+  const ours = t.tokens / t.seconds;
+  note(`model ${cfg.nLayer}×${cfg.dModel}, seq ${cfg.seqLen}, batch ${cycle.training.batchSize}, ${parameterCount(weights)} parameters; ours on ${backend}`);
+  trainer.dispose();
+  disposeWeights(weights);
+  const cfgFile = path.join(work, 'throughput-config.json');
+  await fs.writeFile(cfgFile, JSON.stringify({ ...cfg, batchSize: cycle.training.batchSize, steps, threads: 2 }));
+  const ref = torchReference(['throughput', cfgFile]) as { tokens_per_sec: number; threads: number; torch: string };
+  note(`reference: PyTorch ${ref.torch}, ${ref.threads} threads`);
+  benchLine('train-throughput', ours, 'tokens/s', ref.tokens_per_sec, 'tokens/s', ours / ref.tokens_per_sec);
+}
