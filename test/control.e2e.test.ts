@@ -2,7 +2,7 @@
 // planted LR spike and the backtrack it causes, a gpu worker killed mid-segment, and training cut
 // to make the commit windows (or a commit so slow it misses them, reported as such).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -14,7 +14,7 @@ import { createControlActivities } from '../activities';
 import { openChain, openStore } from '../infra/runtime';
 import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery } from '../workflows';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
-import { recordHistory, runCycle, spawnWorker, startTemporal, waitFor, withWorkers } from './helpers/temporal';
+import { recordHistory, runCycle, spawnWorker, waitFor, withWorkers, useTemporal } from './helpers/temporal';
 
 // A long Train phase (30 s at 200 ms blocks) so these tests steer training, not race the window.
 const LONG_PHASES = 'Distribute:2,Train:150,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
@@ -24,12 +24,7 @@ const curateOpts = { heldOutFraction: 0.1 };
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundle;
 
-before(async () => {
-  ({ env, bundle } = await startTemporal(long));
-});
-after(async () => {
-  await env?.teardown();
-});
+useTemporal(long, (t) => ({ env, bundle } = t));
 
 const steady = { patience: 100, backtrackThreshold: 10 }; // these tests steer by hand; keep the policy out of the way
 

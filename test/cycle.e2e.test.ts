@@ -1,6 +1,6 @@
 // End to end on the real Temporal dev server: a full mining cycle, and bad input failing fast.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
@@ -15,18 +15,13 @@ import { loadHotkey } from '../infra/wallet';
 import { hashSafetensorsFile } from '../model/hash';
 import { miningCycle } from '../workflows';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
-import { recordHistory, startTemporal, withWorkers } from './helpers/temporal';
+import { recordHistory, withWorkers, useTemporal } from './helpers/temporal';
 
 const settings = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundle;
 
-before(async () => {
-  ({ env, bundle } = await startTemporal(settings));
-});
-after(async () => {
-  await env?.teardown();
-});
+useTemporal(settings, (t) => ({ env, bundle } = t));
 
 test('a full cycle: curate → train → checkpoint → commit → score, consistent end to end', { timeout: 240_000 }, async () => {
   const input = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };

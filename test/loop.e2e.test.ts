@@ -1,6 +1,6 @@
 // The long-running miner (minerLoop) and cron schedules, on the real Temporal dev server.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundle } from '@temporalio/worker';
@@ -8,18 +8,13 @@ import { TASK_QUEUES } from '../common/queues';
 import { createCycleSchedule } from '../infra/schedules';
 import { minerLoop, miningCycle } from '../workflows';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
-import { recordHistory, startTemporal, withWorkers } from './helpers/temporal';
+import { recordHistory, withWorkers, useTemporal } from './helpers/temporal';
 
 const settings = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundle;
 
-before(async () => {
-  ({ env, bundle } = await startTemporal(settings));
-});
-after(async () => {
-  await env?.teardown();
-});
+useTemporal(settings, (t) => ({ env, bundle } = t));
 
 test('minerLoop runs cycles back to back, warm-starts each from the best so far, and carries state through continue-as-new', { timeout: 240_000 }, async () => {
   const cycle = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };

@@ -1,4 +1,5 @@
 // A real Temporal dev server (the CLI built by scripts/setup-temporal.sh) and real workers for tests.
+import { after, before } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -23,6 +24,19 @@ export async function startTemporal(settings: Settings): Promise<{ env: TestWork
   });
   const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') });
   return { env, bundle };
+}
+
+/** A dev server for one test file: started before its tests, torn down after; `use` receives it. */
+export function useTemporal(settings: Settings, use: (t: { env: TestWorkflowEnvironment; bundle: WorkflowBundle }) => void): void {
+  let env: TestWorkflowEnvironment | undefined;
+  before(async () => {
+    const t = await startTemporal(settings);
+    env = t.env;
+    use(t);
+  });
+  after(async () => {
+    await env?.teardown();
+  });
 }
 
 /** Runs a control and (unless `gpu: false`) a gpu worker against `env` while `fn` runs. */
