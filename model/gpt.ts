@@ -138,6 +138,16 @@ export function forward(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): tf.Tensor
   return matmul(x, tf.transpose(w.get('wte')!)); // tied output head
 }
 
+/**
+ * What training minimises for one batch: token cross-entropy plus, for mixture-of-experts layers,
+ * the auxiliary load-balancing loss (zero for a dense model). Evaluation uses `ce` alone.
+ */
+export function trainingLoss(w: Weights, cfg: GptConfig, ids: tf.Tensor2D, targets: tf.Tensor1D): { total: tf.Scalar; ce: tf.Scalar; aux: tf.Scalar } {
+  const ce = crossEntropy(forward(w, cfg, ids), targets);
+  const aux = tf.scalar(0);
+  return { total: ce, ce, aux };
+}
+
 /** Mean token cross-entropy (nats) of logits [N, V] against targets [N] (int32). */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   const logp = tf.logSoftmax(logits);

@@ -4,7 +4,7 @@
 // N steps, stopping, and resuming for N more gives the same weights as 2N steps straight.
 // Knows nothing about Temporal: the train activity calls it and heartbeats from onStep.
 import * as tf from '@tensorflow/tfjs-core';
-import { crossEntropy, forward, type GptConfig, type Weights } from './gpt';
+import { trainingLoss, type GptConfig, type Weights } from './gpt';
 import { windowsToTensors } from './evaluate';
 import { AdamW, cosineWithWarmup } from './optimizer';
 import { Ema } from './ema';
@@ -100,12 +100,7 @@ export class Trainer {
     const T = this.cfg.seqLen;
     const starts = Array.from({ length: this.train.batchSize }, () => this.rng.int(this.data.length - T - 1));
     const lr = this.lrScale * cosineWithWarmup(this.step, this.train.learningRate, this.train.warmupSteps, this.train.steps);
-    const { ids, targets } = windowsToTensors(this.data, starts, T);
-    const { value, grads } = tf.variableGrads(() => crossEntropy(forward(this.weights, this.cfg, ids), targets));
-    ids.dispose();
-    targets.dispose();
-    const loss = value.dataSync()[0];
-    value.dispose();
+    const { loss, grads } = lossAndGrads(this.weights, this.cfg, this.data, starts);
     let gradNorm = NaN;
     // A NaN/Inf batch is skipped, not applied: one bad batch must not poison the weights.
     if (Number.isFinite(loss)) gradNorm = this.optimizer.apply(grads, lr);
@@ -153,4 +148,26 @@ export class Trainer {
     this.optimizer.dispose();
     this.ema?.dispose();
   }
+}
+
+/**
+ * Cross-entropy, auxiliary loss and gradients of one batch of windows starting at `starts`.
+ * The unit of work a data-parallel replica does; the caller disposes the gradients.
+ */
+export function lossAndGrads(weights: Weights, cfg: GptConfig, data: Uint8Array, starts: number[]): { loss: number; aux: number; grads: tf.NamedTensorMap } {
+  const { ids, targets } = windowsToTensors(data, starts, cfg.seqLen);
+  let loss = NaN;
+  let aux = 0;
+  const { value, grads } = tf.variableGrads(() => {
+    const terms = trainingLoss(weights, cfg, ids, targets);
+    loss = terms.ce.dataSync()[0];
+    aux = terms.aux.dataSync()[0];
+    return terms.total;
+  });
+  ids.dispose();
+  targets.dispose();
+  // The total is what was minimised; a non-finite one (even with a finite CE) poisons the step.
+  if (!Number.isFinite(value.dataSync()[0])) loss = NaN;
+  value.dispose();
+  return { loss, aux, grads };
 }
