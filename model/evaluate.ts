@@ -2,6 +2,7 @@
 // non-overlapping windows of the held-out stream, in order (no sampling, so it is deterministic).
 import * as tf from '@tensorflow/tfjs-core';
 import { crossEntropy, forward, type GptConfig, type Weights } from './gpt';
+import type { TokenIds } from './tokenizer';
 
 export interface EvalOptions {
   maxTokens: number; // cap on scored tokens, so evaluation time is bounded
@@ -14,7 +15,7 @@ export interface EvalResult {
   tokens: number;
 }
 
-export function evaluate(weights: Weights, cfg: GptConfig, tokens: Uint8Array, opts: EvalOptions): EvalResult {
+export function evaluate(weights: Weights, cfg: GptConfig, tokens: TokenIds, opts: EvalOptions): EvalResult {
   const T = cfg.seqLen;
   const windows: number[] = [];
   for (let start = 0; start + T + 1 <= tokens.length && (windows.length + 1) * T <= opts.maxTokens; start += T) {
@@ -37,7 +38,7 @@ export function evaluate(weights: Weights, cfg: GptConfig, tokens: Uint8Array, o
 }
 
 /** Inputs [B, T] and next-token targets [B·T] for windows starting at `starts`. */
-export function windowsToTensors(tokens: Uint8Array, starts: number[], T: number): { ids: tf.Tensor2D; targets: tf.Tensor1D } {
+export function windowsToTensors(tokens: TokenIds, starts: number[], T: number): { ids: tf.Tensor2D; targets: tf.Tensor1D } {
   const ids = new Int32Array(starts.length * T);
   const targets = new Int32Array(starts.length * T);
   starts.forEach((s, b) => {

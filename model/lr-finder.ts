@@ -3,6 +3,7 @@
 // loss, and suggest the LR where it falls fastest. A few hundred steps instead of a grid search.
 import { disposeWeights, initWeights, type GptConfig } from './gpt';
 import { Trainer, type TrainConfig } from './trainer';
+import type { TokenIds } from './tokenizer';
 
 export interface LrFindOptions {
   minLr: number;
@@ -25,7 +26,7 @@ export interface LrFindResult {
   diverged: boolean; // stopped early because the loss blew up
 }
 
-export async function lrRangeTest(cfg: GptConfig, data: Uint8Array, opts: LrFindOptions): Promise<LrFindResult> {
+export async function lrRangeTest(cfg: GptConfig, data: TokenIds, opts: LrFindOptions): Promise<LrFindResult> {
   const weights = initWeights(cfg, opts.modelSeed);
   // A flat schedule (peak 1, no warmup, an endless horizon) so lrScale *is* the learning rate.
   const flat: TrainConfig = { steps: Number.MAX_SAFE_INTEGER, batchSize: opts.batchSize, learningRate: 1, warmupSteps: 0, weightDecay: opts.weightDecay, gradClip: opts.gradClip, beta1: opts.beta1, beta2: opts.beta2, seed: opts.seed };

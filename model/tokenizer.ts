@@ -2,6 +2,9 @@
 // Documents are joined with a blank line, which the model learns as a boundary.
 export const BYTE_VOCAB_SIZE = 256;
 
+/** A token stream: bytes for the byte tokenizer, 16-bit ids for a BPE vocabulary. */
+export type TokenIds = Uint8Array | Uint16Array;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 

@@ -9,6 +9,7 @@ import { windowsToTensors } from './evaluate';
 import { AdamW, cosineWithWarmup } from './optimizer';
 import { Ema } from './ema';
 import { Rng } from './rng';
+import type { TokenIds } from './tokenizer';
 
 export interface TrainConfig {
   steps: number; // the schedule's horizon: cosine decay reaches zero here
@@ -73,7 +74,7 @@ export class Trainer {
     private readonly cfg: GptConfig,
     private readonly weights: Weights,
     readonly train: TrainConfig,
-    private readonly data: Uint8Array,
+    private readonly data: TokenIds,
     resume?: TrainerCounters,
   ) {
     if (data.length < cfg.seqLen + 2) {
@@ -154,7 +155,7 @@ export class Trainer {
  * Cross-entropy, auxiliary loss and gradients of one batch of windows starting at `starts`.
  * The unit of work a data-parallel replica does; the caller disposes the gradients.
  */
-export function lossAndGrads(weights: Weights, cfg: GptConfig, data: Uint8Array, starts: number[]): { loss: number; aux: number; grads: tf.NamedTensorMap } {
+export function lossAndGrads(weights: Weights, cfg: GptConfig, data: TokenIds, starts: number[]): { loss: number; aux: number; grads: tf.NamedTensorMap } {
   const { ids, targets } = windowsToTensors(data, starts, cfg.seqLen);
   let loss = NaN;
   let aux = 0;
