@@ -1,22 +1,30 @@
 // A model checkpoint on disk: model.safetensors (weights only: what the hash covers and validators
-// load) plus manifest.json (config, step, losses, hash). Plain functions over files.
+// load), tokenizer.json (what the token ids mean) plus manifest.json (config, step, losses, hash).
+// Plain functions over files.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { weightsFrom, type GptConfig, type Weights } from './gpt';
 import type { AdamW } from './optimizer';
+import { ByteTokenizer, loadTokenizer, saveTokenizer, type Tokenizer, type TokenizerType } from './tokenizer';
 import type { TrainerCounters } from './trainer';
 import { readSafetensors, writeSafetensors, type StoredTensor } from './safetensors';
 
 export const WEIGHTS_FILE = 'model.safetensors';
 export const MANIFEST_FILE = 'manifest.json';
+/**
+ * The tokenizer travels beside the weights but outside the model hash, which covers
+ * model.safetensors only (Connito's rule): a validator needs it to turn its held-out text into the
+ * ids the model was trained on, and its vocabulary is pinned by the weights' embedding shape.
+ */
+export const TOKENIZER_FILE = 'tokenizer.json';
 
 export interface Manifest {
   format: 'minerflow-checkpoint';
   version: 1;
   modelHash: string;
   model: GptConfig & { seed: number };
-  tokenizer: 'bytes';
+  tokenizer: TokenizerType; // tokenizer.json beside the weights says which merges (absent: bytes)
   step: number;
   trainLoss: number;
   heldOutLoss?: number;
@@ -66,8 +74,9 @@ export interface TrainingStateMeta {
   backend: string;
 }
 
-/** Writes model.safetensors (weights), optimizer.safetensors (AdamW moments) and state.json into `dir`. */
-export async function saveTrainingState(dir: string, weights: Weights, optimizer: AdamW, meta: Omit<TrainingStateMeta, 'modelHash'>, ema?: Weights): Promise<TrainingStateMeta> {
+/** Writes model.safetensors (weights), optimizer.safetensors (AdamW moments), tokenizer.json and state.json into `dir`. */
+export async function saveTrainingState(dir: string, weights: Weights, optimizer: AdamW, meta: Omit<TrainingStateMeta, 'modelHash'>, ema?: Weights, tokenizer?: Tokenizer): Promise<TrainingStateMeta> {
+  if (tokenizer) await saveTokenizer(path.join(dir, TOKENIZER_FILE), tokenizer);
   const modelHash = await saveWeights(path.join(dir, WEIGHTS_FILE), weights, { format: 'pt' });
   if (ema) await saveWeights(path.join(dir, EMA_FILE), ema, { format: 'pt' });
   const moments = new Map<string, StoredTensor>();
@@ -81,6 +90,13 @@ export async function saveTrainingState(dir: string, weights: Weights, optimizer
   await fs.writeFile(tmp, JSON.stringify(full, null, 2) + '\n');
   await fs.rename(tmp, path.join(dir, STATE_FILE));
   return full;
+}
+
+/** The tokenizer saved in a state or checkpoint folder; folders written before tokenizers were saved hold byte-level models. */
+export async function loadTokenizerIn(dir: string): Promise<Tokenizer> {
+  const file = path.join(dir, TOKENIZER_FILE);
+  if (!(await fs.access(file).then(() => true, () => false))) return new ByteTokenizer();
+  return loadTokenizer(file);
 }
 
 /** Restores EMA weights saved by saveTrainingState into `shadow`. */
