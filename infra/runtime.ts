@@ -10,16 +10,24 @@ import { encodeDocuments } from '../model/tokenizer';
 import type { Chain } from './chain/chain';
 import { LocalChain } from './chain/local-chain';
 import { createLocalValidator } from './chain/local-validator';
-import type { Settings } from './settings';
+import { loadSettings, type Settings } from './settings';
 import { FsStore } from './store/fs-store';
+import { S3Store } from './store/s3-store';
 import type { CheckpointStore } from './store/store';
 import { ensureHotkey } from './wallet';
 
-/** A store from a folder path or URI (file:). */
-export function openStore(location: string): CheckpointStore {
+/**
+ * A store from a folder path or URI (file:, s3://bucket/prefix). S3 settings and the download
+ * cache (<data dir>/cache/s3) come from `settings`, else from the environment.
+ */
+export function openStore(location: string, settings?: Pick<Settings, 'dataDir' | 's3'>): CheckpointStore {
   if (location.startsWith('file:')) return new FsStore(fileURLToPath(location));
+  if (location.startsWith('s3:')) {
+    const { dataDir, s3 } = settings ?? loadSettings();
+    return new S3Store(location, { cacheDir: path.join(dataDir, 'cache', 's3'), ...s3 });
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
-    throw new Error(`checkpoint store '${location}': unsupported scheme; use a folder path or a file: URI`);
+    throw new Error(`checkpoint store '${location}': unsupported scheme; use a folder path, a file: URI or s3://bucket/prefix`);
   }
   return new FsStore(location);
 }

@@ -24,6 +24,11 @@ const EnvSchema = z.object({
   TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
   MINERFLOW_UI_URL: z.string().url().default('http://localhost:8233'),
   MINERFLOW_STORE: z.string().min(1).optional(),
+  // S3 store (MINERFLOW_STORE=s3://bucket/prefix). Credentials stay with the AWS SDK's own chain
+  // (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, roles): no secret enters Settings.
+  MINERFLOW_S3_ENDPOINT: z.string().url().optional(),
+  MINERFLOW_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).optional(),
+  AWS_REGION: z.string().regex(/^[a-z0-9-]+$/).optional(),
   MINERFLOW_CHAIN: z.enum(['local']).default('local'),
   MINERFLOW_WALLETS: z.string().min(1).optional(),
   MINERFLOW_LOCAL_BLOCK_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
@@ -43,7 +48,9 @@ export interface Settings {
     uiUrl: string;
     bin: string; // the Temporal CLI used by `minerflow dev` and the tests
   };
-  store: string; // folder or file: URI
+  store: string; // folder, file: or s3: URI
+  /** For s3:// stores: an S3-compatible server's URL (unset: AWS), region, path-style URLs. */
+  s3: { endpoint?: string; region: string; forcePathStyle: boolean };
   chain: {
     kind: 'local';
     local: { file: string; blockMs: number; phases: PhaseSpec[]; register: { wallet: string; hotkey: string; netuid: number }[] };
@@ -74,6 +81,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       bin: e.MINERFLOW_TEMPORAL_BIN ?? path.join(projectRoot(), '.tools', 'bin', 'temporal'),
     },
     store: e.MINERFLOW_STORE ?? path.join(dataDir, 'store'),
+    s3: {
+      endpoint: e.MINERFLOW_S3_ENDPOINT,
+      region: e.AWS_REGION ?? 'us-east-1',
+      // S3-compatible servers mostly want path-style; AWS wants virtual-hosted style.
+      forcePathStyle: e.MINERFLOW_S3_FORCE_PATH_STYLE ? e.MINERFLOW_S3_FORCE_PATH_STYLE === 'true' : !!e.MINERFLOW_S3_ENDPOINT,
+    },
     chain: {
       kind: e.MINERFLOW_CHAIN,
       local: {
