@@ -5,6 +5,7 @@ import type { CheckpointStore } from '../infra/store/store';
 import { makeCheckpoint } from './checkpoint';
 import { makeCommit } from './commit';
 import { makeCurate } from './curate';
+import { makeLrFind } from './lr-find';
 import { makeAwaitScore } from './score';
 import { makeTrain } from './train';
 
@@ -21,6 +22,7 @@ export function createControlActivities(settings: Settings, store: CheckpointSto
 export function createGpuActivities(settings: Settings, store: CheckpointStore) {
   return {
     trainSegment: makeTrain(settings, store),
+    lrFind: makeLrFind(settings, store),
     checkpoint: makeCheckpoint(settings, store),
   };
 }

@@ -189,12 +189,12 @@ async function lrFindCommand(settings: Settings, flags: Flags): Promise<void> {
   await initBackend(cycle.model.backend);
   const t = cycle.training;
   const r = await lrRangeTest(modelConfig(cycle.model), encodeDocuments(await readSplit(path.join(ds.dir, 'train.jsonl'))), {
-    minLr: 1e-6, maxLr: 1, steps: flags.steps !== undefined ? Number(flags.steps) : 200, batchSize: t.batchSize, seed: t.seed, modelSeed: cycle.model.seed,
+    minLr: 1e-6, maxLr: 1, steps: flags.steps !== undefined ? Number(flags.steps) : 200, horizonSteps: t.steps, batchSize: t.batchSize, seed: t.seed, modelSeed: cycle.model.seed,
     weightDecay: t.weightDecay, gradClip: t.gradClip, beta1: t.beta1, beta2: t.beta2,
   });
   console.log(`smoothed loss while the LR grows from ${r.curve[0].lr.toExponential(1)} to ${r.curve.at(-1)!.lr.toExponential(1)}${r.diverged ? ' (stopped: diverged)' : ''}`);
   console.log(asciiPlot(r.curve.map((p) => p.smoothed), { label: 'log LR →' }));
-  console.log(`suggested training.learningRate: ${r.suggestedLr.toExponential(2)} (lowest loss at ${r.minLossLr.toExponential(2)}, steepest descent at ${r.steepestLr.toExponential(2)})`);
+  console.log(`suggested training.learningRate for ${t.steps} steps: ${r.suggestedLr.toExponential(2)} (lowest loss at ${r.minLossLr.toExponential(2)}, steepest descent at ${r.steepestLr.toExponential(2)})`);
 }
 
 async function minerCommand(settings: Settings, sub: string | undefined, flags: Flags): Promise<void> {

@@ -89,6 +89,22 @@ export const TrainingSchema = z
     initFrom: z.string().min(1).nullable().default(null),
     /** A dead gpu worker is noticed after this long without a heartbeat; its segment moves to another worker. */
     heartbeatTimeoutSeconds: int(2, 3600).default(120),
+    /**
+     * LR range test before the first segment of a fresh model (not with initFrom): its suggestion,
+     * clamped to [floor, ceiling], replaces learningRate. Costs `steps` training steps of the window.
+     */
+    lrFind: z
+      .object({
+        enabled: z.boolean().default(false),
+        steps: int(20, 100_000).default(100),
+        minLr: z.number().gt(0).max(1).default(1e-5),
+        maxLr: z.number().gt(0).max(10).default(1),
+        floor: z.number().gt(0).max(1).default(1e-4),
+        ceiling: z.number().gt(0).max(1).default(2e-2),
+      })
+      .strict()
+      .prefault({})
+      .refine((f) => f.minLr < f.maxLr && f.floor <= f.ceiling, { message: 'needs minLr < maxLr and floor ≤ ceiling' }),
     /** Drill: multiply the LR of one segment (1-based) by a factor, to rehearse the backtracking policy. */
     drill: z
       .object({ lrSpikeSegment: int(1, 1_000_000).nullable().default(null), lrSpikeFactor: z.number().gt(0).default(30) })

@@ -51,6 +51,19 @@ export interface Decision {
   lrScale?: number; // backtrack: the new LR multiplier
 }
 
+/** The LR range test's outcome (the lrFind activity's result); small, it is kept in history. */
+export interface LrFindReport {
+  suggestedLr: number; // read from the curve (model/lr-finder.ts)
+  chosenLr: number; // the suggestion clamped to training.lrFind [floor, ceiling]: what training uses
+  steepestLr: number;
+  minLossLr: number;
+  diverged: boolean;
+  steps: number; // points measured
+  seconds: number;
+  curve: { lr: number; loss: number }[]; // smoothed loss, thinned to a few dozen points
+  curveKey: string; // every point, in the store
+}
+
 export interface TrainingSummary {
   steps: number; // step of the committed (best) state
   stepsRun: number; // every step executed, re-done ones included
@@ -61,6 +74,8 @@ export interface TrainingSummary {
   tokensPerSec: number;
   backend: string;
   best: StateRef;
+  learningRate: number; // the peak LR trained with (the LR range test's when it ran)
+  lrFind?: LrFindReport;
 }
 
 export interface CheckpointRef {
@@ -112,13 +127,15 @@ export interface ScoreReport {
   reason?: string;
 }
 
-export type CyclePhase = 'validating' | 'curate' | 'train' | 'paused' | 'checkpoint' | 'commit1' | 'commit2' | 'awaitScore' | 'done' | 'failed';
+export type CyclePhase = 'validating' | 'curate' | 'lrFind' | 'train' | 'paused' | 'checkpoint' | 'commit1' | 'commit2' | 'awaitScore' | 'done' | 'failed';
 
 export interface CycleStatus {
   phase: CyclePhase;
   paused: boolean;
   round?: number;
   trainingDeadline?: number; // epoch ms: training stops by then to make commit 1
+  learningRate?: number; // the peak LR training uses, once known
+  lrFind?: { chosenLr: number; suggestedLr: number; points: number; curve: number }; // points measured, curve points kept
   plannedSteps: number;
   stepsDone: number;
   dataset?: Pick<DatasetRef, 'id' | 'trainDocuments' | 'heldOutDocuments'>;

@@ -1,6 +1,6 @@
 // The cycle's state as a plain class: segments, the best state, decisions, pause/stop flags, and
 // what the `status` query and the Temporal UI's "current details" show. No Temporal imports.
-import type { CheckpointRef, CommitPlan, CommitReceipt, CyclePhase, CycleStatus, DatasetRef, Decision, ScoreReport, SegmentResult } from '../common/types';
+import type { CheckpointRef, CommitPlan, CommitReceipt, CyclePhase, CycleStatus, DatasetRef, Decision, LrFindReport, ScoreReport, SegmentResult } from '../common/types';
 
 export class CycleState {
   phase: CyclePhase = 'validating';
@@ -12,6 +12,8 @@ export class CycleState {
   backtracks = 0;
   lrScale = 1;
   trainingDeadline?: number;
+  learningRate?: number; // peak LR of training: the input's, or the LR range test's
+  lrFind?: LrFindReport;
   dataset?: DatasetRef;
   segments: SegmentResult[] = [];
   decisions: Decision[] = [];
@@ -77,6 +79,8 @@ export class CycleState {
       paused: this.paused,
       round: this.plan?.round,
       trainingDeadline: this.trainingDeadline,
+      learningRate: this.learningRate,
+      lrFind: this.lrFind && { chosenLr: this.lrFind.chosenLr, suggestedLr: this.lrFind.suggestedLr, points: this.lrFind.steps, curve: this.lrFind.curve.length },
       plannedSteps: this.plannedSteps,
       stepsDone: this.stepsDone,
       dataset: this.dataset && { id: this.dataset.id, trainDocuments: this.dataset.trainDocuments, heldOutDocuments: this.dataset.heldOutDocuments },
@@ -95,6 +99,7 @@ export class CycleState {
   /** Markdown for the Temporal UI's "current details" panel. */
   details(): string {
     const lines = [`**phase:** ${this.phase}${this.paused ? ' (paused)' : ''}  **step:** ${this.stepsDone}/${this.plannedSteps}`];
+    if (this.lrFind) lines.push(`**LR range test:** suggested ${this.lrFind.suggestedLr.toExponential(2)}, training at ${this.lrFind.chosenLr.toExponential(2)} (${this.lrFind.steps} points)`);
     if (this.best) lines.push(`**best:** step ${this.best.endStep}, held-out loss ${fmt(this.best.heldOutLoss)} (segment ${this.best.segment})`);
     const last = this.segments.at(-1);
     if (last) lines.push(`**last segment:** train ${fmt(last.trainLoss)}, held-out ${fmt(last.heldOutLoss)}, ${Math.round(last.tokensPerSec ?? 0)} tok/s on ${last.backend}`);

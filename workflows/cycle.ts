@@ -18,7 +18,7 @@ import {
 import type { ControlActivities, GpuActivities } from '../activities';
 import { CycleInputSchema, InvalidInputError, parseOrExplain, type CycleInput } from '../common/config';
 import { TASK_QUEUES } from '../common/queues';
-import type { CommitPlan, CycleResult, CycleStatus, DatasetRef } from '../common/types';
+import type { CommitPlan, CycleResult, CycleStatus, DatasetRef, LrFindReport } from '../common/types';
 import { CycleState, fmt } from './cycle-state';
 import { decide, extensionProblem, msPerStep } from './policy';
 
@@ -98,7 +98,7 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
     },
     {
       validator: (req) => {
-        if (state.phase !== 'train' && state.phase !== 'paused' && state.phase !== 'curate') {
+        if (state.phase !== 'train' && state.phase !== 'paused' && state.phase !== 'curate' && state.phase !== 'lrFind') {
           throw new Error(`extendTraining: training is over (phase ${state.phase})`);
         }
         const problem = extensionProblem(stepsFor(req, state), { segments: state.segments, plannedSteps: state.plannedSteps, now: Date.now(), deadline: state.trainingDeadline }, state.stepsDone);
@@ -116,7 +116,14 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
     // Train for the first round whose commit 1 leaves time to train, and stop in time for it.
     state.plan = await stage('commit', planCommit({ minLeadMs: (input.commit.minTrainSeconds + input.commit.reserveSeconds) * 1000 }));
     state.trainingDeadline = state.plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
-    await train(input, dataset, state, runId, show);
+    state.learningRate = input.training.learningRate;
+    // The LR range test spends steps of the training window, once, on a fresh model only: a warm
+    // start already has weights and moments tuned to the LR it was trained with.
+    if (input.training.lrFind.enabled && !input.training.initFrom) {
+      const found = await findLearningRate(input, dataset, state, runId, show);
+      if (found) state.learningRate = found.chosenLr;
+    }
+    await train({ ...input, training: { ...input.training, learningRate: state.learningRate } }, dataset, state, runId, show);
     const best = state.best;
     if (!best) throw ApplicationFailure.nonRetryable(`no training segment produced a finite held-out loss (${state.segments.length} segments); nothing to commit`, 'NothingToCommit');
 
@@ -152,6 +159,8 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
         tokensPerSec: last.tokensPerSec,
         backend: last.backend,
         best: best.state,
+        learningRate: state.learningRate,
+        lrFind: state.lrFind,
       },
       segments: state.segments,
       decisions: state.decisions,
@@ -164,6 +173,30 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
     state.enter('failed', err instanceof Error ? err.message : String(err));
     show();
     throw err;
+  }
+}
+
+/** The LR range test (gpu queue); an inconclusive one keeps training.learningRate, and says so. */
+async function findLearningRate(input: CycleInput, dataset: DatasetRef, state: CycleState, runId: string, show: () => void): Promise<LrFindReport | undefined> {
+  const { lrFind } = proxyActivities<GpuActivities>({
+    taskQueue: TASK_QUEUES.gpu,
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: `${input.training.heartbeatTimeoutSeconds}s`,
+    retry: { initialInterval: '1s', maximumAttempts: 5 },
+  });
+  const f = input.training.lrFind;
+  state.enter('lrFind', `LR range test: ${f.steps} steps, LR ${f.minLr} → ${f.maxLr}, suggestion clamped to [${f.floor}, ${f.ceiling}]`);
+  show();
+  try {
+    const found = (state.lrFind = await stage('lrFind', lrFind({ runId, dataset, model: input.model, training: input.training, stopAt: state.trainingDeadline })));
+    state.event(`LR range test: suggested ${found.suggestedLr.toExponential(2)} (steepest ${found.steepestLr.toExponential(2)}, lowest loss ${found.minLossLr.toExponential(2)}), training at ${found.chosenLr.toExponential(2)}`);
+    show();
+    return found;
+  } catch (err) {
+    if (!(err instanceof ApplicationFailure && err.type === 'LrFindInconclusiveError')) throw err;
+    state.event(`LR range test inconclusive (${err.message}); training at the configured ${input.training.learningRate}`);
+    show();
+    return undefined;
   }
 }
 
