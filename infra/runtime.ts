@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import { CurateSchema, type CorpusInput, type CurateInput } from '../common/config';
 import { curate, readSplit, type CurateOptions } from '../curation/curate';
 import { exportBrown } from '../curation/brown';
-import { encodeDocuments } from '../model/tokenizer';
 import type { Chain } from './chain/chain';
 import { LocalChain } from './chain/local-chain';
 import { createLocalValidator } from './chain/local-validator';
@@ -56,9 +55,9 @@ export async function openChain(settings: Settings, log: (msg: string) => void =
     const pair = await ensureHotkey(settings.walletsDir, r.wallet, r.hotkey);
     register.push({ netuid: r.netuid, address: pair.address });
   }
-  let heldOut: Promise<Uint8Array> | undefined;
+  let heldOut: Promise<string[]> | undefined;
   const validator = createLocalValidator({
-    heldOutTokens: () => (heldOut ??= validatorHeldOut(settings)),
+    heldOutText: () => (heldOut ??= validatorHeldOut(settings)),
     openStore,
     evalMaxTokens: 16_384,
     log,
@@ -67,8 +66,8 @@ export async function openChain(settings: Settings, log: (msg: string) => void =
 }
 
 /** The local validator's own held-out data: its corpus curated with the default options. */
-async function validatorHeldOut(settings: Settings): Promise<Uint8Array> {
+async function validatorHeldOut(settings: Settings): Promise<string[]> {
   const { source, opts } = await curationPlan({ path: settings.validatorCorpus, format: 'auto', textField: 'text' }, CurateSchema.parse({}), settings.dataDir);
   const ds = await curate(source, path.join(settings.dataDir, 'validator', 'datasets'), opts);
-  return encodeDocuments(await readSplit(path.join(ds.dir, 'heldout.jsonl')));
+  return readSplit(path.join(ds.dir, 'heldout.jsonl')); // text: each model is scored with its own tokenizer
 }

@@ -9,9 +9,9 @@ import { createLocalValidator } from '../infra/chain/local-validator';
 import { FsStore } from '../infra/store/fs-store';
 import { createHotkey, loadHotkey } from '../infra/wallet';
 import { initBackend } from '../model/backend';
-import { MANIFEST_FILE, saveWeights, WEIGHTS_FILE, writeManifest } from '../model/checkpoint';
+import { MANIFEST_FILE, saveWeights, TOKENIZER_FILE, WEIGHTS_FILE, writeManifest } from '../model/checkpoint';
 import { disposeWeights, initWeights, type GptConfig } from '../model/gpt';
-import { encodeDocuments } from '../model/tokenizer';
+import { saveTokenizer, trainTokenizer } from '../model/tokenizer';
 import { Trainer } from '../model/trainer';
 import { tempDir } from './helpers/settings';
 
@@ -48,20 +48,23 @@ test('the local validator verifies signature and hash, evaluates, and scores by 
   const store = new FsStore(tempDir());
   const docs = Array.from({ length: 200 }, (_, i) => `a quick brown fox ${i % 5} jumps over the lazy dog.`);
 
-  // A trained checkpoint, published under its hash as the checkpoint activity does.
-  const cfg: GptConfig = { vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
+  // A trained BPE checkpoint, published under its hash with its tokenizer as the checkpoint activity does.
+  const tokenizer = trainTokenizer({ tokenizer: 'bpe', vocabSize: 300 }, docs);
+  const cfg: GptConfig = { vocabSize: tokenizer.vocabSize, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
   const weights = initWeights(cfg, 3);
-  const trainer = new Trainer(cfg, weights, { steps: 40, batchSize: 8, learningRate: 1e-2, warmupSteps: 2, weightDecay: 0, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 1 }, encodeDocuments(docs));
+  const trainer = new Trainer(cfg, weights, { steps: 40, batchSize: 8, learningRate: 1e-2, warmupSteps: 2, weightDecay: 0, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 1 }, tokenizer.encodeDocuments(docs));
   await trainer.run();
   const work = tempDir();
   const hash = await saveWeights(path.join(work, WEIGHTS_FILE), weights);
   trainer.dispose();
   disposeWeights(weights);
-  await writeManifest(work, { format: 'minerflow-checkpoint', version: 1, modelHash: hash, model: { ...cfg, seed: 3 }, tokenizer: 'bytes', step: 40, trainLoss: 0, backend: 'wasm', runId: 't', round: 0 });
+  await writeManifest(work, { format: 'minerflow-checkpoint', version: 1, modelHash: hash, model: { ...cfg, seed: 3 }, tokenizer: 'bpe', step: 40, trainLoss: 0, backend: 'wasm', runId: 't', round: 0 });
+  await saveTokenizer(path.join(work, TOKENIZER_FILE), tokenizer);
   await store.put(`${checkpointKey(hash)}/${WEIGHTS_FILE}`, path.join(work, WEIGHTS_FILE), { immutable: true });
+  await store.put(`${checkpointKey(hash)}/${TOKENIZER_FILE}`, path.join(work, TOKENIZER_FILE), { immutable: true });
   await store.put(`${checkpointKey(hash)}/${MANIFEST_FILE}`, path.join(work, MANIFEST_FILE), { immutable: true });
 
-  const validator = createLocalValidator({ heldOutTokens: async () => encodeDocuments(docs.slice(0, 20)), openStore: () => store, evalMaxTokens: 1024 });
+  const validator = createLocalValidator({ heldOutText: async () => docs.slice(0, 20), openStore: () => store, evalMaxTokens: 1024 });
   const chain = await LocalChain.open({
     file: path.join(tempDir(), 'chain.json'),
     blockMs: BLOCK_MS,
