@@ -9,6 +9,8 @@ import { hexToU8a, isHex, u8aToHex } from '@polkadot/util';
 import { cryptoWaitReady, mnemonicGenerate, mnemonicToMiniSecret, sr25519PairFromSeed } from '@polkadot/util-crypto';
 
 export const SS58_PREFIX = 42;
+/** bittensor-wallet's cryptoType for sr25519 keys. */
+const SR25519_CRYPTO_TYPE = 1;
 
 export class WalletError extends Error {
   override name = 'WalletError';
@@ -25,11 +27,21 @@ export async function loadHotkey(walletsDir: string, wallet: string, hotkey: str
   const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new WalletError(`hotkey '${hotkey}' of wallet '${wallet}' not found at ${file} (${err.code}); create it with btcli or \`minerflow wallet create\``);
   });
+  if (text.startsWith('$NACL') || text.startsWith('$BT_') || text.startsWith('gAAAAA')) {
+    // bittensor-wallet's password-protected formats (NaCl secretbox, older ansible-vault/Fernet).
+    throw new WalletError(
+      `hotkey file ${file} is encrypted with a password; minerflow signs unattended, so it reads unencrypted hotkeys (as miners keep them): recreate or regenerate the hotkey without a password`,
+    );
+  }
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(text) as Record<string, unknown>;
   } catch {
     throw new WalletError(`hotkey file ${file} is not valid JSON`); // never echo the content: it holds secrets
+  }
+  // bittensor-wallet ≥ 4 records the scheme: 1 = sr25519, 0 = ed25519. Subtensor hotkeys are sr25519.
+  if (json.cryptoType !== undefined && json.cryptoType !== SR25519_CRYPTO_TYPE) {
+    throw new WalletError(`hotkey file ${file} holds a cryptoType ${JSON.stringify(json.cryptoType)} key; minerflow signs with sr25519 hotkeys (cryptoType ${SR25519_CRYPTO_TYPE})`);
   }
   const keyring = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX });
   let pair: KeyringPair;

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # A Python virtualenv (.tools/venv, git-ignored) with the peers our tests check against:
-# safetensors + numpy (our checkpoints must load there), datasketch (near-duplicate detection).
+# safetensors + numpy (our checkpoints must load there), datasketch (near-duplicate detection),
+# bittensor-wallet (our hotkey loader must read its wallets and agree on addresses and signatures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=".tools/venv"
-REQS="safetensors==0.8.0 numpy==2.2.6 scipy==1.15.3 datasketch==2.0.0"
+REQS="safetensors==0.8.0 numpy==2.2.6 scipy==1.15.3 datasketch==2.0.0 bittensor-wallet==4.1.1"
 STAMP="$VENV/.minerflow-reqs"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$REQS" ]; then
   exit 0
