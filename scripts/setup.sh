@@ -10,6 +10,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   # reject a lock file that lacks entries for other platforms' optional packages (@swc/core-*).
   npm install --no-audit --no-fund >&2
 fi
+bash scripts/setup-metadata.sh
 if [ "${1:-}" = "--with-python" ]; then
   bash scripts/setup-python.sh
 fi
