@@ -36,7 +36,7 @@ export interface TrainSegmentInput {
 export type TrainProgress = Omit<StepReport, 'skipped'> & { stage: 'training'; segment: number; resumeFrom: string | null };
 
 export function modelConfig(model: ModelInput): GptConfig {
-  return { vocabSize: BYTE_VOCAB_SIZE, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead };
+  return { vocabSize: BYTE_VOCAB_SIZE, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead, moe: model.moe };
 }
 
 export function makeTrain(settings: Settings, store: CheckpointStore) {

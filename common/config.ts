@@ -61,11 +61,31 @@ export const ModelSchema = z
     nHead: int(1, 128).default(4),
     seed: int(0, 2 ** 31 - 1).default(0),
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    /** Mixture-of-experts feed-forward on every `every`-th block (Switch/Mixtral routing); null: dense MLPs. */
+    moe: z
+      .object({
+        experts: int(2, 1024),
+        topK: int(1, 1024).default(2),
+        /** Each expert takes at most ceil(capacityFactor · tokens · topK / experts) tokens per batch; the rest skip it. */
+        capacityFactor: z.number().gt(0).max(1024).default(1.25),
+        /** Weight of the Switch load-balancing loss in the training objective (not in evaluation). */
+        auxLossWeight: z.number().min(0).max(100).default(0.01),
+        every: int(1, 96).default(1),
+      })
+      .strict()
+      .nullable()
+      .default(null),
   })
   .strict()
   .superRefine((m, ctx) => {
     if (m.dModel % m.nHead !== 0) {
       ctx.addIssue({ code: 'custom', path: ['nHead'], input: m.nHead, message: `must divide model.dModel (${m.dModel})` });
+    }
+    if (m.moe && m.moe.topK > m.moe.experts) {
+      ctx.addIssue({ code: 'custom', path: ['moe', 'topK'], input: m.moe.topK, message: `must be at most model.moe.experts (${m.moe.experts})` });
+    }
+    if (m.moe && m.moe.every > m.nLayer) {
+      ctx.addIssue({ code: 'custom', path: ['moe', 'every'], input: m.moe.every, message: `must be at most model.nLayer (${m.nLayer}), or no block would be MoE` });
     }
   });
 

@@ -1,9 +1,13 @@
 // A decoder-only transformer language model (GPT-2 shape, pre-norm), in the spirit of nanoGPT's
 // model.py: a config, the weights by name, and a forward pass read top to bottom.
 // Weights are [in, out] matrices; names follow nanoGPT so checkpoints read naturally.
+// Optionally, some blocks' MLP is a mixture of experts (routing in moe.ts).
 import * as tf from '@tensorflow/tfjs-core';
+import { isMoeLayer, moeConfigProblems, route, type MoeConfig } from './moe';
 import { embed, matmul, swapLast } from './ops';
 import { Rng } from './rng';
+
+export type { MoeConfig } from './moe';
 
 export interface GptConfig {
   vocabSize: number;
@@ -11,6 +15,7 @@ export interface GptConfig {
   dModel: number;
   nLayer: number;
   nHead: number;
+  moe?: MoeConfig | null; // absent or null: every block has a dense MLP
 }
 
 /** Every trainable tensor by name. Names sort into the checkpoint's (and the model hash's) order. */
@@ -37,8 +42,14 @@ export function weightShapes(cfg: GptConfig): Map<string, number[]> {
     shapes.set(p + 'attn.c_attn.weight', [d, 3 * d]).set(p + 'attn.c_attn.bias', [3 * d]);
     shapes.set(p + 'attn.c_proj.weight', [d, d]).set(p + 'attn.c_proj.bias', [d]);
     shapes.set(p + 'ln_2.weight', [d]).set(p + 'ln_2.bias', [d]);
-    shapes.set(p + 'mlp.c_fc.weight', [d, 4 * d]).set(p + 'mlp.c_fc.bias', [4 * d]);
-    shapes.set(p + 'mlp.c_proj.weight', [4 * d, d]).set(p + 'mlp.c_proj.bias', [d]);
+    const mlpShapes = (q: string) => {
+      shapes.set(q + 'c_fc.weight', [d, 4 * d]).set(q + 'c_fc.bias', [4 * d]);
+      shapes.set(q + 'c_proj.weight', [4 * d, d]).set(q + 'c_proj.bias', [d]);
+    };
+    if (isMoeLayer(cfg.moe, l)) {
+      shapes.set(p + 'moe.router.weight', [d, cfg.moe!.experts]); // no bias, as Switch and Mixtral
+      for (let e = 0; e < cfg.moe!.experts; e++) mlpShapes(`${p}moe.experts.${e}.`);
+    } else mlpShapes(p + 'mlp.');
   }
   return shapes;
 }
@@ -80,6 +91,10 @@ export function validateConfig(cfg: GptConfig): void {
   if (cfg.dModel % cfg.nHead !== 0) {
     throw new Error(`model.dModel (${cfg.dModel}) must be divisible by model.nHead (${cfg.nHead})`);
   }
+  if (cfg.moe) {
+    const problems = moeConfigProblems(cfg.moe, cfg.nLayer);
+    if (problems.length) throw new Error(problems.join('; '));
+  }
 }
 
 export function disposeWeights(weights: Weights): void {
@@ -118,24 +133,64 @@ function attention(w: Weights, p: string, x: tf.Tensor2D, cfg: GptConfig, B: num
   return linear(merged, w.get(p + 'attn.c_proj.weight')!, w.get(p + 'attn.c_proj.bias')!);
 }
 
+/** GPT-2 MLP (c_fc, gelu, c_proj) with the weights under `p`. */
+function mlp(w: Weights, p: string, x: tf.Tensor2D): tf.Tensor2D {
+  const hidden = gelu(linear(x, w.get(p + 'c_fc.weight')!, w.get(p + 'c_fc.bias')!)) as tf.Tensor2D;
+  return linear(hidden, w.get(p + 'c_proj.weight')!, w.get(p + 'c_proj.bias')!);
+}
+
+/**
+ * Mixture-of-experts feed-forward over x [N, d]: the gate-weighted sum of the experts' MLPs. Every
+ * expert runs on every token (E× a dense MLP's work) because picking rows out needs tf.gather,
+ * whose gradient the wasm backend lacks; a token's gate is 0 for experts that do not serve it.
+ */
+function moeMlp(w: Weights, p: string, x: tf.Tensor2D, moe: MoeConfig): { y: tf.Tensor2D; aux: tf.Scalar; load: tf.Tensor1D } {
+  const N = x.shape[0];
+  const { gates, chosen, aux } = route(tf.softmax(matmul(x, w.get(p + 'moe.router.weight')!)), moe);
+  let y = tf.zerosLike(x);
+  for (let e = 0; e < moe.experts; e++) {
+    y = tf.add(y, tf.mul(tf.slice(gates, [0, e], [N, 1]), mlp(w, `${p}moe.experts.${e}.`, x)));
+  }
+  return { y, aux, load: tf.sum(chosen, 0) };
+}
+
+export interface ForwardResult {
+  logits: tf.Tensor2D; // [B·T, vocab]
+  aux: tf.Scalar; // load-balancing loss averaged over the MoE layers (0 for a dense model)
+  expertLoad: tf.Tensor1D[]; // per MoE layer: tokens that chose each expert (before capacity)
+}
+
 /** Next-token logits [B·T, vocab] for token ids [B, T] (int32). */
 export function forward(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => forwardWithAux(w, cfg, ids).logits);
+}
+
+/** The forward pass, with what the MoE layers add: their auxiliary loss and expert loads. */
+export function forwardWithAux(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): ForwardResult {
   const [B, T] = ids.shape;
   if (T > cfg.seqLen) throw new Error(`sequence of ${T} tokens is longer than model.seqLen ${cfg.seqLen}`);
   const tok = tf.reshape(embed(w.get('wte')! as tf.Tensor2D, tf.reshape(ids, [B * T]) as tf.Tensor1D), [B, T, cfg.dModel]);
   const pos = tf.slice(w.get('wpe')!, [0, 0], [T, cfg.dModel]);
   let x = tf.reshape(tf.add(tok, pos), [B * T, cfg.dModel]) as tf.Tensor2D;
   const mask = causalMask(T);
+  const auxes: tf.Scalar[] = [];
+  const expertLoad: tf.Tensor1D[] = [];
   for (let l = 0; l < cfg.nLayer; l++) {
     const p = `h.${l}.`;
     const a = layerNorm(x, w.get(p + 'ln_1.weight')!, w.get(p + 'ln_1.bias')!);
     x = tf.add(x, attention(w, p, a, cfg, B, T, mask)) as tf.Tensor2D;
     const m = layerNorm(x, w.get(p + 'ln_2.weight')!, w.get(p + 'ln_2.bias')!);
-    const hidden = gelu(linear(m, w.get(p + 'mlp.c_fc.weight')!, w.get(p + 'mlp.c_fc.bias')!)) as tf.Tensor2D;
-    x = tf.add(x, linear(hidden, w.get(p + 'mlp.c_proj.weight')!, w.get(p + 'mlp.c_proj.bias')!)) as tf.Tensor2D;
+    if (isMoeLayer(cfg.moe, l)) {
+      const { y, aux, load } = moeMlp(w, p, m, cfg.moe!);
+      x = tf.add(x, y) as tf.Tensor2D;
+      auxes.push(aux);
+      expertLoad.push(load);
+    } else x = tf.add(x, mlp(w, p + 'mlp.', m)) as tf.Tensor2D;
   }
   x = layerNorm(x, w.get('ln_f.weight')!, w.get('ln_f.bias')!);
-  return matmul(x, tf.transpose(w.get('wte')!)); // tied output head
+  const logits = matmul(x, tf.transpose(w.get('wte')!)); // tied output head
+  const aux = auxes.length ? (tf.div(tf.addN(auxes), auxes.length) as tf.Scalar) : tf.scalar(0);
+  return { logits, aux, expertLoad };
 }
 
 /**
@@ -143,9 +198,10 @@ export function forward(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): tf.Tensor
  * the auxiliary load-balancing loss (zero for a dense model). Evaluation uses `ce` alone.
  */
 export function trainingLoss(w: Weights, cfg: GptConfig, ids: tf.Tensor2D, targets: tf.Tensor1D): { total: tf.Scalar; ce: tf.Scalar; aux: tf.Scalar } {
-  const ce = crossEntropy(forward(w, cfg, ids), targets);
-  const aux = tf.scalar(0);
-  return { total: ce, ce, aux };
+  const { logits, aux } = forwardWithAux(w, cfg, ids);
+  const ce = crossEntropy(logits, targets);
+  const total = cfg.moe ? (tf.add(ce, tf.mul(cfg.moe.auxLossWeight, aux)) as tf.Scalar) : ce;
+  return { total, ce, aux };
 }
 
 /** Mean token cross-entropy (nats) of logits [N, V] against targets [N] (int32). */

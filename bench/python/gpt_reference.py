@@ -1,4 +1,5 @@
-"""The same GPT as model/gpt.ts, in PyTorch: weights by the same names, [in, out] matrices, tied head.
+"""The same GPT as model/gpt.ts, in PyTorch: weights by the same names, [in, out] matrices, tied head,
+and the same optional mixture-of-experts blocks as model/moe.ts (routing, capacity, gates, aux loss).
 
   gpt_reference.py interop <checkpoint_dir> <heldout.jsonl> <max_tokens> <batch>
       loads our model.safetensors + manifest.json and prints {"loss": held-out cross-entropy}
@@ -16,12 +17,40 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 
+def is_moe_layer(cfg, l):
+    moe = cfg.get("moe")
+    return bool(moe) and (l + 1) % moe["every"] == 0
+
+
+def mlp(W, p, x):
+    h = F.gelu(x @ W[p + "c_fc.weight"] + W[p + "c_fc.bias"], approximate="tanh")
+    return h @ W[p + "c_proj.weight"] + W[p + "c_proj.bias"]
+
+
+def moe_mlp(W, p, x, moe):
+    """Routes the B·T tokens of x [B, T, d] as model/moe.ts does; returns (y, aux)."""
+    B, T, d = x.shape
+    N, E, k = B * T, moe["experts"], moe["topK"]
+    xf = x.reshape(N, d)
+    probs = torch.softmax(xf @ W[p + "moe.router.weight"], dim=-1)
+    chosen = F.one_hot(torch.topk(probs, k, dim=-1).indices, E).sum(1).to(probs.dtype)  # [N, E] top-k mask
+    capacity = math.ceil(moe["capacityFactor"] * N * k / E)
+    kept = chosen * (torch.cumsum(chosen, 0) <= capacity)  # first `capacity` tokens per expert, in token order
+    top = probs * chosen
+    gates = (top if k == 1 else top / top.sum(-1, keepdim=True)) * kept  # Switch for k = 1, Mixtral renorm for k > 1
+    y = sum(gates[:, e : e + 1] * mlp(W, f"{p}moe.experts.{e}.", xf) for e in range(E))
+    aux = E * ((chosen.sum(0) / (N * k)) * probs.mean(0)).sum()
+    return y.reshape(B, T, d), aux
+
+
 def forward(W, cfg, ids):
+    """Logits [B, T, V] and the load-balancing loss averaged over MoE layers (0 for a dense model)."""
     B, T = ids.shape
     d, H = cfg["dModel"], cfg["nHead"]
     hd = d // H
     x = W["wte"][ids] + W["wpe"][:T]
     mask = torch.triu(torch.full((T, T), -1e9), 1)
+    auxes = []
     ln = lambda t, p: F.layer_norm(t, (d,), W[p + ".weight"], W[p + ".bias"], 1e-5)
     for l in range(cfg["nLayer"]):
         p = f"h.{l}."
@@ -32,10 +61,30 @@ def forward(W, cfg, ids):
         y = (att @ v).transpose(1, 2).reshape(B, T, d)
         x = x + y @ W[p + "attn.c_proj.weight"] + W[p + "attn.c_proj.bias"]
         m = ln(x, p + "ln_2")
-        h = F.gelu(m @ W[p + "mlp.c_fc.weight"] + W[p + "mlp.c_fc.bias"], approximate="tanh")
-        x = x + h @ W[p + "mlp.c_proj.weight"] + W[p + "mlp.c_proj.bias"]
+        if is_moe_layer(cfg, l):
+            y, aux = moe_mlp(W, p, m, cfg["moe"])
+            x = x + y
+            auxes.append(aux)
+        else:
+            x = x + mlp(W, p + "mlp.", m)
     x = ln(x, "ln_f")
-    return x @ W["wte"].T
+    return x @ W["wte"].T, (sum(auxes) / len(auxes) if auxes else torch.zeros(()))
+
+
+def weight_shapes(cfg):
+    d, V, T = cfg["dModel"], cfg["vocabSize"], cfg["seqLen"]
+    shapes = {"wte": (V, d), "wpe": (T, d), "ln_f.weight": (d,), "ln_f.bias": (d,)}
+    for l in range(cfg["nLayer"]):
+        p = f"h.{l}."
+        shapes.update({p + "ln_1.weight": (d,), p + "ln_1.bias": (d,), p + "attn.c_attn.weight": (d, 3 * d), p + "attn.c_attn.bias": (3 * d,),
+                       p + "attn.c_proj.weight": (d, d), p + "attn.c_proj.bias": (d,), p + "ln_2.weight": (d,), p + "ln_2.bias": (d,)})
+        mlps = [p + "mlp."]
+        if is_moe_layer(cfg, l):
+            shapes[p + "moe.router.weight"] = (d, cfg["moe"]["experts"])
+            mlps = [f"{p}moe.experts.{e}." for e in range(cfg["moe"]["experts"])]
+        for q in mlps:
+            shapes.update({q + "c_fc.weight": (d, 4 * d), q + "c_fc.bias": (4 * d,), q + "c_proj.weight": (4 * d, d), q + "c_proj.bias": (d,)})
+    return shapes
 
 
 def interop(ckpt_dir, heldout_path, max_tokens, batch):
@@ -55,7 +104,7 @@ def interop(ckpt_dir, heldout_path, max_tokens, batch):
             b = starts[i : i + batch]
             ids = torch.stack([tokens[j : j + T] for j in b])
             tgt = torch.stack([tokens[j + 1 : j + T + 1] for j in b])
-            logits = forward(W, cfg, ids)
+            logits, _ = forward(W, cfg, ids)  # held-out loss is cross-entropy only, as evaluate.ts
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1)).item() * len(b)
     print(json.dumps({"loss": total / len(starts), "tokens": len(starts) * T}))
 
@@ -64,15 +113,9 @@ def throughput(cfg_path):
     c = json.load(open(cfg_path))
     torch.manual_seed(0)
     torch.set_num_threads(c.get("threads", 2))
-    d, V, T, L = c["dModel"], c["vocabSize"], c["seqLen"], c["nLayer"]
-    shapes = {"wte": (V, d), "wpe": (T, d), "ln_f.weight": (d,), "ln_f.bias": (d,)}
-    for l in range(L):
-        p = f"h.{l}."
-        shapes.update({p + "ln_1.weight": (d,), p + "ln_1.bias": (d,), p + "attn.c_attn.weight": (d, 3 * d), p + "attn.c_attn.bias": (3 * d,),
-                       p + "attn.c_proj.weight": (d, d), p + "attn.c_proj.bias": (d,), p + "ln_2.weight": (d,), p + "ln_2.bias": (d,),
-                       p + "mlp.c_fc.weight": (d, 4 * d), p + "mlp.c_fc.bias": (4 * d,), p + "mlp.c_proj.weight": (4 * d, d), p + "mlp.c_proj.bias": (d,)})
+    V, T = c["vocabSize"], c["seqLen"]
     W = {}
-    for n, s in shapes.items():
+    for n, s in weight_shapes(c).items():
         t = torch.ones(s) if n.endswith("ln_1.weight") or n.endswith("ln_2.weight") or n == "ln_f.weight" else (torch.zeros(s) if n.endswith(".bias") else torch.randn(s) * 0.02)
         W[n] = t.requires_grad_()
     opt = torch.optim.AdamW(W.values(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
@@ -84,7 +127,10 @@ def throughput(cfg_path):
         ix = torch.randint(0, len(data) - T - 1, (B,))
         ids = torch.stack([data[j : j + T] for j in ix])
         tgt = torch.stack([data[j + 1 : j + T + 1] for j in ix])
-        loss = F.cross_entropy(forward(W, c, ids).reshape(-1, V), tgt.reshape(-1))
+        logits, aux = forward(W, c, ids)
+        loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1))
+        if c.get("moe"):
+            loss = loss + c["moe"]["auxLossWeight"] * aux
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(W.values(), 1.0)
