@@ -7,6 +7,7 @@ import { projectRoot } from '../infra/paths';
 import { curationLossBench } from './curation-loss';
 import { curateMemoryBench } from './curate-memory';
 import { interopBench } from './interop';
+import { modelHashBench } from './model-hash';
 import { nearDupBench } from './near-dup';
 import { trainThroughputBench } from './train-throughput';
 
@@ -16,6 +17,7 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'curation-loss': curationLossBench,
   'train-throughput': trainThroughputBench,
   interop: interopBench,
+  'model-hash': modelHashBench,
 };
 
 async function main(): Promise<void> {
