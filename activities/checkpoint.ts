@@ -1,6 +1,6 @@
 // Stage 3, checkpoint (gpu queue): evaluate the trained weights on held-out data as a validator
-// would, refuse anything unfit to commit, and publish model.safetensors + manifest.json under
-// checkpoints/<model hash>/ — content-addressed and never overwritten.
+// would, refuse anything unfit to commit, and publish model.safetensors + tokenizer.json +
+// manifest.json under checkpoints/<model hash>/ — content-addressed and never overwritten.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { heartbeat, log } from '@temporalio/activity';
@@ -11,13 +11,13 @@ import { readSplit } from '../curation/curate';
 import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
 import { initBackend } from '../model/backend';
-import { EMA_FILE, loadWeights, MANIFEST_FILE, WEIGHTS_FILE, writeManifest, type Manifest } from '../model/checkpoint';
+import { EMA_FILE, loadWeights, MANIFEST_FILE, TOKENIZER_FILE, WEIGHTS_FILE, writeManifest, type Manifest } from '../model/checkpoint';
 import { evaluate } from '../model/evaluate';
 import { disposeWeights, initWeights } from '../model/gpt';
 import { hashSafetensorsFile } from '../model/hash';
-import { encodeDocuments } from '../model/tokenizer';
+import { evaluationBitsPerByte, saveTokenizer } from '../model/tokenizer';
 import { CheckpointError, mapErrors } from './errors';
-import { modelConfig } from './train';
+import { modelConfig, stateTokenizer } from './train';
 
 export interface CheckpointActivityInput {
   runId: string;
@@ -44,13 +44,18 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
         throw new CheckpointError(`trained weights in ${input.state.key} hash to ${rawHash}, not ${input.state.modelHash}: the file changed after training`);
       }
       const emaFile = (await store.exists(`${input.state.key}/${EMA_FILE}`)) ? await store.get(`${input.state.key}/${EMA_FILE}`) : undefined;
-      const cfg = modelConfig(model);
-      const heldOut = encodeDocuments(await readSplit(await store.get(input.dataset.heldOutKey)));
+      // The state's own tokenizer: its weights were trained on its ids.
+      const tokenizer = await stateTokenizer(store, input.state.key);
+      const cfg = modelConfig(model, tokenizer);
+      const heldOut = tokenizer.encodeDocuments(await readSplit(await store.get(input.dataset.heldOutKey)));
       heartbeat({ stage: 'evaluating' });
+      let scoredTokens = 0;
       const lossOf = async (file: string) => {
         const w = await loadWeights(file, cfg);
         try {
-          return evaluate(w, cfg, heldOut, evalOpts).loss;
+          const r = evaluate(w, cfg, heldOut, evalOpts);
+          scoredTokens = r.tokens;
+          return r.loss;
         } finally {
           disposeWeights(w);
         }
@@ -74,14 +79,15 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
       if (heldOutLoss >= baselineLoss) {
         throw new CheckpointError(`held-out loss ${heldOutLoss.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}; refusing to commit the base model`);
       }
-      log.info('held-out evaluation', { heldOutLoss, rawHeldOutLoss, emaHeldOutLoss, weights: useEma ? 'ema' : 'raw', baselineLoss, perplexity: Math.exp(heldOutLoss) });
+      const heldOutBitsPerByte = evaluationBitsPerByte(tokenizer, heldOut, heldOutLoss, scoredTokens);
+      log.info('held-out evaluation', { heldOutLoss, heldOutBitsPerByte, tokenizer: tokenizer.type, vocabSize: tokenizer.vocabSize, rawHeldOutLoss, emaHeldOutLoss, weights: useEma ? 'ema' : 'raw', baselineLoss, perplexity: Math.exp(heldOutLoss) });
 
       const manifest: Manifest = {
         format: 'minerflow-checkpoint',
         version: 1,
         modelHash: hash,
         model: { ...cfg, seed: model.seed },
-        tokenizer: 'bytes',
+        tokenizer: tokenizer.type,
         step: input.state.step,
         trainLoss: input.trainLoss,
         heldOutLoss,
@@ -93,11 +99,15 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
       const stage = path.join(settings.dataDir, 'work', 'checkpoints', hash);
       await fs.mkdir(stage, { recursive: true });
       await writeManifest(stage, manifest);
+      await saveTokenizer(path.join(stage, TOKENIZER_FILE), tokenizer);
       const key = checkpointKey(hash);
-      // Weights first, manifest last: a manifest's presence means the checkpoint is complete.
+      // Weights and tokenizer first, manifest last: a manifest's presence means the checkpoint is complete.
+      // The hash covers the weights only (Connito's rule); the tokenizer travels with them because a
+      // validator cannot turn text into this model's ids without it.
       // Identical weights published before (training is deterministic) are the same checkpoint:
       // it is reused as it is, never rewritten.
       await store.put(`${key}/${WEIGHTS_FILE}`, weightsFile, { immutable: true });
+      await store.put(`${key}/${TOKENIZER_FILE}`, path.join(stage, TOKENIZER_FILE), { immutable: true });
       if (await store.exists(`${key}/${MANIFEST_FILE}`)) log.info('checkpoint already published; reusing it', { hash });
       else await store.put(`${key}/${MANIFEST_FILE}`, path.join(stage, MANIFEST_FILE), { immutable: true });
       return {
@@ -105,6 +115,9 @@ export function makeCheckpoint(settings: Settings, store: CheckpointStore) {
         key,
         location: store.uri,
         heldOutLoss,
+        heldOutBitsPerByte,
+        tokenizer: tokenizer.type,
+        vocabSize: tokenizer.vocabSize,
         baselineLoss,
         trainLoss: input.trainLoss,
         steps: input.state.step,

@@ -11,10 +11,10 @@ import { readSplit } from '../curation/curate';
 import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
 import { initBackend } from '../model/backend';
-import { EMA_FILE, loadInto, loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
+import { EMA_FILE, loadInto, loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, TOKENIZER_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
 import { evaluate } from '../model/evaluate';
 import { disposeWeights, initWeights, parameterCount, type GptConfig } from '../model/gpt';
-import { BYTE_VOCAB_SIZE, encodeDocuments } from '../model/tokenizer';
+import { ByteTokenizer, datasetTokenizerFile, evaluationBitsPerByte, loadTokenizer, saveTokenizer, trainTokenizer, type Tokenizer } from '../model/tokenizer';
 import { Trainer, type StepReport } from '../model/trainer';
 import { mapErrors } from './errors';
 
@@ -35,8 +35,32 @@ export interface TrainSegmentInput {
 /** What the train activity heartbeats; `minerflow cycle status` shows it. */
 export type TrainProgress = Omit<StepReport, 'skipped'> & { stage: 'training'; segment: number; resumeFrom: string | null };
 
-export function modelConfig(model: ModelInput): GptConfig {
-  return { vocabSize: BYTE_VOCAB_SIZE, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead, moe: model.moe };
+/** The model's shape; the vocabulary is the tokenizer's (a BPE trained on a small corpus may have fewer tokens than model.vocabSize). */
+export function modelConfig(model: ModelInput, tokenizer: Pick<Tokenizer, 'vocabSize'>): GptConfig {
+  return { vocabSize: tokenizer.vocabSize, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead, moe: model.moe };
+}
+
+/** The tokenizer saved with a state (older states without one are byte-level). */
+export async function stateTokenizer(store: CheckpointStore, stateKey: string): Promise<Tokenizer> {
+  const key = `${stateKey}/${TOKENIZER_FILE}`;
+  return (await store.exists(key)) ? loadTokenizer(await store.get(key)) : new ByteTokenizer();
+}
+
+/**
+ * The tokenizer a fresh model of `model` trains with on `dataset`: BPE is trained on the train
+ * split (deterministic) and kept in the store beside it, so later cycles, segments and the LR range
+ * test on the same dataset reuse it.
+ */
+export async function datasetTokenizer(settings: Settings, store: CheckpointStore, dataset: DatasetRef, model: Pick<ModelInput, 'tokenizer' | 'vocabSize'>): Promise<Tokenizer> {
+  if (model.tokenizer === 'bytes') return new ByteTokenizer();
+  const key = `${path.posix.dirname(dataset.trainKey)}/${datasetTokenizerFile(model)}`;
+  if (await store.exists(key)) return loadTokenizer(await store.get(key));
+  const tokenizer = trainTokenizer(model, await readSplit(await store.get(dataset.trainKey)));
+  const file = path.join(settings.dataDir, 'work', key);
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await saveTokenizer(file, tokenizer);
+  await store.put(key, file, { immutable: true });
+  return tokenizer;
 }
 
 export function makeTrain(settings: Settings, store: CheckpointStore) {
@@ -46,7 +70,7 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
     await fs.mkdir(dir, { recursive: true });
     const meta = await save(dir);
     const files = [WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE];
-    if (await fs.access(path.join(dir, EMA_FILE)).then(() => true, () => false)) files.push(EMA_FILE);
+    for (const f of [EMA_FILE, TOKENIZER_FILE]) if (await fs.access(path.join(dir, f)).then(() => true, () => false)) files.push(f);
     for (const f of files) await store.put(`${key}/${f}`, path.join(dir, f));
     return meta;
   }
@@ -59,9 +83,19 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
       const attempt = activityInfo().attempt;
       heartbeat({ stage: 'loading', segment: input.segment, resumeFrom: input.from?.key ?? null });
       const backend = await initBackend(model.backend, (m) => log.info(m));
-      const cfg = modelConfig(model);
-      const data = encodeDocuments(await readSplit(await store.get(input.dataset.trainKey)));
-      const heldOut = encodeDocuments(await readSplit(await store.get(input.dataset.heldOutKey)));
+      // The tokenizer goes with the weights: a resumed or warm-started state keeps the one its
+      // embeddings were trained with; only a fresh model gets the dataset's.
+      const tokenizer = input.from
+        ? await stateTokenizer(store, input.from.key)
+        : training.initFrom
+          ? await stateTokenizer(store, training.initFrom)
+          : await datasetTokenizer(settings, store, input.dataset, model);
+      if (input.from === null && training.initFrom && tokenizer.type !== model.tokenizer) {
+        log.warn('warm start keeps its own tokenizer, not model.tokenizer', { initFrom: training.initFrom, tokenizer: tokenizer.type, vocabSize: tokenizer.vocabSize });
+      }
+      const cfg = modelConfig(model, tokenizer);
+      const data = tokenizer.encodeDocuments(await readSplit(await store.get(input.dataset.trainKey)));
+      const heldOut = tokenizer.encodeDocuments(await readSplit(await store.get(input.dataset.heldOutKey)));
       const schedule = { ...training, steps: input.plannedSteps };
 
       // Where this segment starts: a saved state, a warm start, or a fresh model.
@@ -79,7 +113,7 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
         trainer = new Trainer(cfg, weights, schedule, data);
         // The starting point is a state too: a NaN storm in the first segment can go back to it.
         const key = `runs/${input.runId}/step-0`;
-        const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: NaN, backend }, trainer.ema?.shadow));
+        const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: NaN, backend }, trainer.ema?.shadow, tokenizer));
         from = { key, step: 0, modelHash: meta.modelHash };
       }
       trainer.lrScale = input.lrScale;
@@ -108,17 +142,20 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
         await store.put(metricsKey, path.join(workDir, 'metrics.jsonl'));
         const skippedHere = trainer.skipped - skippedBefore;
         const weightsFinite = [...weights.values()].every((w) => w.dataSync().every(Number.isFinite));
-        const heldOutLoss = weightsFinite ? evaluate(weights, cfg, heldOut, evalOpts).loss : NaN;
+        const heldOutEval = weightsFinite ? evaluate(weights, cfg, heldOut, evalOpts) : undefined;
+        const heldOutLoss = heldOutEval?.loss ?? NaN;
+        // Per-token loss depends on the tokenizer; bits per byte compares across tokenizers.
+        const heldOutBitsPerByte = heldOutEval ? evaluationBitsPerByte(tokenizer, heldOut, heldOutEval.loss, heldOutEval.tokens) : NaN;
         const emaHeldOutLoss = trainer.ema ? evaluate(trainer.ema.shadow, cfg, heldOut, evalOpts).loss : undefined;
         // A NaN storm: most of the segment's batches were skipped, or the weights or loss went non-finite.
         const nonFinite = !Number.isFinite(heldOutLoss) || (summary.stepsRun > 0 && skippedHere > summary.stepsRun / 2);
         let state = from;
         if (!nonFinite && summary.stepsRun > 0) {
           const key = `runs/${input.runId}/step-${trainer.step}-s${input.segment}`;
-          const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend }, trainer.ema?.shadow));
+          const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend }, trainer.ema?.shadow, tokenizer));
           state = { key, step: trainer.step, modelHash: meta.modelHash };
         }
-        log.info('segment done', { segment: input.segment, endStep: trainer.step, trainLoss: summary.finalLoss, heldOutLoss, emaHeldOutLoss, nonFinite, stoppedEarly: summary.stoppedEarly });
+        log.info('segment done', { segment: input.segment, endStep: trainer.step, trainLoss: summary.finalLoss, heldOutLoss, heldOutBitsPerByte, tokenizer: tokenizer.type, vocabSize: tokenizer.vocabSize, emaHeldOutLoss, nonFinite, stoppedEarly: summary.stoppedEarly });
         return {
           segment: input.segment,
           attempt,

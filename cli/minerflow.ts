@@ -11,7 +11,7 @@ import type { CycleResult, CycleStatus } from '../common/types';
 import { curate, formatReport, nonZero, readSplit } from '../curation/curate';
 import { initBackend } from '../model/backend';
 import { lrRangeTest } from '../model/lr-finder';
-import { encodeDocuments } from '../model/tokenizer';
+import { trainTokenizer } from '../model/tokenizer';
 import { modelConfig } from '../activities/train';
 import { ensureDevServer } from '../infra/dev-server';
 import { curationPlan, openStore } from '../infra/runtime';
@@ -188,7 +188,9 @@ async function lrFindCommand(settings: Settings, flags: Flags): Promise<void> {
   const ds = await curate(plan.source, path.join(settings.dataDir, 'datasets'), plan.opts);
   await initBackend(cycle.model.backend);
   const t = cycle.training;
-  const r = await lrRangeTest(modelConfig(cycle.model), encodeDocuments(await readSplit(path.join(ds.dir, 'train.jsonl'))), {
+  const texts = await readSplit(path.join(ds.dir, 'train.jsonl'));
+  const tokenizer = trainTokenizer(cycle.model, texts); // the one a fresh cycle's training would use
+  const r = await lrRangeTest(modelConfig(cycle.model, tokenizer), tokenizer.encodeDocuments(texts), {
     minLr: 1e-6, maxLr: 1, steps: flags.steps !== undefined ? Number(flags.steps) : 200, horizonSteps: t.steps, batchSize: t.batchSize, seed: t.seed, modelSeed: cycle.model.seed,
     weightDecay: t.weightDecay, gradClip: t.gradClip, beta1: t.beta1, beta2: t.beta2,
   });

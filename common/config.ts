@@ -61,6 +61,10 @@ export const ModelSchema = z
     nHead: int(1, 128).default(4),
     seed: int(0, 2 ** 31 - 1).default(0),
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    /** bpe: byte-level BPE trained on the curated train split (saved as tokenizer.json with every state and checkpoint); bytes: raw UTF-8 bytes. */
+    tokenizer: z.enum(['bpe', 'bytes']).default('bpe'),
+    /** The BPE vocabulary: 256 bytes + learned merges (ignored for bytes, which is always 256). */
+    vocabSize: int(257, 65_536).default(1024),
     /** Mixture-of-experts feed-forward on every `every`-th block (Switch/Mixtral routing); null: dense MLPs. */
     moe: z
       .object({

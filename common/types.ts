@@ -82,7 +82,10 @@ export interface CheckpointRef {
   hash: string; // Connito model hash, 48 hex chars
   key: string; // store key of the folder holding model.safetensors and manifest.json
   location: string; // where a validator downloads it from
-  heldOutLoss: number;
+  heldOutLoss: number; // nats per token of its own tokenizer
+  heldOutBitsPerByte: number; // the same loss per byte of text: comparable across tokenizers
+  tokenizer: 'bpe' | 'bytes'; // tokenizer.json beside the weights
+  vocabSize: number;
   baselineLoss: number; // the untrained model's held-out loss, for reference
   trainLoss: number;
   steps: number;

@@ -118,6 +118,11 @@ export function trainTokenizer(settings: TokenizerSettings, texts: Iterable<stri
   return new BpeTextTokenizer(trainBpe(texts, settings.vocabSize).tokenizer);
 }
 
+/** The name a dataset's trained tokenizer is kept under, beside its splits (bump the version when training changes). */
+export function datasetTokenizerFile(settings: TokenizerSettings): string {
+  return settings.tokenizer === 'bytes' ? 'tokenizer-bytes.json' : `tokenizer-bpe-${settings.vocabSize}.v1.json`;
+}
+
 // --- tokenizer.json ----------------------------------------------------------------------------
 export const TOKENIZER_FORMAT = 'minerflow-tokenizer';
 

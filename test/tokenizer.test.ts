@@ -2,10 +2,17 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { makeCheckpoint } from '../activities/checkpoint';
+import { makeCurate } from '../activities/curate';
+import { makeTrain } from '../activities/train';
+import { CycleInputSchema } from '../common/config';
+import type { CheckpointRef, DatasetRef, SegmentResult } from '../common/types';
+import { openStore } from '../infra/runtime';
 import { exportBrown } from '../curation/brown';
 import { initBackend } from '../model/backend';
 import { BASE_VOCAB, preSplit, trainBpe, type Merge } from '../model/bpe';
-import { loadTokenizerIn, saveTrainingState, TOKENIZER_FILE } from '../model/checkpoint';
+import { loadTokenizerIn, MANIFEST_FILE, readManifest, saveTrainingState, TOKENIZER_FILE } from '../model/checkpoint';
 import { disposeWeights, initWeights, type GptConfig } from '../model/gpt';
 import { Rng } from '../model/rng';
 import {
@@ -20,7 +27,7 @@ import {
   type Tokenizer,
 } from '../model/tokenizer';
 import { Trainer } from '../model/trainer';
-import { tempDir } from './helpers/settings';
+import { tempDir, testSettings } from './helpers/settings';
 
 const utf8 = new TextEncoder();
 let brown: string[] = []; // the whole Brown corpus, one text per sample file (~6 MB)
@@ -236,4 +243,43 @@ test('bits per byte: the byte tokenizer gives loss / ln 2; BPE divides by the by
   const covered = bpe.byteLength(ids.subarray(1, 1 + scored));
   assert.ok(covered > scored, 'BPE tokens stand for more than a byte each');
   assert.ok(Math.abs(evaluationBitsPerByte(bpe, ids, 3, scored) - (3 * scored) / (covered * Math.LN2)) < 1e-12);
+});
+
+test('the cycle stages carry the tokenizer: trained once per dataset, saved with every state, published with the checkpoint, kept by a warm start', async () => {
+  const settings = testSettings();
+  const store = openStore(settings.store);
+  const env = new MockActivityEnvironment();
+  const input = CycleInputSchema.parse({
+    corpus: { path: 'sample:brown:r' },
+    curate: { heldOutFraction: 0.3 },
+    model: { seqLen: 16, dModel: 16, nLayer: 1, nHead: 2, tokenizer: 'bpe', vocabSize: 512 },
+    training: { steps: 4, segmentSteps: 2, batchSize: 2, warmupSteps: 1 },
+    eval: { maxTokens: 512 },
+  });
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  const segment = (runId: string, n: number, from: SegmentResult['state'] | null, model = input.model, training = input.training): Promise<SegmentResult> =>
+    env.run(makeTrain(settings, store), { runId, segment: n, dataset, model, training, eval: input.eval, plannedSteps: 4, from, untilStep: 2 * n, lrScale: 1 });
+  const first = await segment('bpe', 1, null);
+  const second = await segment('bpe', 2, first.state);
+  assert.equal(second.endStep, 4);
+  const datasetCopy = `datasets/${dataset.id}/tokenizer-bpe-512.v1.json`;
+  assert.ok(await store.exists(datasetCopy), 'the dataset keeps its trained tokenizer beside its splits');
+  const trained = await fs.readFile(await store.get(datasetCopy), 'utf8');
+  for (const key of ['runs/bpe/step-0', first.state.key, second.state.key]) {
+    assert.equal(await fs.readFile(await store.get(`${key}/${TOKENIZER_FILE}`), 'utf8'), trained, `${key} carries the tokenizer`);
+  }
+
+  const ref: CheckpointRef = await env.run(makeCheckpoint(settings, store), { runId: 'bpe', dataset, state: second.state, trainLoss: second.trainLoss, backend: second.backend, round: 0, model: input.model, eval: input.eval });
+  assert.equal(ref.tokenizer, 'bpe');
+  assert.equal(ref.vocabSize, 512);
+  assert.equal(await fs.readFile(await store.get(`${ref.key}/${TOKENIZER_FILE}`), 'utf8'), trained, 'published beside the weights');
+  const manifest = await readManifest(await store.get(`${ref.key}/${MANIFEST_FILE}`));
+  assert.equal(manifest.tokenizer, 'bpe');
+  assert.equal(manifest.model.vocabSize, 512);
+  // BPE tokens stand for several bytes each, so a token's loss spreads over more than one byte.
+  assert.ok(ref.heldOutBitsPerByte > 0 && ref.heldOutBitsPerByte < ref.heldOutLoss / Math.LN2, `bits/byte ${ref.heldOutBitsPerByte}, loss ${ref.heldOutLoss}`);
+
+  // A warm start asking for bytes still trains with the BPE its weights were trained with.
+  const warm = await segment('warm', 1, null, { ...input.model, tokenizer: 'bytes' }, { ...input.training, initFrom: second.state.key });
+  assert.equal(await fs.readFile(await store.get(`${warm.state.key}/${TOKENIZER_FILE}`), 'utf8'), trained);
 });
