@@ -102,6 +102,10 @@ test('a multipart checkpoint round-trips: same bytes, same model hash, cached af
   assert.equal(await hashSafetensorsFile(got), hash);
   assert.equal(await store.get(key), got, 'the verified cached copy is reused');
   assert.equal(counts.get('GetObjectCommand'), 1, 'the second get downloads nothing');
+  // A cached copy changed locally is no longer vouched for: fetched and verified again.
+  await fs.appendFile(got, 'x');
+  assert.equal(await sha256(await store.get(key)), await sha256(file));
+  assert.equal(counts.get('GetObjectCommand'), 2);
 
   // A small file goes in one PutObject and round-trips too.
   const small = await randomFile(1000);
@@ -195,6 +199,29 @@ test('an upload cut mid-way is retried and the stored object matches the file', 
     assert.equal(await sha256(server.objectFile(BUCKET, 'flaky/single/blob.bin')), await sha256(file));
   } finally {
     await proxy2.stop();
+  }
+});
+
+test('a download cut mid-way is fetched again and verified; one that keeps breaking fails clearly and caches nothing', async () => {
+  const file = await randomFile(9 * MIB);
+  await s3Store(`s3://${BUCKET}/cutget`).put('blob.bin', file);
+  const once = await startCuttingProxy(server.endpoint, { afterBytes: 4 * MIB, cutTimes: 1, direction: 'response' });
+  try {
+    const store = s3Store(`s3://${BUCKET}/cutget`, { endpoint: once.endpoint });
+    const got = await store.get('blob.bin');
+    assert.equal(once.cuts, 1, 'the proxy did cut the download');
+    assert.equal(await sha256(got), await sha256(file));
+  } finally {
+    await once.stop();
+  }
+  const always = await startCuttingProxy(server.endpoint, { afterBytes: 4 * MIB, cutTimes: Infinity, direction: 'response' });
+  try {
+    const cacheDir = tempDir('minerflow-s3cache-');
+    const store = s3Store(`s3://${BUCKET}/cutget`, { endpoint: always.endpoint, cacheDir, maxAttempts: 2 });
+    await assert.rejects(store.get('blob.bin'), /^Error: S3 download of 'blob\.bin' from s3:\/\/checkpoints\/cutget .* broke off after \d+ bytes: .* \(after 2 attempts\)$/);
+    assert.deepEqual(await filesUnder(path.join(cacheDir, BUCKET, 'objects')), [], 'no partial download in the cache');
+  } finally {
+    await always.stop();
   }
 });
 

@@ -45,7 +45,7 @@ export interface S3StoreOptions {
   partSizeBytes?: number;
   /** Parts in flight at once: memory use is about partSizeBytes × queueSize. */
   queueSize?: number;
-  /** SDK attempts per request (a dropped connection, a 5xx, throttling are retried). */
+  /** Attempts per request (a dropped connection, a 5xx, throttling are retried; so is a download cut mid-body). */
   maxAttempts?: number;
   /**
    * Compare the ETag the server returns with our MD5s. True for AWS (SSE-S3) and S3-compatible
@@ -86,6 +86,7 @@ export class S3Store implements CheckpointStore {
   private readonly partSize: number;
   private readonly queueSize: number;
   private readonly verifyEtag: boolean;
+  private readonly maxAttempts: number;
   private readonly where: string;
   private bucketChecked?: Promise<void>;
 
@@ -102,6 +103,8 @@ export class S3Store implements CheckpointStore {
     this.queueSize = opts.queueSize ?? 4;
     if (!Number.isInteger(this.queueSize) || this.queueSize < 1) throw new Error(`S3 store ${this.uri}: queueSize ${opts.queueSize} must be an integer ≥ 1`);
     this.verifyEtag = opts.verifyEtag ?? true;
+    this.maxAttempts = opts.maxAttempts ?? 5;
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new Error(`S3 store ${this.uri}: maxAttempts ${opts.maxAttempts} must be an integer ≥ 1`);
     if (!opts.credentials) checkCredentialEnv(opts.env ?? process.env);
     let endpoint: string | undefined;
     if (opts.endpoint) {
@@ -121,7 +124,7 @@ export class S3Store implements CheckpointStore {
       endpoint,
       forcePathStyle: opts.forcePathStyle ?? false,
       credentials: opts.credentials,
-      maxAttempts: opts.maxAttempts ?? 5,
+      maxAttempts: this.maxAttempts,
       followRegionRedirects: !endpoint,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
@@ -191,6 +194,21 @@ export class S3Store implements CheckpointStore {
 
     await fs.mkdir(path.dirname(file), { recursive: true });
     await fs.mkdir(path.dirname(stamp), { recursive: true });
+    // The SDK retries a failed request, but not a body stream cut after the response began.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.download(key, s3Key, file, stamp);
+      } catch (err) {
+        if (!(err instanceof BodyStreamError) || attempt >= this.maxAttempts) {
+          throw err instanceof BodyStreamError ? new Error(`${err.message} (after ${attempt} attempts)`) : err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  /** One GET into a temp file beside the cache entry; renamed into place only once its digest checks out. */
+  private async download(key: string, s3Key: string, file: string, stamp: string): Promise<string> {
     const tmp = `${file}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: s3Key })).catch((err: unknown) => {
@@ -201,6 +219,7 @@ export class S3Store implements CheckpointStore {
       // so an object replaced in between is still verified against its own digest.
       const expected = res.Metadata?.[SHA256_METADATA];
       if (!expected || !/^[0-9a-f]{64}$/.test(expected)) throw this.unverifiable(key);
+      if (!res.Body) throw new Error(`S3 download of '${key}' from ${this.uri}: the response has no body`);
       const hash = createHash('sha256');
       let size = 0;
       const hashing = new Transform({
@@ -210,8 +229,12 @@ export class S3Store implements CheckpointStore {
           done(null, chunk);
         },
       });
-      if (!res.Body) throw new Error(`S3 download of '${key}' from ${this.uri}: the response has no body`);
-      await pipeline(res.Body as Readable, hashing, createWriteStream(tmp));
+      const out = createWriteStream(tmp);
+      await pipeline(res.Body as Readable, hashing, out).catch((err: unknown) => {
+        // A local disk error (it names our temp file) is not the network's fault: not retried.
+        if ((err as NodeJS.ErrnoException)?.path === tmp) throw new Error(`writing the download of '${key}' to ${tmp} failed: ${describe(err)}`);
+        throw new BodyStreamError(`S3 download of '${key}' from ${this.uri} (${this.where}) broke off after ${size} bytes: ${describe(err)}`);
+      });
       const actual = hash.digest('hex');
       if (actual !== expected || (res.ContentLength !== undefined && size !== res.ContentLength)) {
         throw new Error(
@@ -225,7 +248,8 @@ export class S3Store implements CheckpointStore {
       await handle.close();
       await fs.rm(stamp, { force: true }); // the stamp never vouches for bytes it did not see
       await fs.rename(tmp, file);
-      await writeAtomic(stamp, JSON.stringify({ sha256: actual, size }));
+      const { mtimeMs } = await fs.stat(file);
+      await writeAtomic(stamp, JSON.stringify({ sha256: actual, size, mtimeMs }));
       return file;
     } catch (err) {
       await fs.rm(tmp, { force: true });
@@ -319,6 +343,11 @@ export class S3Store implements CheckpointStore {
   }
 }
 
+/** The response body broke off mid-way (a dropped connection): worth another GET. */
+class BodyStreamError extends Error {
+  override name = 'BodyStreamError';
+}
+
 interface LocalDigests {
   size: number;
   sha256: string;
@@ -362,11 +391,12 @@ async function digestFile(file: string, partSize: number): Promise<LocalDigests>
   return { size, sha256: sha.digest('hex'), md5: md5Hex, multipartEtag };
 }
 
+/** The cached file is the one we verified (same digest as the object now, untouched since: size and mtime). */
 async function isVerifiedCopy(file: string, stamp: string, sha256: string, size: number | undefined): Promise<boolean> {
   try {
-    const seen = JSON.parse(await fs.readFile(stamp, 'utf8')) as { sha256?: string; size?: number };
+    const seen = JSON.parse(await fs.readFile(stamp, 'utf8')) as { sha256?: string; size?: number; mtimeMs?: number };
     const st = await fs.stat(file);
-    return seen.sha256 === sha256 && seen.size === st.size && (size === undefined || size === st.size);
+    return seen.sha256 === sha256 && seen.size === st.size && seen.mtimeMs === st.mtimeMs && (size === undefined || size === st.size);
   } catch {
     return false;
   }

@@ -76,11 +76,14 @@ export interface CuttingProxy {
 }
 
 /**
- * A TCP proxy to `target` (http://host:port) that resets a connection once `afterBytes` request
- * bytes have passed through it: the first `cutTimes` connections that get that far are cut
- * (Infinity: every one), the rest pass untouched.
+ * A TCP proxy to `target` (http://host:port) that resets a connection once `afterBytes` bytes have
+ * passed through it in `direction` ('request': client to server, the default; 'response': back):
+ * the first `cutTimes` connections that get that far are cut (Infinity: every one), the rest pass.
  */
-export async function startCuttingProxy(target: string, opts: { afterBytes: number; cutTimes: number }): Promise<CuttingProxy> {
+export async function startCuttingProxy(
+  target: string,
+  opts: { afterBytes: number; cutTimes: number; direction?: 'request' | 'response' },
+): Promise<CuttingProxy> {
   const url = new URL(target);
   let cuts = 0;
   let connections = 0;
@@ -89,33 +92,34 @@ export async function startCuttingProxy(target: string, opts: { afterBytes: numb
     connections++;
     const upstream = net.connect(Number(url.port), url.hostname);
     sockets.add(client).add(upstream);
-    let sent = 0;
+    let passed = 0;
     let cutting = false;
     const cut = () => {
       client.resetAndDestroy(); // an RST, as a dropped link or a dying load balancer gives
       upstream.resetAndDestroy();
     };
-    client.on('data', (chunk: Buffer) => {
-      if (cutting) return;
-      if (cuts < opts.cutTimes && sent + chunk.length >= opts.afterBytes) {
-        cutting = true;
-        cuts++; // counted now, so concurrent connections cannot both take the last cut
-        const keep = Math.max(0, opts.afterBytes - sent);
-        upstream.write(chunk.subarray(0, keep), () => cut());
-        sent += keep;
-        client.pause();
-        return;
-      }
-      sent += chunk.length;
-      if (!upstream.write(chunk)) client.pause();
-    });
-    upstream.on('drain', () => client.resume());
-    upstream.on('data', (chunk: Buffer) => {
-      if (!client.write(chunk)) upstream.pause();
-    });
-    client.on('drain', () => upstream.resume());
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
+    /** Forwards `from` → `to`, cutting this connection when the watched direction crosses the limit. */
+    const forward = (from: net.Socket, to: net.Socket, watched: boolean) => {
+      from.on('data', (chunk: Buffer) => {
+        if (cutting) return;
+        if (watched && cuts < opts.cutTimes && passed + chunk.length >= opts.afterBytes) {
+          cutting = true;
+          cuts++; // counted now, so concurrent connections cannot both take the last cut
+          const keep = Math.max(0, opts.afterBytes - passed);
+          passed += keep;
+          from.pause();
+          to.write(chunk.subarray(0, keep), () => setTimeout(cut, 20)); // let the partial bytes arrive first
+          return;
+        }
+        if (watched) passed += chunk.length;
+        if (!to.write(chunk)) from.pause();
+      });
+      to.on('drain', () => from.resume());
+      from.on('end', () => to.end());
+    };
+    const response = opts.direction === 'response';
+    forward(client, upstream, !response);
+    forward(upstream, client, response);
     const forget = () => {
       sockets.delete(client);
       sockets.delete(upstream);
