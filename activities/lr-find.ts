@@ -13,9 +13,8 @@ import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
 import { initBackend } from '../model/backend';
 import { lrRangeTest, LrFindInconclusiveError } from '../model/lr-finder';
-import { encodeDocuments } from '../model/tokenizer';
 import { mapErrors } from './errors';
-import { modelConfig } from './train';
+import { datasetTokenizer, modelConfig } from './train';
 
 export interface LrFindInput {
   runId: string;
@@ -36,9 +35,11 @@ export function makeLrFind(settings: Settings, store: CheckpointStore) {
       const opts = training.lrFind;
       heartbeat({ stage: 'loading' });
       await initBackend(model.backend, (m) => log.info(m));
-      const data = encodeDocuments(await readSplit(await store.get(input.dataset.trainKey)));
+      // The tokenizer the first segment will train with (a fresh model's: the dataset's).
+      const tokenizer = await datasetTokenizer(settings, store, input.dataset, model);
+      const data = tokenizer.encodeDocuments(await readSplit(await store.get(input.dataset.trainKey)));
       const t0 = Date.now();
-      const r = await lrRangeTest(modelConfig(model), data, {
+      const r = await lrRangeTest(modelConfig(model, tokenizer), data, {
         minLr: opts.minLr,
         maxLr: opts.maxLr,
         steps: opts.steps,

@@ -34,9 +34,9 @@ test('lrFind on a tiny model returns a finite, clamped LR and a small curve; the
   assert.ok(r.steps >= 10 && r.steps <= 60);
   assert.ok(r.curve.length > 1 && r.curve.length <= REPORT_POINTS);
   assert.ok(r.curve.every((p, i) => Number.isFinite(p.loss) && (i === 0 || p.lr > r.curve[i - 1].lr)), 'the curve is finite, by increasing LR');
-  // The LR grows from minLr; the loss falls from the untrained model's ~ln(256).
+  // The LR grows from minLr; the loss falls from the untrained model's ~ln(vocabulary) (≥ ln 256).
   assert.ok(Math.abs(r.curve[0].lr - 1e-5) < 1e-9);
-  assert.ok(r.curve[0].loss > 5 && Math.min(...r.curve.map((p) => p.loss)) < r.curve[0].loss - 0.5, JSON.stringify(r.curve));
+  assert.ok(r.curve[0].loss > 5 && Math.min(...r.curve.map((p) => p.loss)) < r.curve[0].loss - 0.2, JSON.stringify(r.curve));
   assert.ok(JSON.stringify(r).length < 4000, 'small enough for workflow history');
   const full = JSON.parse(await fs.readFile(await store.get(r.curveKey), 'utf8')) as LrFindResult;
   assert.equal(full.curve.length, r.steps);
