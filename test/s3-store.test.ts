@@ -225,6 +225,22 @@ test('a download cut mid-way is fetched again and verified; one that keeps break
   }
 });
 
+test('bytes corrupted in transit to a server that checks no checksum are caught by the ETag check and removed', async () => {
+  // s3rver ignores x-amz-checksum-sha256 (AWS would refuse with BadDigest); the ETag check still sees it.
+  const proxy = await startCuttingProxy(server.endpoint, { afterBytes: 512 * 1024, cutTimes: 1, flip: true });
+  try {
+    const store = s3Store(`s3://${BUCKET}/transit`, { endpoint: proxy.endpoint });
+    const file = await randomFile(2 * MIB);
+    await assert.rejects(store.put('blob.bin', file, { immutable: true }), /server's ETag [0-9a-f]{32} matches neither the file's md5 [0-9a-f]{32} .* the object was deleted/);
+    assert.equal(proxy.cuts, 1, 'one byte was flipped');
+    assert.equal(await store.exists('blob.bin'), false, 'no object whose recorded sha256 lies');
+    await store.put('blob.bin', file, { immutable: true }); // the retry goes through
+    assert.equal(await sha256(server.objectFile(BUCKET, 'transit/blob.bin')), await sha256(file));
+  } finally {
+    await proxy.stop();
+  }
+});
+
 test('an upload that keeps failing ends in a clear error and leaves no object under the key', async () => {
   // Every connection that carries more than 1 MB is reset: part uploads never get through.
   const proxy = await startCuttingProxy(server.endpoint, { afterBytes: 1 * MIB, cutTimes: Infinity });
@@ -253,7 +269,7 @@ test('bad URIs, keys, missing buckets and unreachable servers get errors that sa
   assert.throws(() => parseS3Uri('s3://bucket/a//b'), /prefix 'a\/\/b' has an empty, '\.' or '\.\.' segment/);
   assert.throws(() => parseS3Uri('s3://bucket/a?versionId=1'), /not an S3 URI/);
   assert.throws(() => s3Store('s3:/bucket/x'), /not an S3 URI/);
-  assert.throws(() => s3Store(`s3://${BUCKET}/x`, { partSizeBytes: MIB }), /below S3's 5 MiB minimum part size/);
+  assert.throws(() => s3Store(`s3://${BUCKET}/x`, { partSizeBytes: MIB }), /partSizeBytes 1048576 must be a whole number of bytes, at least S3's 5 MiB minimum part size/);
   assert.throws(() => s3Store(`s3://${BUCKET}/x`, { endpoint: 'not a url' }), /S3 endpoint 'not a url' is not a URL/);
   assert.throws(() => openStore('ftp://host/x'), /unsupported scheme; use a folder path, a file: URI or s3:\/\/bucket\/prefix/);
 

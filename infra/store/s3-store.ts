@@ -98,7 +98,7 @@ export class S3Store implements CheckpointStore {
     this.cacheDir = path.resolve(opts.cacheDir);
     this.partSize = opts.partSizeBytes ?? 16 * MIB;
     if (!Number.isInteger(this.partSize) || this.partSize < 5 * MIB) {
-      throw new Error(`S3 store ${this.uri}: partSizeBytes ${opts.partSizeBytes} is below S3's 5 MiB minimum part size`);
+      throw new Error(`S3 store ${this.uri}: partSizeBytes ${opts.partSizeBytes} must be a whole number of bytes, at least S3's 5 MiB minimum part size`);
     }
     this.queueSize = opts.queueSize ?? 4;
     if (!Number.isInteger(this.queueSize) || this.queueSize < 1) throw new Error(`S3 store ${this.uri}: queueSize ${opts.queueSize} must be an integer ≥ 1`);
@@ -149,6 +149,7 @@ export class S3Store implements CheckpointStore {
       if (head) return this.acceptExisting(key, head, local);
     }
     let result: { ETag?: string };
+    const body = createReadStream(localFile);
     try {
       const upload = new Upload({
         client: this.client,
@@ -158,7 +159,7 @@ export class S3Store implements CheckpointStore {
         params: {
           Bucket: this.bucket,
           Key: s3Key,
-          Body: createReadStream(localFile),
+          Body: body,
           ContentLength: local.size,
           ContentType: 'application/octet-stream',
           Metadata: { [SHA256_METADATA]: local.sha256 },
@@ -177,6 +178,8 @@ export class S3Store implements CheckpointStore {
       }
       await this.removeIncomplete(s3Key);
       throw new Error(`S3 upload of '${key}' to ${this.uri} (${this.where}) failed: ${describe(err)}`);
+    } finally {
+      body.destroy(); // an aborted upload leaves the stream unread: close the file
     }
     await this.verifyUpload(key, s3Key, local, result.ETag);
   }
@@ -307,9 +310,12 @@ export class S3Store implements CheckpointStore {
       // AWS: a multipart ETag is md5(concatenated part md5s)-<parts>; s3rver and others give the whole-object md5.
       const ok = got === local.md5 || got === local.multipartEtag;
       if (!ok) {
+        // The stored bytes are not what our digest describes (the file changed while uploading?): an object
+        // whose recorded sha256 lies must not stay, or a retry of the same file would be accepted over it.
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: s3Key })).catch(() => undefined);
         throw new Error(
           `S3 upload of '${key}' to ${this.uri}: the server's ETag ${got} matches neither the file's md5 ${local.md5} nor its multipart ETag ${local.multipartEtag}; ` +
-            'the stored bytes differ from the file (if the bucket uses SSE-KMS or SSE-C, whose ETags are not md5s, disable verifyEtag)',
+            'the stored bytes differ from the file (changed while uploading?), so the object was deleted (if the bucket uses SSE-KMS or SSE-C, whose ETags are not md5s, disable verifyEtag)',
         );
       }
     }

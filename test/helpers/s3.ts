@@ -79,10 +79,11 @@ export interface CuttingProxy {
  * A TCP proxy to `target` (http://host:port) that resets a connection once `afterBytes` bytes have
  * passed through it in `direction` ('request': client to server, the default; 'response': back):
  * the first `cutTimes` connections that get that far are cut (Infinity: every one), the rest pass.
+ * With `flip`, such a connection is not cut: the byte at `afterBytes` is inverted (corruption in transit).
  */
 export async function startCuttingProxy(
   target: string,
-  opts: { afterBytes: number; cutTimes: number; direction?: 'request' | 'response' },
+  opts: { afterBytes: number; cutTimes: number; direction?: 'request' | 'response'; flip?: boolean },
 ): Promise<CuttingProxy> {
   const url = new URL(target);
   let cuts = 0;
@@ -99,12 +100,21 @@ export async function startCuttingProxy(
       upstream.resetAndDestroy();
     };
     /** Forwards `from` → `to`, cutting this connection when the watched direction crosses the limit. */
-    const forward = (from: net.Socket, to: net.Socket, watched: boolean) => {
+    const forward = (from: net.Socket, to: net.Socket, watch: boolean) => {
+      let watched = watch;
       from.on('data', (chunk: Buffer) => {
         if (cutting) return;
-        if (watched && cuts < opts.cutTimes && passed + chunk.length >= opts.afterBytes) {
-          cutting = true;
+        if (watched && cuts < opts.cutTimes && passed + chunk.length > opts.afterBytes) {
           cuts++; // counted now, so concurrent connections cannot both take the last cut
+          if (opts.flip) {
+            const at = opts.afterBytes - passed;
+            chunk = Buffer.from(chunk);
+            chunk[at] ^= 0xff;
+            watched = false; // once per connection
+            if (!to.write(chunk)) from.pause();
+            return;
+          }
+          cutting = true;
           const keep = Math.max(0, opts.afterBytes - passed);
           passed += keep;
           from.pause();
