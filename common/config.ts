@@ -64,7 +64,7 @@ export const ModelSchema = z
     /** bpe: byte-level BPE trained on the curated train split (saved as tokenizer.json with every state and checkpoint); bytes: raw UTF-8 bytes. */
     tokenizer: z.enum(['bpe', 'bytes']).default('bpe'),
     /** The BPE vocabulary: 256 bytes + learned merges (ignored for bytes, which is always 256). */
-    vocabSize: int(257, 65_536).default(1024),
+    vocabSize: int(256, 65_536).default(1024),
     /** Mixture-of-experts feed-forward on every `every`-th block (Switch/Mixtral routing); null: dense MLPs. */
     moe: z
       .object({

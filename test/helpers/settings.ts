@@ -22,7 +22,9 @@ export function testSettings(env: Record<string, string> = {}): Settings {
 
 /** A small model and short run: enough to learn, quick on one CPU core. */
 export const SMALL_CYCLE = {
-  model: { seqLen: 32, dModel: 32, nLayer: 1, nHead: 2 },
+  // Bytes: the end-to-end tests' loss margins are per token, set for a 256-token vocabulary (a BPE
+  // head would dominate this tiny model); test/tokenizer.test.ts covers the BPE path through the stages.
+  model: { seqLen: 32, dModel: 32, nLayer: 1, nHead: 2, tokenizer: 'bytes' as const },
   training: { steps: 60, segmentSteps: 30, batchSize: 8, learningRate: 5e-3, warmupSteps: 5 },
   commit: { minTrainSeconds: 4, reserveSeconds: 0.5 },
   eval: { maxTokens: 4096 },
