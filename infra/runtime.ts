@@ -7,7 +7,9 @@ import { CurateSchema, type CorpusInput, type CurateInput } from '../common/conf
 import { curate, readSplit, type CurateOptions } from '../curation/curate';
 import { exportBrown } from '../curation/brown';
 import type { Chain } from './chain/chain';
-import { LocalChain } from './chain/local-chain';
+import { LocalChain, type LocalValidator } from './chain/local-chain';
+import { SubtensorChain } from './chain/subtensor';
+import { startDevnet, type Devnet } from './devnet/server';
 import { createLocalValidator } from './chain/local-validator';
 import { loadSettings, type Settings } from './settings';
 import { FsStore } from './store/fs-store';
@@ -48,21 +50,44 @@ export async function curationPlan(corpus: CorpusInput, options: CurateInput, da
   };
 }
 
+/**
+ * The chain adapter the settings name: subtensor over @polkadot/api (a real endpoint, or the local
+ * devnet, which speaks the same JSON-RPC), or the file-based local chain.
+ */
 export async function openChain(settings: Settings, log: (msg: string) => void = console.log): Promise<Chain> {
-  const local = settings.chain.local;
+  const { kind, url, phases, blockMs, local } = settings.chain;
+  if (kind === 'local') {
+    return LocalChain.open({ file: local.file, blockMs: local.blockMs, phases: local.phases, register: await localRegistrations(settings), validator: makeLocalValidator(settings, log) });
+  }
+  return SubtensorChain.connect({ url, phases, blockMs });
+}
+
+/** The embedded chains' registrations (MINERFLOW_LOCAL_REGISTER), hotkeys created if missing. */
+export async function localRegistrations(settings: Settings): Promise<{ netuid: number; address: string }[]> {
   const register = [];
-  for (const r of local.register) {
+  for (const r of settings.chain.local.register) {
     const pair = await ensureHotkey(settings.walletsDir, r.wallet, r.hotkey);
     register.push({ netuid: r.netuid, address: pair.address });
   }
+  return register;
+}
+
+/** The validator of the embedded chains (devnet and local): scores rounds on its own held-out data. */
+export function makeLocalValidator(settings: Settings, log: (msg: string) => void = console.log): LocalValidator {
   let heldOut: Promise<string[]> | undefined;
-  const validator = createLocalValidator({
+  return createLocalValidator({
     heldOutText: () => (heldOut ??= validatorHeldOut(settings)),
     openStore,
     evalMaxTokens: 16_384,
     log,
   });
-  return LocalChain.open({ file: local.file, blockMs: local.blockMs, phases: local.phases, register, validator });
+}
+
+/** A devnet for these settings (their block time, phases, registrations and validator) on loopback. */
+export async function startLocalDevnet(settings: Settings, opts: { port?: number; log?: (msg: string) => void } = {}): Promise<Devnet> {
+  const log = opts.log ?? console.log;
+  const { local } = settings.chain;
+  return startDevnet({ port: opts.port ?? 0, blockMs: local.blockMs, phases: local.phases, register: await localRegistrations(settings), validator: makeLocalValidator(settings, log), log });
 }
 
 /** The local validator's own held-out data: its corpus curated with the default options. */

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { parseOrExplain } from '../common/config';
-import { parsePhases, type PhaseSpec } from '../common/phases';
+import { CONNITO_PHASES, parsePhases, type PhaseSpec } from '../common/phases';
 import { projectRoot } from './paths';
 
 /** A short cycle for the embedded chain (1 s blocks, 2.6 minutes): room for the demo's training and 10 s commit windows. */
@@ -29,7 +29,15 @@ const EnvSchema = z.object({
   MINERFLOW_S3_ENDPOINT: z.string().url().optional(),
   MINERFLOW_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).optional(),
   AWS_REGION: z.string().regex(/^[a-z0-9-]+$/).optional(),
-  MINERFLOW_CHAIN: z.enum(['local']).default('local'),
+  // devnet: the local devnet (started by demo, dev, `minerflow devnet` and the tests) at
+  // MINERFLOW_DEVNET_URL; ws://…|wss://…: a subtensor node; local: the file-based local chain.
+  MINERFLOW_CHAIN: z
+    .string()
+    .regex(/^(devnet|local|wss?:\/\/\S+)$/, 'must be devnet, local, or a ws:// or wss:// subtensor endpoint')
+    .default('devnet'),
+  MINERFLOW_DEVNET_URL: z.string().regex(/^wss?:\/\/\S+$/, 'must be a ws:// or wss:// URL').default('ws://127.0.0.1:9944'),
+  MINERFLOW_PHASES: z.string().min(1).optional(),
+  MINERFLOW_BLOCK_MS: z.coerce.number().int().min(10).max(600_000).default(12_000),
   MINERFLOW_WALLETS: z.string().min(1).optional(),
   MINERFLOW_LOCAL_BLOCK_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
   MINERFLOW_LOCAL_PHASES: z.string().default(LOCAL_DEMO_PHASES),
@@ -52,7 +60,13 @@ export interface Settings {
   /** For s3:// stores: an S3-compatible server's URL (unset: AWS), region, path-style URLs. */
   s3: { endpoint?: string; region: string; forcePathStyle: boolean };
   chain: {
-    kind: 'local';
+    kind: 'devnet' | 'local' | 'subtensor';
+    /** The endpoint (devnet and subtensor). */
+    url: string;
+    /** A real chain's phases and block time (MINERFLOW_PHASES, else Connito's; MINERFLOW_BLOCK_MS); the devnet tells its own. */
+    phases: PhaseSpec[];
+    blockMs: number;
+    /** The embedded chains' clock, phases and registrations (the devnet's and the local chain's). */
     local: { file: string; blockMs: number; phases: PhaseSpec[]; register: { wallet: string; hotkey: string; netuid: number }[] };
   };
   walletsDir: string;
@@ -88,7 +102,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       forcePathStyle: e.MINERFLOW_S3_FORCE_PATH_STYLE ? e.MINERFLOW_S3_FORCE_PATH_STYLE === 'true' : !!e.MINERFLOW_S3_ENDPOINT,
     },
     chain: {
-      kind: e.MINERFLOW_CHAIN,
+      kind: e.MINERFLOW_CHAIN === 'devnet' || e.MINERFLOW_CHAIN === 'local' ? e.MINERFLOW_CHAIN : 'subtensor',
+      url: e.MINERFLOW_CHAIN === 'devnet' || e.MINERFLOW_CHAIN === 'local' ? e.MINERFLOW_DEVNET_URL : e.MINERFLOW_CHAIN,
+      phases: e.MINERFLOW_PHASES ? parsePhases(e.MINERFLOW_PHASES) : CONNITO_PHASES,
+      blockMs: e.MINERFLOW_BLOCK_MS,
       local: {
         file: path.join(dataDir, 'chain', 'local-chain.json'),
         blockMs: e.MINERFLOW_LOCAL_BLOCK_MS,
@@ -96,7 +113,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
         register: parseRegistrations(e.MINERFLOW_LOCAL_REGISTER),
       },
     },
-    walletsDir: path.resolve(e.MINERFLOW_WALLETS ?? (e.MINERFLOW_CHAIN === 'local' ? path.join(dataDir, 'wallets') : path.join(os.homedir(), '.bittensor', 'wallets'))),
+    walletsDir: path.resolve(e.MINERFLOW_WALLETS ?? (e.MINERFLOW_CHAIN === 'local' || e.MINERFLOW_CHAIN === 'devnet' ? path.join(dataDir, 'wallets') : path.join(os.homedir(), '.bittensor', 'wallets'))),
     validatorCorpus: e.MINERFLOW_VALIDATOR_CORPUS,
   };
 }

@@ -1,5 +1,6 @@
-// The chain port: the few things a miner needs from subtensor. The embedded LocalChain and the
-// subtensor adapter implement it; tests and users can add their own.
+// The chain port: the few things a miner needs from subtensor. The subtensor adapter
+// (subtensor.ts: finney, testnet or the local devnet) and the file-based LocalChain implement it;
+// tests and users can add their own.
 import type { KeyringPair } from '@polkadot/keyring/types';
 import type { ChainSchedule } from '../../common/phases';
 
@@ -7,6 +8,8 @@ export interface ChainScore {
   uid: number;
   updatedAtBlock: number; // block of the validator's last weight update for this miner
   incentiveShare: number; // Incentive[uid] / sum(Incentive)
+  emissionRao?: number; // Emission[uid], where the chain has it
+  tempo?: number; // the subnet's epoch length in blocks (Tempo)
   details?: { round: number; loss: number; baselineLoss: number; rawScore: number; rank?: number; reward: number; reason?: string };
 }
 

@@ -8,7 +8,9 @@ import * as path from 'node:path';
 import type { ControlActivities } from '../../activities';
 import { TASK_QUEUES } from '../../common/queues';
 import { miningCycle } from '../../workflows';
+import type { Devnet } from '../../infra/devnet/server';
 import type { Settings } from '../../infra/settings';
+import { startTestDevnet } from './devnet';
 import { createControlWorker } from '../../workers/control';
 import { createGpuWorker } from '../../workers/gpu';
 
@@ -26,16 +28,22 @@ export async function startTemporal(settings: Settings): Promise<{ env: TestWork
   return { env, bundle };
 }
 
-/** A dev server for one test file: started before its tests, torn down after; `use` receives it. */
+/**
+ * A dev server for one test file: started before its tests, torn down after; `use` receives it.
+ * With the devnet chain (the default) a devnet starts alongside and `settings` point at it.
+ */
 export function useTemporal(settings: Settings, use: (t: { env: TestWorkflowEnvironment; bundle: WorkflowBundle }) => void): void {
   let env: TestWorkflowEnvironment | undefined;
+  let devnet: Devnet | undefined;
   before(async () => {
+    if (settings.chain.kind === 'devnet') devnet = await startTestDevnet(settings);
     const t = await startTemporal(settings);
     env = t.env;
     use(t);
   });
   after(async () => {
     await env?.teardown();
+    await devnet?.close();
   });
 }
 
@@ -68,6 +76,8 @@ export function spawnWorker(which: 'control' | 'gpu', env: TestWorkflowEnvironme
       TEMPORAL_ADDRESS: env.address,
       MINERFLOW_DATA_DIR: settings.dataDir,
       MINERFLOW_STORE: settings.store,
+      MINERFLOW_CHAIN: settings.chain.kind === 'subtensor' ? settings.chain.url : settings.chain.kind,
+      MINERFLOW_DEVNET_URL: settings.chain.url,
       MINERFLOW_LOCAL_BLOCK_MS: String(local.blockMs),
       MINERFLOW_LOCAL_PHASES: local.phases.map((p) => `${p.name}:${p.blocks}`).join(','),
       MINERFLOW_VALIDATOR_CORPUS: settings.validatorCorpus,

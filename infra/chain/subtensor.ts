@@ -1,0 +1,213 @@
+// The Chain port over @polkadot/api: subtensor itself (finney, testnet) or the local devnet, which
+// speaks the same JSON-RPC with the same metadata. Only the phase schedule differs: the devnet
+// tells it (minerflow_schedule), a real chain's comes from configuration.
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import type { DispatchError } from '@polkadot/types/interfaces';
+import type { Codec } from '@polkadot/types/types';
+import type { ChainSchedule, PhaseSpec } from '../../common/phases';
+import { SUBTENSOR_SIGNED_EXTENSIONS } from '../devnet/metadata';
+import { ChainRejectedError, type Chain, type ChainScore } from './chain';
+
+export interface SubtensorChainOptions {
+  url: string; // ws:// or wss://
+  /** The subnet's phases and block time when the endpoint does not tell them (a real chain). */
+  phases: PhaseSpec[];
+  blockMs: number;
+  origin?: number;
+  /** How long to wait for a commitment to be included in a block. */
+  inclusionTimeoutMs?: number;
+  /** How long a call waits for a dropped connection to come back before failing (retryably). */
+  reconnectWaitMs?: number;
+}
+
+/** Largest raw commitment: the biggest variant of subtensor's `Data` is Raw128. */
+export const MAX_RAW_COMMITMENT_BYTES = 128;
+
+// One ApiPromise per endpoint per process, shared by every SubtensorChain on it.
+const apis = new Map<string, { api: Promise<ApiPromise>; provider: WsProvider; users: number }>();
+
+async function acquireApi(url: string): Promise<{ api: ApiPromise; provider: WsProvider }> {
+  let entry = apis.get(url);
+  if (!entry) {
+    // autoConnectMs: the provider reconnects on its own after a dropped socket.
+    const provider = new WsProvider(url, 1000);
+    const api = ApiPromise.create({ provider, signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS, noInitWarn: true, throwOnConnect: true }).catch(async (err: Error) => {
+      apis.delete(url);
+      await provider.disconnect().catch(() => undefined);
+      throw new Error(`cannot reach the chain at ${url}: ${err.message}; is the devnet (\`minerflow devnet\`) or the subtensor node running?`);
+    });
+    entry = { api, provider, users: 0 };
+    apis.set(url, entry);
+  }
+  entry.users += 1;
+  return { api: await entry.api, provider: entry.provider };
+}
+
+async function releaseApi(url: string): Promise<void> {
+  const entry = apis.get(url);
+  if (!entry || --entry.users > 0) return;
+  apis.delete(url);
+  await (await entry.api.catch(() => undefined))?.disconnect();
+}
+
+export class SubtensorChain implements Chain {
+  readonly name: string;
+  private customRpc?: Promise<Set<string>>;
+  private closed = false;
+
+  private constructor(
+    private readonly opts: SubtensorChainOptions,
+    private readonly api: ApiPromise,
+    private readonly provider: WsProvider, // for the devnet's own RPC methods, which @polkadot/api does not decorate
+  ) {
+    this.name = `subtensor ${opts.url}`;
+  }
+
+  static async connect(opts: SubtensorChainOptions): Promise<SubtensorChain> {
+    if (!/^wss?:\/\//.test(opts.url)) throw new Error(`chain URL '${opts.url}' must start with ws:// or wss://`);
+    const { api, provider } = await acquireApi(opts.url);
+    return new SubtensorChain(opts, api, provider);
+  }
+
+  async schedule(): Promise<ChainSchedule> {
+    await this.connected();
+    const header = await this.api.rpc.chain.getHeader();
+    const block = header.number.toNumber();
+    // The head's own timestamp: block times are then projected from when it was made, not from now.
+    const atMs = ((await (await this.api.at(header.hash)).query.timestamp.now()) as unknown as { toNumber(): number }).toNumber();
+    if ((await this.rpcMethods()).has('minerflow_schedule')) {
+      const s = (await this.provider.send('minerflow_schedule', [])) as { blockMs: number; origin: number; phases: PhaseSpec[] };
+      return { block, atMs, blockMs: s.blockMs, origin: s.origin, phases: s.phases };
+    }
+    return { block, atMs, blockMs: this.opts.blockMs, origin: this.opts.origin ?? 0, phases: this.opts.phases };
+  }
+
+  async uid(address: string, netuid: number): Promise<number | null> {
+    await this.connected();
+    const uid = (await this.api.query.subtensorModule.uids(netuid, address)) as unknown as { isSome: boolean; unwrap(): { toNumber(): number } };
+    return uid.isSome ? uid.unwrap().toNumber() : null;
+  }
+
+  async commit(signer: KeyringPair, netuid: number, payload: string): Promise<{ block: number }> {
+    await this.connected();
+    const bytes = Buffer.from(payload, 'utf8');
+    if (bytes.length > MAX_RAW_COMMITMENT_BYTES) {
+      throw new ChainRejectedError(`commitment of ${bytes.length} bytes exceeds subtensor's limit of ${MAX_RAW_COMMITMENT_BYTES} (Data::Raw128 is the largest field)`);
+    }
+    const tx = this.api.tx.commitments.setCommitment(netuid, { fields: [{ [`Raw${bytes.length}`]: bytes }] });
+    const blockHash = await this.submit(tx, signer);
+    const block = (await this.api.rpc.chain.getHeader(blockHash)).number.toNumber();
+    const back = await this.commitment(signer.address, netuid);
+    if (!back || Buffer.compare(Buffer.from(back.payload, 'utf8'), bytes) !== 0) {
+      throw new Error(`commitment read back from ${this.opts.url} for ${signer.address} on netuid ${netuid} differs from what was sent (block ${block})`);
+    }
+    return { block };
+  }
+
+  async commitment(address: string, netuid: number): Promise<{ block: number; payload: string } | null> {
+    await this.connected();
+    const value = (await this.api.query.commitments.commitmentOf(netuid, address)) as unknown as {
+      isNone: boolean;
+      unwrap(): { block: { toNumber(): number }; info: { fields: (Codec & { isNone: boolean; value: Codec })[] } };
+    };
+    if (value.isNone) return null;
+    const reg = value.unwrap();
+    const raw = reg.info.fields.map((f) => (f.isNone ? Buffer.alloc(0) : Buffer.from(f.value.toU8a(true))));
+    return { block: reg.block.toNumber(), payload: Buffer.concat(raw).toString('utf8') };
+  }
+
+  async score(address: string, netuid: number): Promise<ChainScore | null> {
+    const uid = await this.uid(address, netuid);
+    if (uid === null) return null;
+    const [incentive, emission, lastUpdate, tempo] = (await Promise.all([
+      this.api.query.subtensorModule.incentive(netuid),
+      this.api.query.subtensorModule.emission(netuid),
+      this.api.query.subtensorModule.lastUpdate(netuid),
+      this.api.query.subtensorModule.tempo(netuid),
+    ])) as unknown as [{ toNumber(): number }[], { toNumber(): number }[], { toNumber(): number }[], { toNumber(): number }];
+    const updatedAtBlock = lastUpdate[uid]?.toNumber() ?? 0;
+    if (updatedAtBlock === 0) return null; // no validator has scored this uid yet
+    const total = incentive.reduce((a, v) => a + v.toNumber(), 0);
+    const details = (await this.rpcMethods()).has('minerflow_validatorReport')
+      ? (((await this.provider.send('minerflow_validatorReport', [netuid, address])) as ChainScore['details'] | null) ?? undefined)
+      : undefined;
+    return {
+      uid,
+      updatedAtBlock,
+      incentiveShare: total > 0 ? (incentive[uid]?.toNumber() ?? 0) / total : 0,
+      emissionRao: emission[uid]?.toNumber() ?? 0,
+      tempo: tempo.toNumber(),
+      details: details && { ...details, loss: details.loss ?? NaN, baselineLoss: details.baselineLoss ?? NaN }, // JSON has no NaN
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await releaseApi(this.opts.url);
+  }
+
+  /** While the provider reconnects after a dropped socket, waits for it rather than failing at once. */
+  private async connected(): Promise<void> {
+    const deadline = Date.now() + (this.opts.reconnectWaitMs ?? 10_000);
+    while (!this.provider.isConnected) {
+      if (this.closed) throw new Error(`chain adapter for ${this.opts.url} is closed`);
+      if (Date.now() > deadline) throw new Error(`not connected to the chain at ${this.opts.url} (still reconnecting after ${this.opts.reconnectWaitMs ?? 10_000} ms)`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private rpcMethods(): Promise<Set<string>> {
+    this.customRpc ??= this.api.rpc.rpc.methods().then((m) => new Set(m.methods.map((x) => x.toString())));
+    return this.customRpc;
+  }
+
+  /** Signs, submits and waits for inclusion; returns the block hash or throws naming the chain's error. */
+  private submit(tx: ReturnType<ApiPromise['tx']['commitments']['setCommitment']>, signer: KeyringPair): Promise<string> {
+    const timeoutMs = this.opts.inclusionTimeoutMs ?? 60_000;
+    return new Promise<string>((resolve, reject) => {
+      let unsubscribe: (() => void) | undefined;
+      const finish = (err: Error | null, hash?: string) => {
+        clearTimeout(timer);
+        unsubscribe?.();
+        if (err) reject(err);
+        else resolve(hash!);
+      };
+      const timer = setTimeout(() => finish(new Error(`commitment not included in a block within ${timeoutMs} ms on ${this.opts.url}`)), timeoutMs);
+      // nonce -1: the node's next index, counting our transactions still in its pool.
+      tx.signAndSend(signer, { nonce: -1 }, (result) => {
+        const { status, dispatchError } = result;
+        if (status.isInBlock || status.isFinalized) {
+          if (dispatchError) finish(this.explain(dispatchError));
+          else finish(null, (status.isInBlock ? status.asInBlock : status.asFinalized).toHex());
+        } else if (status.isInvalid || status.isDropped || status.isUsurped) {
+          finish(new Error(`commitment transaction ${status.type.toLowerCase()} by ${this.opts.url} before inclusion`));
+        }
+      })
+        .then((unsub) => {
+          unsubscribe = unsub;
+        })
+        .catch((err: Error) => finish(rejection(err)));
+    });
+  }
+
+  private explain(err: DispatchError): Error {
+    if (err.isModule) {
+      const meta = this.api.registry.findMetaError(err.asModule);
+      return new ChainRejectedError(`the chain rejected the commitment: ${meta.section}.${meta.name} (${meta.docs.join(' ').trim()})`);
+    }
+    return new ChainRejectedError(`the chain rejected the commitment: ${err.type}`);
+  }
+}
+
+/**
+ * The pool's answer to a submission: a bad signature or an invalid call will not succeed on retry;
+ * a nonce clash (another of our transactions in flight) or a stale one can.
+ */
+function rejection(err: Error): Error {
+  const m = /^(\d+): (.*)$/s.exec(err.message);
+  const code = m ? Number(m[1]) : undefined;
+  if (code === 1010 && !/outdated|future|stale|ancient/i.test(err.message)) return new ChainRejectedError(`the chain refused the commitment transaction: ${m![2]}`);
+  return new Error(`commitment transaction not accepted: ${err.message}`);
+}
