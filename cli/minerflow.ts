@@ -14,7 +14,8 @@ import { lrRangeTest } from '../model/lr-finder';
 import { trainTokenizer } from '../model/tokenizer';
 import { modelConfig } from '../activities/train';
 import { ensureDevServer } from '../infra/dev-server';
-import { curationPlan, openStore } from '../infra/runtime';
+import { curationPlan, openStore, startLocalDevnet } from '../infra/runtime';
+import { disconnectAllChains } from '../infra/chain/subtensor';
 import { createCycleSchedule } from '../infra/schedules';
 import { loadSettings, type Settings } from '../infra/settings';
 import { connectClient, connectWorker, workflowUrl } from '../infra/temporal';
@@ -29,7 +30,8 @@ import { asciiPlot } from './plot';
 const USAGE = `minerflow — durable mining cycles for Bittensor training subnets
 
   minerflow demo                              one complete cycle on the embedded defaults
-  minerflow dev                               Temporal dev server (Web UI :8233) + both workers
+  minerflow dev                               Temporal dev server (Web UI :8233) + devnet + both workers
+  minerflow devnet [--port N]                 the local devnet alone (subtensor JSON-RPC on ws://127.0.0.1:9944)
   minerflow worker control|gpu                one worker (run them on different hosts)
   minerflow cycle start [--config FILE] [--id ID] [--wait]
   minerflow cycle status <workflowId>          phase, segments, decisions, deadline, loss curve
@@ -54,6 +56,8 @@ async function main(argv: string[]): Promise<void> {
       return demo(settings);
     case 'dev':
       return dev(settings);
+    case 'devnet':
+      return devnetCommand(settings, flags);
     case 'worker':
       return worker(settings, sub);
     case 'cycle':
@@ -88,8 +92,9 @@ async function main(argv: string[]): Promise<void> {
 }
 
 /** Dev server (if none is running), both workers in this process, one cycle, the result, then stop. */
-async function demo(settings: Settings): Promise<void> {
+async function demo(baseSettings: Settings): Promise<void> {
   quietSdkLogs(); // the progress bar tells the story; warnings still show
+  const { settings, stopDevnet } = await withDevnet(baseSettings, 0);
   const server = await ensureDevServer(settings);
   const connection = await connectWorker(settings);
   const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
@@ -111,10 +116,13 @@ async function demo(settings: Settings): Promise<void> {
     await Promise.allSettled(running);
     await connection.close();
     await server.stop();
+    await stopDevnet();
   }
 }
 
-async function dev(settings: Settings): Promise<void> {
+async function dev(baseSettings: Settings): Promise<void> {
+  // The configured devnet port when it is free, so workers started elsewhere on this host find it.
+  const { settings, stopDevnet } = await withDevnet(baseSettings, Number(new URL(baseSettings.chain.url).port) || 9944).catch(() => withDevnet(baseSettings, 0));
   const server = await ensureDevServer(settings);
   const connection = await connectWorker(settings);
   const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
@@ -125,6 +133,38 @@ async function dev(settings: Settings): Promise<void> {
   await Promise.allSettled(workers.map((w) => w.run()));
   await connection.close();
   await server.stop();
+  await stopDevnet();
+}
+
+/** With the devnet chain (the default), starts one in this process on loopback and points the settings at it. */
+async function withDevnet(settings: Settings, port: number): Promise<{ settings: Settings; stopDevnet: () => Promise<void> }> {
+  if (settings.chain.kind !== 'devnet') return { settings, stopDevnet: () => disconnectAllChains() };
+  const devnet = await startLocalDevnet(settings, { port });
+  console.log(`minerflow: devnet (subtensor JSON-RPC, finney metadata) at ${devnet.url}; other workers reach it with MINERFLOW_DEVNET_URL=${devnet.url}`);
+  return {
+    settings: { ...settings, chain: { ...settings.chain, url: devnet.url } },
+    stopDevnet: async () => {
+      await disconnectAllChains();
+      await devnet.close();
+    },
+  };
+}
+
+/** `minerflow devnet`: the devnet alone, in the foreground, until Ctrl-C. */
+async function devnetCommand(settings: Settings, flags: Flags): Promise<void> {
+  const port = Number(str(flags.port) ?? (new URL(settings.chain.url).port || 9944));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port '${String(flags.port)}' must be a port number`);
+  const devnet = await startLocalDevnet(settings, { port });
+  const { blockMs, phases, register } = settings.chain.local;
+  console.log(`minerflow devnet: ${devnet.url}`);
+  console.log(`  ${blockMs} ms blocks; phases ${phases.map((p) => `${p.name}:${p.blocks}`).join(',')}`);
+  console.log(`  registered: ${register.map((r) => `${r.wallet}/${r.hotkey}@${r.netuid}`).join(', ') || 'none'} (wallets in ${settings.walletsDir})`);
+  console.log(`  workers: MINERFLOW_CHAIN=devnet MINERFLOW_DEVNET_URL=${devnet.url}. Ctrl-C stops (the devnet keeps no state).`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await devnet.close();
 }
 
 async function worker(settings: Settings, which: string | undefined): Promise<void> {

@@ -51,6 +51,16 @@ async function releaseApi(url: string): Promise<void> {
   await (await entry.api.catch(() => undefined))?.disconnect();
 }
 
+/**
+ * Disconnects every endpoint this process opened, whoever holds it. For process shutdown: an open
+ * WebSocket (and its reconnect timer) would otherwise keep Node running.
+ */
+export async function disconnectAllChains(): Promise<void> {
+  const entries = [...apis.values()];
+  apis.clear();
+  await Promise.allSettled(entries.map(async (e) => (await e.api.catch(() => undefined))?.disconnect()));
+}
+
 export class SubtensorChain implements Chain {
   readonly name: string;
   private customRpc?: Promise<Set<string>>;

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { ControlActivities } from '../../activities';
 import { TASK_QUEUES } from '../../common/queues';
 import { miningCycle } from '../../workflows';
+import { disconnectAllChains } from '../../infra/chain/subtensor';
 import type { Devnet } from '../../infra/devnet/server';
 import type { Settings } from '../../infra/settings';
 import { startTestDevnet } from './devnet';
@@ -43,6 +44,7 @@ export function useTemporal(settings: Settings, use: (t: { env: TestWorkflowEnvi
   });
   after(async () => {
     await env?.teardown();
+    await disconnectAllChains(); // the workers' chain connections, which would keep the test process alive
     await devnet?.close();
   });
 }
