@@ -133,7 +133,7 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
             lastLr = r.lr;
             await metrics.write(JSON.stringify(r) + '\n');
             heartbeat({ stage: 'training', segment: input.segment, resumeFrom: from!.key, ...r } satisfies TrainProgress);
-            if (r.step % 25 === 0) log.info(`step ${r.step}/${input.plannedSteps} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} grad ${r.gradNorm.toFixed(2)} ${r.tokensPerSec.toFixed(0)} tok/s`);
+            if (r.step % 25 === 0) log.info(`step ${r.step}/${input.plannedSteps} loss ${r.loss.toFixed(4)} aux ${r.auxLoss.toFixed(4)} lr ${r.lr.toExponential(2)} grad ${r.gradNorm.toFixed(2)} ${r.tokensPerSec.toFixed(0)} tok/s on ${trainer.threads} thread(s)${r.restores ? `, ${r.restores} restore(s) of the last good state` : ''}`);
             await new Promise((resolve) => setImmediate(resolve)); // let heartbeats and cancellation through
             if (cancellationSignal().aborted) throw cancellationSignal().reason ?? new Error('cancelled');
           },

@@ -109,6 +109,14 @@ export const TrainingSchema = z
     seed: int(0, 2 ** 31 - 1).default(1),
     /** EMA of the weights (typical 0.998–0.9999), evaluated beside the raw weights; 0 turns it off. */
     emaDecay: z.number().min(0).lt(1).default(0),
+    /** Data-parallel replicas on the wasm backend (main thread + worker threads): 'auto' is one per core. tfjs-node uses one. */
+    threads: z.union([z.literal('auto'), int(1, 256)]).default('auto'),
+    /** Micro-batches per optimizer step: the effective batch is batchSize × gradAccumSteps windows. */
+    gradAccumSteps: int(1, 4096).default(1),
+    /** Non-finite steps in a row before the trainer returns to its last good state with a lower LR. */
+    skipLimit: int(1, 1_000_000).default(8),
+    /** LR multiplier applied on each such return. */
+    lrBackoff: z.number().gt(0).max(1).default(0.5),
     /** A training state to start from (store key, e.g. the previous cycle's best), or null for a fresh model. */
     initFrom: z.string().min(1).nullable().default(null),
     /** A dead gpu worker is noticed after this long without a heartbeat; its segment moves to another worker. */

@@ -18,6 +18,16 @@ export function cosineWithWarmup(step: number, peakLr: number, warmupSteps: numb
   return peakLr * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress))));
 }
 
+/** Global L2 norm of the gradients (NaN if any is non-finite). */
+export function globalNorm(weights: Weights, grads: tf.NamedTensorMap): number {
+  return tf.tidy(() => {
+    // variableGrads keys gradients by the variables' own (auto-generated) names. Summing in the
+    // weights' (sorted) order keeps the norm bit-identical across a save and reload.
+    const sq = [...weights.values()].map((w) => tf.sum(tf.square(grads[w.name])));
+    return Math.sqrt(tf.addN(sq).dataSync()[0]);
+  });
+}
+
 export class AdamW {
   readonly m = new Map<string, tf.Variable>();
   readonly v = new Map<string, tf.Variable>();
@@ -30,17 +40,17 @@ export class AdamW {
     }
   }
 
-  /** Applies one update; returns the gradient's global norm before clipping. */
-  apply(grads: tf.NamedTensorMap, lr: number): number {
+  /**
+   * Applies one update and returns the gradient's global norm before clipping. A non-finite norm
+   * applies nothing (not even the step count): NaN/Inf gradients must never reach the weights.
+   */
+  apply(grads: tf.NamedTensorMap, lr: number, norm = globalNorm(this.weights, grads)): number {
+    if (!Number.isFinite(norm)) return norm;
     const { beta1, beta2, eps, weightDecay, gradClip } = this.opts;
     this.t += 1;
     const bc1 = 1 - beta1 ** this.t;
     const bc2 = 1 - beta2 ** this.t;
     return tf.tidy(() => {
-      // variableGrads keys gradients by the variables' own (auto-generated) names. Summing in the
-      // weights' (sorted) order keeps the norm bit-identical across a save and reload.
-      const sq = [...this.weights.values()].map((w) => tf.sum(tf.square(grads[w.name])));
-      const norm = Math.sqrt(tf.addN(sq).dataSync()[0]);
       const scale = gradClip > 0 && norm > gradClip ? gradClip / norm : 1;
       for (const [name, w] of this.weights) {
         const grad = grads[w.name];
@@ -56,6 +66,11 @@ export class AdamW {
       }
       return norm;
     });
+  }
+
+  /** Every tensor of the optimizer's state, for snapshots. */
+  state(): tf.Variable[] {
+    return [...this.m.values(), ...this.v.values()];
   }
 
   dispose(): void {

@@ -1,13 +1,17 @@
 // The training loop, in the spirit of nanoGPT's train.py: sample a batch, forward, backward,
 // clip, AdamW step on a cosine schedule; report loss, LR, gradient norm and tokens/s every step.
-// Its whole state (step, optimizer moments, RNG, LR scale) can be saved and restored, so training
-// N steps, stopping, and resuming for N more gives the same weights as 2N steps straight.
+// A step may accumulate several micro-batches, and on the wasm backend each micro-batch is split
+// across data-parallel replicas (parallel.ts), one per core. A step with a non-finite loss or
+// gradient is skipped; after `skipLimit` in a row the trainer goes back to the last good state with
+// a lower LR. Its whole state (step, optimizer moments, RNG, LR scale) can be saved and restored, so
+// training N steps, stopping, and resuming for N more gives the same weights as 2N steps straight.
 // Knows nothing about Temporal: the train activity calls it and heartbeats from onStep.
 import * as tf from '@tensorflow/tfjs-core';
 import { trainingLoss, type GptConfig, type Weights } from './gpt';
 import { windowsToTensors } from './evaluate';
-import { AdamW, cosineWithWarmup } from './optimizer';
+import { AdamW, cosineWithWarmup, globalNorm } from './optimizer';
 import { Ema } from './ema';
+import { replicaCount, ReplicaPool, splitAcross, type LossAndGrads } from './parallel';
 import { Rng } from './rng';
 import type { TokenIds } from './tokenizer';
 
@@ -22,6 +26,19 @@ export interface TrainConfig {
   beta2: number;
   seed: number; // batch order
   emaDecay?: number; // 0 or absent: no EMA of the weights
+  threads?: number | 'auto'; // data-parallel replicas on wasm ('auto': one per core); default 1
+  gradAccumSteps?: number; // micro-batches of batchSize windows per optimizer step; default 1
+  skipLimit?: number; // consecutive skipped steps before restoring the last good state; default 8
+  lrBackoff?: number; // lrScale multiplier on each such restore; default 0.5
+}
+
+function checkTrainConfig(t: TrainConfig): void {
+  const bad = (field: string, value: unknown, want: string) => new Error(`training.${field} must be ${want} (got ${JSON.stringify(value)})`);
+  if (!Number.isInteger(t.batchSize) || t.batchSize < 1) throw bad('batchSize', t.batchSize, 'an integer ≥ 1');
+  if (t.threads !== undefined && t.threads !== 'auto' && (!Number.isInteger(t.threads) || t.threads < 1)) throw bad('threads', t.threads, "'auto' or an integer ≥ 1");
+  if (t.gradAccumSteps !== undefined && (!Number.isInteger(t.gradAccumSteps) || t.gradAccumSteps < 1)) throw bad('gradAccumSteps', t.gradAccumSteps, 'an integer ≥ 1');
+  if (t.skipLimit !== undefined && (!Number.isInteger(t.skipLimit) || t.skipLimit < 1)) throw bad('skipLimit', t.skipLimit, 'an integer ≥ 1');
+  if (t.lrBackoff !== undefined && !(t.lrBackoff > 0 && t.lrBackoff <= 1)) throw bad('lrBackoff', t.lrBackoff, 'in (0, 1]');
 }
 
 /** Everything besides weights and moments that training needs to continue exactly. */
@@ -32,16 +49,20 @@ export interface TrainerCounters {
   skipped: number;
   lrScale: number; // backtracking multiplies the scheduled LR by this
   emaUpdates?: number;
+  restores?: number;
+  consecutiveSkips?: number;
 }
 
 export interface StepReport {
   step: number; // steps completed, 1-based
   totalSteps: number;
-  loss: number;
+  loss: number; // cross-entropy of the step's windows
+  auxLoss: number; // MoE load-balancing loss (0 for a dense model)
   lr: number;
   gradNorm: number;
   tokensPerSec: number;
-  skipped: number; // non-finite batches skipped so far
+  skipped: number; // non-finite steps skipped so far
+  restores: number; // returns to the last good state so far (after skipLimit skips in a row)
 }
 
 export interface RunOptions {
@@ -58,6 +79,7 @@ export interface TrainSummary {
   tokens: number;
   seconds: number;
   skipped: number;
+  restores: number;
   stoppedEarly: boolean;
   history: StepReport[];
 }
@@ -66,9 +88,18 @@ export class Trainer {
   readonly optimizer: AdamW;
   readonly ema?: Ema;
   private readonly rng: Rng;
+  private readonly accumSteps: number;
+  private readonly skipLimit: number;
+  private readonly lrBackoff: number;
+  private readonly replicas?: ReplicaPool; // worker threads; the main thread is the first replica
+  private lastGood?: Snapshot;
   step = 0;
   skipped = 0;
+  restores = 0;
+  consecutiveSkips = 0;
   lrScale = 1;
+  /** Tests and drills: make the batch at this (0-based) step count as non-finite, as a broken batch would. */
+  plantNonFinite?: (step: number) => boolean;
 
   constructor(
     private readonly cfg: GptConfig,
@@ -77,9 +108,13 @@ export class Trainer {
     private readonly data: TokenIds,
     resume?: TrainerCounters,
   ) {
+    checkTrainConfig(train);
     if (data.length < cfg.seqLen + 2) {
       throw new Error(`training data has ${data.length} tokens; at least ${cfg.seqLen + 2} are needed`);
     }
+    this.accumSteps = train.gradAccumSteps ?? 1;
+    this.skipLimit = train.skipLimit ?? 8;
+    this.lrBackoff = train.lrBackoff ?? 0.5;
     this.optimizer = new AdamW(weights, { beta1: train.beta1, beta2: train.beta2, eps: 1e-8, weightDecay: train.weightDecay, gradClip: train.gradClip });
     this.rng = new Rng(train.seed);
     if (train.emaDecay) this.ema = new Ema(weights, train.emaDecay, resume?.emaUpdates ?? 0);
@@ -89,33 +124,92 @@ export class Trainer {
       this.rng.state = resume.rngState;
       this.skipped = resume.skipped;
       this.lrScale = resume.lrScale;
+      this.restores = resume.restores ?? 0;
+      this.consecutiveSkips = resume.consecutiveSkips ?? 0;
     }
+    const replicas = replicaCount(train.threads, train.batchSize);
+    if (replicas > 1) this.replicas = new ReplicaPool(cfg, weights, data, replicas - 1);
+  }
+
+  /** Replicas computing each micro-batch: the main thread plus worker threads. */
+  get threads(): number {
+    return 1 + (this.replicas?.workers ?? 0);
   }
 
   counters(): TrainerCounters {
-    return { step: this.step, adamT: this.optimizer.t, rngState: this.rng.state, skipped: this.skipped, lrScale: this.lrScale, emaUpdates: this.ema?.updates };
+    return {
+      step: this.step,
+      adamT: this.optimizer.t,
+      rngState: this.rng.state,
+      skipped: this.skipped,
+      lrScale: this.lrScale,
+      emaUpdates: this.ema?.updates,
+      restores: this.restores,
+      consecutiveSkips: this.consecutiveSkips,
+    };
   }
 
-  /** One optimisation step on a fresh random batch. */
+  /** One optimisation step on fresh random micro-batches. */
   trainStep(): Omit<StepReport, 'tokensPerSec' | 'totalSteps'> {
     const T = this.cfg.seqLen;
-    const starts = Array.from({ length: this.train.batchSize }, () => this.rng.int(this.data.length - T - 1));
+    const microBatches = Array.from({ length: this.accumSteps }, () => Array.from({ length: this.train.batchSize }, () => this.rng.int(this.data.length - T - 1)));
     const lr = this.lrScale * cosineWithWarmup(this.step, this.train.learningRate, this.train.warmupSteps, this.train.steps);
-    const { loss, grads } = lossAndGrads(this.weights, this.cfg, this.data, starts);
-    let gradNorm = NaN;
-    // A NaN/Inf batch is skipped, not applied: one bad batch must not poison the weights.
-    if (Number.isFinite(loss)) gradNorm = this.optimizer.apply(grads, lr);
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) this.skipped += 1;
-    else this.ema?.update(this.weights);
+    const { aux, grads, ...rest } = this.lossAndGrads(microBatches);
+    const loss = this.plantNonFinite?.(this.step) ? NaN : rest.loss;
+    const gradNorm = Number.isFinite(loss) ? globalNorm(this.weights, grads) : NaN;
+    if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
+      // Remember where this finite step started: weights known to give a finite loss.
+      this.lastGood ??= new Snapshot(this.stateTensors());
+      this.lastGood.save(this.optimizer.t, this.ema?.updates ?? 0);
+      this.optimizer.apply(grads, lr, gradNorm);
+      this.ema?.update(this.weights);
+      this.consecutiveSkips = 0;
+    } else {
+      // A NaN/Inf step is skipped, not applied: one bad batch must not poison the weights.
+      // Any non-finite micro-batch skips the whole step, so `skipped` counts steps.
+      this.skipped += 1;
+      this.consecutiveSkips += 1;
+      if (this.consecutiveSkips >= this.skipLimit) this.restoreLastGood();
+    }
     tf.dispose(grads);
     this.step += 1;
-    return { step: this.step, loss, lr, gradNorm, skipped: this.skipped };
+    return { step: this.step, loss, auxLoss: aux, lr, gradNorm, skipped: this.skipped, restores: this.restores };
+  }
+
+  /**
+   * Mean loss and gradients over the step's micro-batches. With replicas, every micro-batch is split
+   * across them: the workers start on their parts, the main thread computes its own, then adds theirs.
+   */
+  private lossAndGrads(microBatches: number[][]): LossAndGrads {
+    const windows = microBatches.length * this.train.batchSize;
+    if (!this.replicas) return batchLossAndGrads(this.weights, this.cfg, this.data, microBatches, windows);
+    const shares = splitAcross(microBatches, this.threads);
+    this.replicas.start(this.weights, shares.slice(1), windows);
+    const local = batchLossAndGrads(this.weights, this.cfg, this.data, shares[0], windows);
+    return this.replicas.finish(this.weights, local);
+  }
+
+  /** After skipLimit skipped steps in a row: back to the last good state, with a lower LR. */
+  private restoreLastGood(): void {
+    // Without a snapshot no step has been applied since this trainer started: the state is unchanged.
+    const saved = this.lastGood?.restore();
+    if (saved) {
+      this.optimizer.t = saved.adamT;
+      if (this.ema) this.ema.updates = saved.emaUpdates;
+    }
+    this.lrScale *= this.lrBackoff;
+    this.restores += 1;
+    this.consecutiveSkips = 0;
+  }
+
+  private stateTensors(): tf.Variable[] {
+    return [...this.weights.values(), ...this.optimizer.state(), ...(this.ema ? this.ema.shadow.values() : [])];
   }
 
   /** Trains until `untilStep` (or a stop condition), calling onStep after each step (await it: heartbeats go out there). */
   async run(opts: RunOptions = {}): Promise<TrainSummary> {
     const until = opts.untilStep ?? this.train.steps;
-    const tokensPerStep = this.train.batchSize * this.cfg.seqLen;
+    const tokensPerStep = this.train.batchSize * this.accumSteps * this.cfg.seqLen;
     const history: StepReport[] = [];
     const t0 = performance.now();
     let windowStart = t0;
@@ -140,15 +234,76 @@ export class Trainer {
       tokens: history.length * tokensPerStep,
       seconds: (performance.now() - t0) / 1000,
       skipped: this.skipped,
+      restores: this.restores,
       stoppedEarly,
       history,
     };
   }
 
+  /** Frees the optimizer state, EMA and snapshot, and stops the worker replicas. */
   dispose(): void {
+    this.replicas?.dispose();
     this.optimizer.dispose();
     this.ema?.dispose();
+    this.lastGood?.dispose();
   }
+}
+
+/**
+ * A copy of the training state (weights, AdamW moments, EMA) taken before each applied step.
+ * tfjs never changes a tensor's data in place (assign swaps buffers), so saving shares the live
+ * buffers instead of copying them: it costs one more copy's worth of memory, not time.
+ */
+class Snapshot {
+  private readonly saved: tf.Variable[];
+  private counters = { adamT: 0, emaUpdates: 0 };
+
+  constructor(private readonly live: tf.Variable[]) {
+    this.saved = live.map((v) => tf.variable(v, false));
+  }
+
+  save(adamT: number, emaUpdates: number): void {
+    this.live.forEach((v, i) => this.saved[i].assign(v));
+    this.counters = { adamT, emaUpdates };
+  }
+
+  restore(): { adamT: number; emaUpdates: number } {
+    this.live.forEach((v, i) => v.assign(this.saved[i]));
+    return this.counters;
+  }
+
+  dispose(): void {
+    for (const v of this.saved) v.dispose();
+  }
+}
+
+/**
+ * Loss, auxiliary loss and gradients of several micro-batches, each weighted by its share of the
+ * step's `totalWindows` (so replicas' results add up to the step's mean). Summed in order.
+ */
+export function batchLossAndGrads(weights: Weights, cfg: GptConfig, data: TokenIds, microBatches: number[][], totalWindows: number): LossAndGrads {
+  let loss = 0;
+  let aux = 0;
+  let sums: tf.NamedTensorMap | undefined;
+  for (const starts of microBatches) {
+    const part = lossAndGrads(weights, cfg, data, starts);
+    const share = starts.length / totalWindows;
+    loss += part.loss * share;
+    aux += part.aux * share;
+    const prev = sums;
+    sums = tf.tidy(() => {
+      const next: tf.NamedTensorMap = {};
+      for (const w of weights.values()) {
+        const g = share === 1 ? part.grads[w.name] : tf.mul(part.grads[w.name], share);
+        next[w.name] = prev ? tf.add(prev[w.name], g) : tf.keep(g);
+      }
+      return next;
+    });
+    if (share !== 1) tf.dispose(part.grads);
+    if (prev) tf.dispose(prev);
+  }
+  if (!sums) throw new Error('batchLossAndGrads needs at least one micro-batch');
+  return { loss, aux, grads: sums };
 }
 
 /**
