@@ -6,7 +6,7 @@ import type { ChainSchedule } from '../../common/phases';
 
 export interface ChainScore {
   uid: number;
-  updatedAtBlock: number; // block of the validator's last weight update for this miner
+  updatedAtBlock: number; // block at which the chain last recomputed Incentive (subtensor: the subnet's last epoch)
   incentiveShare: number; // Incentive[uid] / sum(Incentive)
   emissionRao?: number; // Emission[uid], where the chain has it
   tempo?: number; // the subnet's epoch length in blocks (Tempo)

@@ -130,14 +130,16 @@ export class SubtensorChain implements Chain {
   async score(address: string, netuid: number): Promise<ChainScore | null> {
     const uid = await this.uid(address, netuid);
     if (uid === null) return null;
-    const [incentive, emission, lastUpdate, tempo] = (await Promise.all([
+    const [incentive, emission, stepBlock, tempo] = (await Promise.all([
       this.api.query.subtensorModule.incentive(netuid),
       this.api.query.subtensorModule.emission(netuid),
-      this.api.query.subtensorModule.lastUpdate(netuid),
+      // The block of the subnet's last epoch, the step that recomputed Incentive. (LastUpdate is
+      // when each *validator* last set weights: a miner's own entry never moves.)
+      this.api.query.subtensorModule.lastMechansimStepBlock(netuid),
       this.api.query.subtensorModule.tempo(netuid),
-    ])) as unknown as [{ toNumber(): number }[], { toNumber(): number }[], { toNumber(): number }[], { toNumber(): number }];
-    const updatedAtBlock = lastUpdate[uid]?.toNumber() ?? 0;
-    if (updatedAtBlock === 0) return null; // no validator has scored this uid yet
+    ])) as unknown as [{ toNumber(): number }[], { toNumber(): number }[], { toNumber(): number }, { toNumber(): number }];
+    const updatedAtBlock = stepBlock.toNumber();
+    if (updatedAtBlock === 0) return null; // no epoch has run on this subnet yet
     const total = incentive.reduce((a, v) => a + v.toNumber(), 0);
     const details = (await this.rpcMethods()).has('minerflow_validatorReport')
       ? (((await this.provider.send('minerflow_validatorReport', [netuid, address])) as ChainScore['details'] | null) ?? undefined)

@@ -389,6 +389,8 @@ export class DevnetChain {
     this.put(storage, 'subtensorModule', 'incentive', [netuid], incentive);
     this.put(storage, 'subtensorModule', 'emission', [netuid], emission);
     this.put(storage, 'subtensorModule', 'lastUpdate', [netuid], lastUpdate);
+    // Subtensor records the block of each epoch (the step that recomputes Incentive) here.
+    this.put(storage, 'subtensorModule', 'lastMechansimStepBlock', [netuid], block);
     this.log(`devnet: block ${block}: validator set incentive on netuid ${netuid}: [${incentive.join(', ')}]`);
   }
 

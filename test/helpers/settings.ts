@@ -1,4 +1,4 @@
-// Settings for tests: a fresh data folder each time and a fast local chain.
+// Settings for tests: a fresh data folder each time and a fast devnet (useTemporal or useDevnet starts it).
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
