@@ -87,7 +87,8 @@ export class DevnetChain {
     this.netuids = [...new Set(opts.register.map((r) => r.netuid))];
     const storage = new Map<string, string>();
     const count = new Map<number, number>();
-    for (const netuid of this.netuids) this.put(storage, 'subtensorModule', 'tempo', [netuid], cycleLength(opts.phases));
+    // Tempo (a u16) is the phase cycle here, so the subnet's epoch and its rounds line up.
+    for (const netuid of this.netuids) this.put(storage, 'subtensorModule', 'tempo', [netuid], Math.min(cycleLength(opts.phases), 0xffff));
     for (const r of opts.register) {
       if (this.get(storage, 'subtensorModule', 'uids', [r.netuid, r.address])) continue;
       const uid = count.get(r.netuid) ?? 0;
