@@ -18,6 +18,7 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'train-throughput': trainThroughputBench,
   interop: interopBench,
   'model-hash': modelHashBench,
+  'commit-latency': (work) => import('./commit-latency').then((m) => m.commitLatencyBench(work)),
 };
 
 async function main(): Promise<void> {
