@@ -81,6 +81,8 @@ test('serves finney metadata (spec 219) with TAO properties, and names unknown m
   assert.deepEqual(api.registry.chainTokens, ['TAO']);
   assert.deepEqual(api.registry.chainDecimals, [9]);
   assert.ok(api.tx.commitments.setCommitment, 'the Commitments pallet comes from the metadata');
+  // The Metadata runtime API (how @polkadot/api prefers to fetch metadata): version 14 only.
+  assert.equal((await rawRpc('state_call', ['Metadata_metadata_versions', '0x'])).result, '0x040e000000');
   const answer = await rawRpc('subtensor_noSuchMethod', []);
   assert.equal(answer.error?.code, -32601);
   assert.match(answer.error!.message, /Method not found: subtensor_noSuchMethod/);

@@ -57,6 +57,7 @@ interface PoolTx {
 
 type ValidatorDetails = NonNullable<ChainScore['details']>;
 
+const METADATA_API_ID = '0x37e397fc7c91f5e4'; // blake2-64 of "Metadata", as in RuntimeVersion.apis
 const MAX_RAW_BYTES = 128; // the largest Data variant is Raw128
 const MIN_COMMIT_COST = 100;
 const KEPT_BLOCKS = 2048;
@@ -159,7 +160,23 @@ export class DevnetChain {
 
   runtimeVersion() {
     const m = this.types.material;
-    return { specName: m.specName, implName: m.specName, authoringVersion: 1, specVersion: m.specVersion, implVersion: 1, apis: [], transactionVersion: m.txVersion, stateVersion: 1 };
+    // The one runtime API served (through state_call): Metadata v2, as subtensor lists it.
+    return { specName: m.specName, implName: m.specName, authoringVersion: 1, specVersion: m.specVersion, implVersion: 1, apis: [[METADATA_API_ID, 2]], transactionVersion: m.txVersion, stateVersion: 1 };
+  }
+
+  /** state_call: the Metadata runtime API (versions, metadata at a version); other APIs are not on the devnet. */
+  runtimeCall(method: string, args: string): string {
+    const metadata = hexToU8a(this.types.material.metadata);
+    const version = metadata[4]; // after the 'meta' magic
+    if (method === 'Metadata_metadata') return u8aToHex(u8aConcat(compactToU8a(metadata.length), metadata));
+    if (method === 'Metadata_metadata_versions') return u8aToHex(u8aConcat(compactToU8a(1), bnToU8a(version, { bitLength: 32, isLe: true })));
+    if (method === 'Metadata_metadata_at_version') {
+      const wanted = hexToU8a(args);
+      if (wanted.length !== 4) throw new DevnetRpcError(4003, 'Client error', `Metadata_metadata_at_version takes a u32, got ${wanted.length} bytes`);
+      const v = wanted[0] | (wanted[1] << 8) | (wanted[2] << 16) | (wanted[3] << 24);
+      return v === version ? u8aToHex(u8aConcat(Uint8Array.from([1]), compactToU8a(metadata.length), metadata)) : '0x00';
+    }
+    throw new DevnetRpcError(4003, 'Client error', `Execution failed: Exported method ${method} is not found (the devnet serves only the Metadata runtime API)`);
   }
 
   /** The next nonce for `address`: its account nonce plus its transactions waiting in the pool. */

@@ -173,6 +173,7 @@ function rpcHandlers(chain: DevnetChain): Record<string, Handler> {
         return () => undefined;
       }),
     state_unsubscribeRuntimeVersion: ([id], conn) => unsubscribe(conn, id),
+    state_call: ([method, data, at]) => (mustBlock(at), chain.runtimeCall(String(method), typeof data === 'string' ? data : '0x')),
     state_getStorage: ([key, at]) => storageAt(key, at),
     state_getStorageAt: ([key, at]) => storageAt(key, at),
     state_getKeysPaged: ([prefix, count, startKey, at]) => {
