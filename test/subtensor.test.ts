@@ -13,6 +13,8 @@ import { ChainRejectedError } from '../infra/chain/chain';
 import type { LocalValidator } from '../infra/chain/local-chain';
 import { SubtensorChain } from '../infra/chain/subtensor';
 import { SUBTENSOR_SIGNED_EXTENSIONS } from '../infra/devnet/metadata';
+import { loadSettings } from '../infra/settings';
+import { CONNITO_PHASES } from '../common/phases';
 import { startDevnet, type Devnet } from '../infra/devnet/server';
 
 // 100 ms blocks: MinerCommit1 opens at block 22 of each 54-block round.
@@ -150,4 +152,19 @@ test('a dropped WebSocket reconnects: the devnet restarts on the same port and c
   }
   assert.ok(result, 'a commit went through after the restart');
   assert.equal((await chain.commitment(miner.address, 102))?.payload, '{"s":"after restart"}');
+});
+
+test('MINERFLOW_CHAIN picks the adapter: devnet by default, a ws(s):// endpoint with configured phases, anything else named', () => {
+  const devnetSettings = loadSettings({ MINERFLOW_DATA_DIR: '/tmp/mf' });
+  assert.equal(devnetSettings.chain.kind, 'devnet');
+  assert.equal(devnetSettings.chain.url, 'ws://127.0.0.1:9944');
+  const finney = loadSettings({ MINERFLOW_CHAIN: 'wss://entrypoint-finney.opentensor.ai:443' });
+  assert.equal(finney.chain.kind, 'subtensor');
+  assert.equal(finney.chain.url, 'wss://entrypoint-finney.opentensor.ai:443');
+  assert.deepEqual(finney.chain.phases, CONNITO_PHASES);
+  assert.equal(finney.chain.blockMs, 12_000);
+  assert.match(finney.walletsDir, /\.bittensor\/wallets$/);
+  const custom = loadSettings({ MINERFLOW_CHAIN: 'ws://10.0.0.5:9944', MINERFLOW_PHASES: 'Train:100,MinerCommit1:5,MinerCommit2:5,Validate:5' });
+  assert.equal(custom.chain.phases.length, 4);
+  assert.throws(() => loadSettings({ MINERFLOW_CHAIN: 'https://entrypoint-finney.opentensor.ai' }), /MINERFLOW_CHAIN.*must be devnet, local, or a ws:\/\/ or wss:\/\/ subtensor endpoint/s);
 });
