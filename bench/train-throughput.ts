@@ -20,14 +20,24 @@ export async function trainThroughputBench(work: string): Promise<void> {
   const steps = 40;
   const rng = new Rng(1);
   const data = Uint16Array.from({ length: 1 << 20 }, () => rng.int(cfg.vocabSize));
-  const weights = initWeights(cfg, 0);
-  const trainer = new Trainer(cfg, weights, { ...cycle.training, steps: 1000 }, data);
-  await trainer.run({ untilStep: 5 }); // warm-up: kernels, allocations
-  const t = await trainer.run({ untilStep: 5 + steps });
-  const ours = t.tokens / t.seconds;
-  note(`model ${cfg.nLayer}×${cfg.dModel}, seq ${cfg.seqLen}, batch ${cycle.training.batchSize}, ${parameterCount(weights)} parameters; ours on ${backend}`);
-  trainer.dispose();
-  disposeWeights(weights);
+  // Ours with the config's replicas (training.threads, 'auto': one per core on wasm), and on one thread for scale.
+  const measure = async (threads: number | 'auto') => {
+    const weights = initWeights(cfg, 0);
+    const trainer = new Trainer(cfg, weights, { ...cycle.training, steps: 1000, threads }, data);
+    try {
+      await trainer.run({ untilStep: 5 }); // warm-up: kernels, allocations, worker start
+      const t = await trainer.run({ untilStep: 5 + steps });
+      return { tokensPerSec: t.tokens / t.seconds, threads: trainer.threads, params: parameterCount(weights) };
+    } finally {
+      trainer.dispose();
+      disposeWeights(weights);
+    }
+  };
+  const one = await measure(1);
+  const all = await measure(cycle.training.threads);
+  const ours = all.tokensPerSec;
+  note(`model ${cfg.nLayer}×${cfg.dModel}, seq ${cfg.seqLen}, batch ${cycle.training.batchSize}, ${all.params} parameters; ours on ${backend}`);
+  note(`ours: ${all.tokensPerSec.toFixed(0)} tokens/s on ${all.threads} thread(s), ${one.tokensPerSec.toFixed(0)} on 1 (×${(all.tokensPerSec / one.tokensPerSec).toFixed(2)})`);
   const cfgFile = path.join(work, 'throughput-config.json');
   await fs.writeFile(cfgFile, JSON.stringify({ ...cfg, batchSize: cycle.training.batchSize, steps, threads: 2 }));
   const ref = torchReference(['throughput', cfgFile]) as { tokens_per_sec: number; threads: number; torch: string };

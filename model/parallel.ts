@@ -21,7 +21,7 @@ export const DONE = 3;
 export const FAILED = 4;
 export const EXITED = 5;
 
-/** Control buffer layout: Int32 [state, error length, -, -], Float64 [loss, aux], then the error text. */
+/** Control buffer layout: Int32 [state, error length, tensors held, bytes held], Float64 [loss, aux], then the error text. */
 export const CONTROL_BYTES = 32 + 4096;
 export const ERROR_OFFSET = 32;
 
@@ -151,6 +151,11 @@ export class ReplicaPool {
       sums = next;
     });
     return { loss, aux, grads: sums };
+  }
+
+  /** Tensors each worker holds after its last step (tf.memory() there), to check they do not leak. */
+  memory(): { numTensors: number; numBytes: number }[] {
+    return this.replicas.map((r) => ({ numTensors: Atomics.load(r.state, 2), numBytes: Atomics.load(r.state, 3) }));
   }
 
   dispose(): void {

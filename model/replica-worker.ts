@@ -62,6 +62,8 @@ async function main(): Promise<void> {
       } else grads.fill(0);
       results[0] = loss;
       results[1] = aux;
+      Atomics.store(state, 2, tf.memory().numTensors);
+      Atomics.store(state, 3, tf.memory().numBytes);
       signal(DONE);
     } catch (err) {
       fail(err);

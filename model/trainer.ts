@@ -131,6 +131,11 @@ export class Trainer {
     if (replicas > 1) this.replicas = new ReplicaPool(cfg, weights, data, replicas - 1);
   }
 
+  /** Tensors held by the worker replicas (the main thread's are tf.memory()), for leak checks. */
+  replicaMemory(): { numTensors: number; numBytes: number }[] {
+    return this.replicas?.memory() ?? [];
+  }
+
   /** Replicas computing each micro-batch: the main thread plus worker threads. */
   get threads(): number {
     return 1 + (this.replicas?.workers ?? 0);

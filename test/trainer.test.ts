@@ -150,7 +150,10 @@ test('training leaks no tensors: counts and bytes are flat across steps, skips a
   trainer.plantNonFinite = (step) => step >= 150 && step < 152;
   await trainer.run({ untilStep: 100 });
   const at100 = tf.memory();
+  const workersAt100 = trainer.replicaMemory();
+  assert.equal(workersAt100.length, 1);
   await trainer.run({ untilStep: 300 });
+  assert.deepEqual(trainer.replicaMemory(), workersAt100, 'the worker replica holds the same tensors');
   assert.equal(trainer.restores, 1, 'the planted restore happened in between');
   assert.equal(tf.memory().numTensors, at100.numTensors);
   assert.equal(tf.memory().numBytes, at100.numBytes);
