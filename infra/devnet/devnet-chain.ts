@@ -113,7 +113,13 @@ export class DevnetChain {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => this.produceBlock(), this.opts.blockMs);
+    this.timer ??= setInterval(() => {
+      try {
+        this.produceBlock();
+      } catch (err) {
+        this.log(`devnet: could not produce a block: ${(err as Error).stack ?? String(err)}`); // the next tick tries again
+      }
+    }, this.opts.blockMs);
   }
 
   stop(): void {
@@ -273,9 +279,20 @@ export class DevnetChain {
         if (tx.nonce !== this.accountNonce(storage, tx.signer)) continue;
         this.pool.splice(this.pool.indexOf(tx), 1);
         const index = extrinsics.length;
+        const before = new Map(storage);
+        let error: string | null;
+        try {
+          this.bumpNonce(storage, tx.signer);
+          error = this.setCommitment(tx, storage, number, index, events);
+        } catch (err) {
+          // A bug of ours, not the sender's: drop the transaction, keep the block and the chain going.
+          storage.clear();
+          for (const [k, v] of before) storage.set(k, v);
+          tx.onStatus('invalid');
+          this.log(`devnet: block ${number}: dropped a transaction from ${tx.signer} that failed to apply: ${(err as Error).message}`);
+          continue;
+        }
         extrinsics.push(tx.hex);
-        this.bumpNonce(storage, tx.signer);
-        const error = this.setCommitment(tx, storage, number, index, events);
         if (error) {
           const pallet = this.pallet('Commitments');
           const errorIndex = this.errorIndex('Commitments', error);
