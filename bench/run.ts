@@ -16,6 +16,7 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'curate-memory': curateMemoryBench,
   'curation-loss': curationLossBench,
   'train-throughput': trainThroughputBench,
+  'train-memory': () => import('./train-memory').then((m) => m.trainMemoryBench()),
   interop: interopBench,
   'model-hash': modelHashBench,
   'commit-latency': (work) => import('./commit-latency').then((m) => m.commitLatencyBench(work)),
