@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { projectRoot } from '../infra/paths';
 import { curationLossBench } from './curation-loss';
 import { curateMemoryBench } from './curate-memory';
+import { deadlineBench } from './deadline';
 import { interopBench } from './interop';
 import { modelHashBench } from './model-hash';
 import { nearDupBench } from './near-dup';
@@ -20,10 +21,11 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   interop: interopBench,
   'model-hash': modelHashBench,
   'commit-latency': (work) => import('./commit-latency').then((m) => m.commitLatencyBench(work)),
+  deadline: deadlineBench,
 };
 
 async function main(): Promise<void> {
-  const names = process.argv.slice(2);
+  const names = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--')); // flags (--seconds N) belong to the benches
   for (const n of names) if (!(n in BENCHES)) throw new Error(`unknown bench '${n}'; known: ${Object.keys(BENCHES).join(', ')}`);
   const work = path.join(projectRoot(), '.minerflow', 'bench');
   mkdirSync(work, { recursive: true });
