@@ -116,7 +116,8 @@ export function makeTrain(settings: Settings, store: CheckpointStore) {
         const meta = await publishState(key, (dir) => saveTrainingState(dir, weights!, trainer.optimizer, { counters: trainer.counters(), trainLoss: NaN, backend }, trainer.ema?.shadow, tokenizer));
         from = { key, step: 0, modelHash: meta.modelHash };
       }
-      trainer.lrScale = input.lrScale;
+      // The cycle's LR scale, times the trainer's own backoff for every restore in this state's history.
+      trainer.lrScale = input.lrScale * training.lrBackoff ** trainer.restores;
       const startStep = trainer.step;
       const skippedBefore = trainer.skipped;
       const metricsKey = `runs/${input.runId}/segments/${input.segment}/metrics.jsonl`;
