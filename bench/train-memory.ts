@@ -1,4 +1,4 @@
-// Training memory over 10,000 steps of a tiny model, with the config's replicas (worker threads on
+// Training memory over 10,000 steps of a tiny model, with two replicas (a worker thread on
 // wasm), gradient accumulation, an EMA and one planted restore: the tensors held (count and bytes)
 // must be identical at step 100 and step 10,000, and RSS / heap must stay within a bound. Too long
 // for the test suite (minutes on wasm); test/trainer.test.ts checks the tensors over 300 steps.
@@ -24,7 +24,7 @@ export async function trainMemoryBench(): Promise<void> {
   const rng = new Rng(1);
   const data = Uint8Array.from({ length: 1 << 16 }, () => rng.int(256));
   const weights = initWeights(cfg, 0);
-  const trainer = new Trainer(cfg, weights, { ...cycle.training, steps: STEPS, batchSize: 4, gradAccumSteps: 2, emaDecay: 0.999, skipLimit: 3 }, data);
+  const trainer = new Trainer(cfg, weights, { ...cycle.training, steps: STEPS, batchSize: 4, gradAccumSteps: 2, emaDecay: 0.999, skipLimit: 3, threads: 2 }, data);
   trainer.plantNonFinite = (step) => step >= 5000 && step < 5003; // one restore mid-run
   const mb = (bytes: number) => bytes / (1 << 20);
   try {

@@ -109,7 +109,7 @@ export const TrainingSchema = z
     seed: int(0, 2 ** 31 - 1).default(1),
     /** EMA of the weights (typical 0.998–0.9999), evaluated beside the raw weights; 0 turns it off. */
     emaDecay: z.number().min(0).lt(1).default(0),
-    /** Data-parallel replicas on the wasm backend (main thread + worker threads): 'auto' is one per core. tfjs-node uses one. */
+    /** Data-parallel replicas on the wasm backend (main thread + worker threads): 'auto' is one per core when a micro-batch is big enough to gain (parameters × tokens ≥ 2e7). tfjs-node uses one. */
     threads: z.union([z.literal('auto'), int(1, 256)]).default('auto'),
     /** Micro-batches per optimizer step: the effective batch is batchSize × gradAccumSteps windows. */
     gradAccumSteps: int(1, 4096).default(1),

@@ -7,7 +7,7 @@
 // training N steps, stopping, and resuming for N more gives the same weights as 2N steps straight.
 // Knows nothing about Temporal: the train activity calls it and heartbeats from onStep.
 import * as tf from '@tensorflow/tfjs-core';
-import { trainingLoss, type GptConfig, type Weights } from './gpt';
+import { parameterCount, trainingLoss, type GptConfig, type Weights } from './gpt';
 import { windowsToTensors } from './evaluate';
 import { AdamW, cosineWithWarmup, globalNorm } from './optimizer';
 import { Ema } from './ema';
@@ -26,7 +26,7 @@ export interface TrainConfig {
   beta2: number;
   seed: number; // batch order
   emaDecay?: number; // 0 or absent: no EMA of the weights
-  threads?: number | 'auto'; // data-parallel replicas on wasm ('auto': one per core); default 1
+  threads?: number | 'auto'; // data-parallel replicas on wasm ('auto': one per core for big enough steps); default 1
   gradAccumSteps?: number; // micro-batches of batchSize windows per optimizer step; default 1
   skipLimit?: number; // consecutive skipped steps before restoring the last good state; default 8
   lrBackoff?: number; // lrScale multiplier on each such restore; default 0.5
@@ -127,7 +127,7 @@ export class Trainer {
       this.restores = resume.restores ?? 0;
       this.consecutiveSkips = resume.consecutiveSkips ?? 0;
     }
-    const replicas = replicaCount(train.threads, train.batchSize);
+    const replicas = replicaCount(train.threads, train.batchSize, parameterCount(weights) * train.batchSize * cfg.seqLen);
     if (replicas > 1) this.replicas = new ReplicaPool(cfg, weights, data, replicas - 1);
   }
 

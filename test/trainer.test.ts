@@ -1,6 +1,7 @@
 // The trainer's data-parallel replicas, gradient accumulation and non-finite guard.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
@@ -10,6 +11,7 @@ import { initBackend } from '../model/backend';
 import { loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
 import { disposeWeights, initWeights, type GptConfig, type Weights } from '../model/gpt';
 import { cosineWithWarmup } from '../model/optimizer';
+import { AUTO_MIN_WORK, replicaCount } from '../model/parallel';
 import { encodeDocuments } from '../model/tokenizer';
 import { Trainer, type TrainConfig } from '../model/trainer';
 import { tempDir } from './helpers/settings';
@@ -56,6 +58,13 @@ test('two replicas (main thread + a worker) train the same weights as one thread
   assert.ok(diff < 1e-5, `weights differ by ${diff}`);
   assert.ok(maxDiff(one.weights, initWeights(cfg, 5)) > 1e-3, 'training moved the weights');
   done(one, two);
+});
+
+test("threads 'auto' is one per core on wasm for big steps, one for steps too small to gain; never more than the batch", () => {
+  assert.equal(replicaCount('auto', 16, AUTO_MIN_WORK / 10), 1);
+  assert.equal(replicaCount('auto', 16, AUTO_MIN_WORK), Math.min(os.availableParallelism(), 16));
+  assert.equal(replicaCount(4, 2, 0), 2, 'an explicit count is honoured, capped at the batch');
+  assert.equal(replicaCount(undefined, 16, AUTO_MIN_WORK), 1);
 });
 
 test('gradient accumulation: 2 micro-batches of 4 windows equal one batch of 8, one schedule step each', async () => {
