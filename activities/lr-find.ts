@@ -51,6 +51,8 @@ export function makeLrFind(settings: Settings, store: CheckpointStore) {
         gradClip: training.gradClip,
         beta1: training.beta1,
         beta2: training.beta2,
+        threads: training.threads,
+        gradAccumSteps: training.gradAccumSteps,
         stopAt: input.stopAt,
         onStep: async (p) => {
           heartbeat({ stage: 'lrFind', ...p });

@@ -23,6 +23,8 @@ export interface LrFindOptions {
   gradClip: number;
   beta1: number;
   beta2: number;
+  threads?: number | 'auto'; // as training: the test's steps cost what training's will
+  gradAccumSteps?: number; // as training: the same effective batch, so the same LR scale
   /** Steps the suggestion is for (the schedule's horizon); absent: a run as long as the test. */
   horizonSteps?: number;
   stopAt?: number; // epoch ms: stop with the points so far (a training deadline)
@@ -45,7 +47,7 @@ export interface LrFindResult {
 export async function lrRangeTest(cfg: GptConfig, data: TokenIds, opts: LrFindOptions): Promise<LrFindResult> {
   const weights = initWeights(cfg, opts.modelSeed);
   // A flat schedule (peak 1, no warmup, an endless horizon) so lrScale *is* the learning rate.
-  const flat: TrainConfig = { steps: Number.MAX_SAFE_INTEGER, batchSize: opts.batchSize, learningRate: 1, warmupSteps: 0, weightDecay: opts.weightDecay, gradClip: opts.gradClip, beta1: opts.beta1, beta2: opts.beta2, seed: opts.seed };
+  const flat: TrainConfig = { steps: Number.MAX_SAFE_INTEGER, batchSize: opts.batchSize, learningRate: 1, warmupSteps: 0, weightDecay: opts.weightDecay, gradClip: opts.gradClip, beta1: opts.beta1, beta2: opts.beta2, seed: opts.seed, threads: opts.threads, gradAccumSteps: opts.gradAccumSteps };
   const trainer = new Trainer(cfg, weights, flat, data);
   const curve: LrFindResult['curve'] = [];
   const beta = 0.9;
