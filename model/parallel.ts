@@ -174,8 +174,9 @@ export class ReplicaPool {
   private waitWhile(r: Replica, index: number, states: number[], timeoutMs: number): number {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (r.exited) return EXITED;
       const state = Atomics.load(r.state, 0);
+      if (state === FAILED) return FAILED; // its message says why
+      if (r.exited) return EXITED;
       if (!states.includes(state)) return state;
       if (Date.now() > deadline) throw new Error(`training replica ${index + 1} did not answer within ${timeoutMs / 1000} s`);
       Atomics.wait(r.state, 0, state, 1000);

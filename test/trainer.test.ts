@@ -11,7 +11,7 @@ import { initBackend } from '../model/backend';
 import { loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
 import { disposeWeights, initWeights, type GptConfig, type Weights } from '../model/gpt';
 import { cosineWithWarmup } from '../model/optimizer';
-import { AUTO_MIN_WORK, replicaCount } from '../model/parallel';
+import { AUTO_MIN_WORK, ReplicaPool, replicaCount } from '../model/parallel';
 import { encodeDocuments } from '../model/tokenizer';
 import { Trainer, type TrainConfig } from '../model/trainer';
 import { tempDir } from './helpers/settings';
@@ -188,6 +188,16 @@ test('a replica that dies is reported by number, not waited for', async () => {
   await (trainer as unknown as { replicas: { replicas: { worker: { terminate(): Promise<number> } }[] } }).replicas.replicas[0].worker.terminate();
   assert.throws(() => trainer.trainStep(), /training replica 1 exited/);
   trainer.dispose();
+  disposeWeights(weights);
+});
+
+test('an error inside a replica comes back to the main thread with its message', () => {
+  const weights = initWeights(cfg, 0);
+  // A config with a layer the weights lack: the worker's forward pass throws on its first window.
+  const pool = new ReplicaPool({ ...cfg, nLayer: 2 }, weights, data, 1);
+  pool.start(weights, [[[0, 1]]], 2);
+  assert.throws(() => pool.finish(weights, { loss: 0, aux: 0, grads: {} }), /training replica 1 failed: .+/);
+  pool.dispose();
   disposeWeights(weights);
 });
 
