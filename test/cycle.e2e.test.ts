@@ -9,8 +9,7 @@ import type { WorkflowBundle } from '@temporalio/worker';
 import { checkpointKey, decodeLocationCommit } from '../common/commitments';
 import { TASK_QUEUES } from '../common/queues';
 import { readSplit } from '../curation/curate';
-import { LocalChain } from '../infra/chain/local-chain';
-import { openStore } from '../infra/runtime';
+import { openChain, openStore } from '../infra/runtime';
 import { loadHotkey } from '../infra/wallet';
 import { hashSafetensorsFile } from '../model/hash';
 import { miningCycle } from '../workflows';
@@ -43,7 +42,7 @@ test('a full cycle: curate → train → checkpoint → commit → score, consis
   const stored = await store.get(`${checkpointKey(result.checkpoint.hash)}/model.safetensors`);
   assert.equal(await hashSafetensorsFile(stored), result.checkpoint.hash);
   const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
-  const chain = await LocalChain.open({ file: settings.chain.local.file, blockMs: settings.chain.local.blockMs, phases: settings.chain.local.phases });
+  const chain = await openChain(settings);
   const onChain = decodeLocationCommit((await chain.commitment(hotkey.address, 102))!.payload);
   assert.equal(onChain?.h, result.checkpoint.hash);
   assert.equal(onChain?.u, store.uri);
