@@ -330,7 +330,7 @@ async function runReference(root: string, cfg: GptConfig, tokenizer: Tokenizer, 
     weightDecay: 0.1,
     warmupSteps: 20,
     seconds,
-    checkpointEverySeconds: seconds / 30,
+    checkpointEverySeconds: seconds / 20,
     outDir: path.join(dir, 'checkpoints'),
     threads: 2,
     seed: 0,
@@ -341,7 +341,8 @@ async function runReference(root: string, cfg: GptConfig, tokenizer: Tokenizer, 
   const py = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
   note(`reference: PyTorch training for ${seconds.toFixed(1)} s on ${raw.length} raw tokens`);
   const out = execFileSync(py, [path.join(__dirname, 'python', 'reference_miner.py'), cfgFile], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  const summary = JSON.parse(out.trim().split('\n').at(-1)!) as { checkpoints: { file: string; step: number; tokens: number; seconds: number }[]; tokens: number; seconds: number };
+  const summary = JSON.parse(out.trim().split('\n').at(-1)!) as { checkpoints: { file: string; step: number; tokens: number; seconds: number }[]; tokens: number; seconds: number; threads: number; torch: string };
+  note(`reference: PyTorch ${summary.torch} on ${summary.threads} thread(s) (the faster on this machine, probed before its clock started), ${summary.checkpoints.length} checkpoints`);
   const points: Point[] = [];
   for (const c of summary.checkpoints) {
     const w = await loadWeights(c.file, cfg);

@@ -49,7 +49,6 @@ def init_weights(c, seed):
 
 def main(cfg_path):
     c = json.load(open(cfg_path))
-    torch.set_num_threads(c.get("threads", 2))
     dtype = np.uint16 if c["tokenBytes"] == 2 else np.uint8
     data = torch.from_numpy(np.fromfile(c["tokens"], dtype=dtype).astype(np.int64))
     T, B, V = c["seqLen"], c["batchSize"], c["vocabSize"]
@@ -72,6 +71,31 @@ def main(cfg_path):
         checkpoints.append(rec)
         print(json.dumps(rec), flush=True)
 
+    def batch():
+        ix = torch.randint(0, len(data) - T - 1, (B,), generator=gen)
+        return torch.stack([data[j : j + T] for j in ix]), torch.stack([data[j + 1 : j + T + 1] for j in ix])
+
+    def loss_of(ids, tgt):
+        out = forward(W, c, ids)
+        logits = out[0] if isinstance(out, tuple) else out  # (logits, MoE aux loss) in newer gpt_reference
+        return F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1))
+
+    # Before the clock starts: the faster of 1..threads intra-op threads on this machine now (on a
+    # busy host, 2 OpenBLAS threads can be 3x slower than 1). Gradients only; weights untouched.
+    timings = {}
+    for n in range(1, c.get("threads", 2) + 1):
+        torch.set_num_threads(n)
+        ids, tgt = batch()
+        loss_of(ids, tgt).backward()
+        t = time.perf_counter()
+        for _ in range(3):
+            ids, tgt = batch()
+            loss_of(ids, tgt).backward()
+        timings[n] = time.perf_counter() - t
+    opt.zero_grad(set_to_none=True)
+    threads = min(timings, key=timings.get)
+    torch.set_num_threads(threads)
+
     step = 0
     t0 = time.perf_counter()
     next_save = 0.0  # a step-0 checkpoint too: the curve starts at the untrained model
@@ -89,12 +113,7 @@ def main(cfg_path):
             lr = c["learningRate"] * 0.5 * (1 + math.cos(math.pi * progress))
         for g in opt.param_groups:
             g["lr"] = lr
-        ix = torch.randint(0, len(data) - T - 1, (B,), generator=gen)
-        ids = torch.stack([data[j : j + T] for j in ix])
-        tgt = torch.stack([data[j + 1 : j + T + 1] for j in ix])
-        out = forward(W, c, ids)
-        logits = out[0] if isinstance(out, tuple) else out  # (logits, MoE aux loss) in newer gpt_reference
-        loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1))
+        loss = loss_of(*batch())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(W.values(), 1.0)
@@ -102,7 +121,7 @@ def main(cfg_path):
         step += 1
     seconds = time.perf_counter() - t0
     save(step, seconds)
-    print(json.dumps({"checkpoints": checkpoints, "steps": step, "tokens": step * B * T, "seconds": seconds, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    print(json.dumps({"checkpoints": checkpoints, "steps": step, "tokens": step * B * T, "seconds": seconds, "torch": torch.__version__, "threads": threads, "threadProbe": timings}), flush=True)
 
 
 if __name__ == "__main__":
