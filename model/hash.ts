@@ -6,6 +6,20 @@ import { createBLAKE2b, type IHasher } from 'hash-wasm';
 
 export const MODEL_HASH_HEX_LENGTH = 48;
 
+/**
+ * Python's sorted() order (by code point). JavaScript's default sort compares UTF-16 units, which
+ * differs for names with characters above U+FFFF, and the hash must match the validators'.
+ */
+export function compareNames(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
 export interface ModelHasher {
   /** Add one tensor; callers must add tensors in sorted-name order. */
   add(name: string, bytes: Uint8Array): void;
@@ -18,7 +32,7 @@ export async function createModelHasher(): Promise<ModelHasher> {
   let last: string | undefined;
   return {
     add(name, bytes) {
-      if (last !== undefined && name <= last) throw new Error(`model hash: tensor '${name}' added after '${last}'; names must be sorted`);
+      if (last !== undefined && compareNames(name, last) <= 0) throw new Error(`model hash: tensor '${name}' added after '${last}'; names must be sorted`);
       last = name;
       h.update(Buffer.from(name, 'utf8'));
       h.update(bytes);
@@ -42,7 +56,7 @@ export async function hashSafetensorsFile(file: string, chunkBytes = 8 << 20): P
     const hasher = await createBLAKE2b(192);
     hasher.init();
     const chunk = Buffer.alloc(chunkBytes);
-    for (const name of Object.keys(header).filter((k) => k !== '__metadata__').sort()) {
+    for (const name of Object.keys(header).filter((k) => k !== '__metadata__').sort(compareNames)) {
       const [a, b] = header[name].data_offsets;
       if (8 + n + b > size) throw new Error(`${file}: tensor '${name}' runs past the end of the file (truncated?)`);
       hasher.update(Buffer.from(name, 'utf8'));

@@ -4,7 +4,7 @@
 // model hash costs nothing once training stops; the file appears only when complete (temp + rename).
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { createModelHasher } from './hash';
+import { compareNames, createModelHasher } from './hash';
 
 export interface StoredTensor {
   shape: number[];
@@ -24,14 +24,14 @@ interface HeaderEntry {
 
 /** Writes `tensors` (F32) atomically to `file`; returns the blake2b-192 model hash (48 hex chars). */
 export async function writeSafetensors(file: string, tensors: Map<string, StoredTensor>, metadata: Record<string, string> = {}): Promise<string> {
-  const names = [...tensors.keys()].sort();
+  const names = [...tensors.keys()].sort(compareNames);
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const name of names) {
     const t = tensors.get(name)!;
     const expected = t.shape.reduce((a, b) => a * b, 1);
     if (t.data.length !== expected) throw new Error(`tensor '${name}' has ${t.data.length} values but shape [${t.shape}]`);
-    if (!t.data.every(Number.isFinite)) throw new Error(`tensor '${name}' holds NaN or Infinity; refusing to write a broken checkpoint`);
+    if (!allFinite(t.data)) throw new Error(`tensor '${name}' holds NaN or Infinity; refusing to write a broken checkpoint`);
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
@@ -63,6 +63,12 @@ export async function writeSafetensors(file: string, tensors: Map<string, Stored
   await handle.close();
   await fs.rename(tmp, file);
   return hasher.hex();
+}
+
+/** A plain loop: Array.prototype.every with a callback costs ~10× more on a multi-GB checkpoint. */
+function allFinite(data: Float32Array): boolean {
+  for (let i = 0; i < data.length; i++) if (data[i] - data[i] !== 0) return false; // NaN and ±Inf give NaN
+  return true;
 }
 
 export async function readSafetensors(file: string): Promise<SafetensorsFile> {
