@@ -13,6 +13,7 @@ import type { CommitWindow } from '../common/types';
 import { createControlActivities } from '../activities';
 import { openChain, openStore } from '../infra/runtime';
 import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery } from '../workflows';
+import { disconnectAllChains } from '../infra/chain/subtensor';
 import { startTestDevnet } from './helpers/devnet';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
 import { recordHistory, runCycle, spawnWorker, waitFor, withWorkers, useTemporal } from './helpers/temporal';
@@ -170,7 +171,11 @@ test('a control worker killed (SIGKILL) mid-cycle loses nothing: another one car
 test('training is cut short so that commit 1 and commit 2 land inside their windows', { timeout: 240_000 }, async (t) => {
   const fast = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' }); // 13.6 s cycles
   const devnet = await startTestDevnet(fast);
-  t.after(() => devnet.close()); // a devnet of its own: this test's settings have their own data folder
+  // A devnet of its own (these settings have their own data folder); its connections go with it.
+  t.after(async () => {
+    await disconnectAllChains();
+    await devnet.close();
+  });
   const input = { ...SMALL_CYCLE, corpus, curate: curateOpts, training: { ...SMALL_CYCLE.training, steps: 1_000_000, segmentSteps: 40, warmupSteps: 5 }, policy: steady, commit: { minTrainSeconds: 3, reserveSeconds: 3 } };
   const workflowId = `windows-${Date.now()}`;
   const result = await runCycle(env, bundle, fast, workflowId, input);
@@ -191,7 +196,11 @@ test('training is cut short so that commit 1 and commit 2 land inside their wind
 test('a commit too slow for its window is reported as missed, loudly, and never committed late', { timeout: 240_000 }, async (t) => {
   const fast = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
   const devnet = await startTestDevnet(fast);
-  t.after(() => devnet.close()); // a devnet of its own: this test's settings have their own data folder
+  // A devnet of its own (these settings have their own data folder); its connections go with it.
+  t.after(async () => {
+    await disconnectAllChains();
+    await devnet.close();
+  });
   const real = createControlActivities(fast, openStore(fast.store), () => openChain(fast));
   const slowCommit = async (input: { window: CommitWindow } & Parameters<typeof real.commitSignature>[0]) => {
     await new Promise((r) => setTimeout(r, Math.max(0, input.window.closesAt - Date.now()) + 300)); // a stuck signer
