@@ -18,7 +18,7 @@ import { startTestDevnet } from './helpers/devnet';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
 import { recordHistory, runCycle, spawnWorker, waitFor, withWorkers, useTemporal } from './helpers/temporal';
 
-// A long Train phase (30 s at 200 ms blocks) so these tests steer training, not race the window.
+// A long Train phase (44 s at 200 ms blocks) so these tests steer training, not race the window.
 const LONG_PHASES = 'Distribute:2,Train:220,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
 const long = testSettings({ MINERFLOW_LOCAL_PHASES: LONG_PHASES, MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
 const corpus = { path: 'sample:brown:ar' };
