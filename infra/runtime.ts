@@ -7,10 +7,9 @@ import { CurateSchema, type CorpusInput, type CurateInput } from '../common/conf
 import { curate, readSplit, type CurateOptions } from '../curation/curate';
 import { exportBrown } from '../curation/brown';
 import type { Chain } from './chain/chain';
-import { LocalChain, type LocalValidator } from './chain/local-chain';
 import { SubtensorChain } from './chain/subtensor';
 import { startDevnet, type Devnet } from './devnet/server';
-import { createLocalValidator } from './chain/local-validator';
+import { createLocalValidator, type LocalValidator } from './chain/local-validator';
 import { loadSettings, type Settings } from './settings';
 import { FsStore } from './store/fs-store';
 import { S3Store } from './store/s3-store';
@@ -52,13 +51,10 @@ export async function curationPlan(corpus: CorpusInput, options: CurateInput, da
 
 /**
  * The chain adapter the settings name: subtensor over @polkadot/api (a real endpoint, or the local
- * devnet, which speaks the same JSON-RPC), or the file-based local chain.
+ * devnet, which speaks the same JSON-RPC).
  */
 export async function openChain(settings: Settings, log: (msg: string) => void = console.log): Promise<Chain> {
   const { kind, url, phases, blockMs, local } = settings.chain;
-  if (kind === 'local') {
-    return LocalChain.open({ file: local.file, blockMs: local.blockMs, phases: local.phases, register: await localRegistrations(settings), validator: makeLocalValidator(settings, log) });
-  }
   return SubtensorChain.connect({ url, phases, blockMs });
 }
 

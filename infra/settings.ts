@@ -30,10 +30,10 @@ const EnvSchema = z.object({
   MINERFLOW_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).optional(),
   AWS_REGION: z.string().regex(/^[a-z0-9-]+$/).optional(),
   // devnet: the local devnet (started by demo, dev, `minerflow devnet` and the tests) at
-  // MINERFLOW_DEVNET_URL; ws://…|wss://…: a subtensor node; local: the file-based local chain.
+  // MINERFLOW_DEVNET_URL; ws://…|wss://…: a subtensor node.
   MINERFLOW_CHAIN: z
     .string()
-    .regex(/^(devnet|local|wss?:\/\/\S+)$/, 'must be devnet, local, or a ws:// or wss:// subtensor endpoint')
+    .regex(/^(devnet|wss?:\/\/\S+)$/, 'must be devnet or a ws:// or wss:// subtensor endpoint')
     .default('devnet'),
   MINERFLOW_DEVNET_URL: z.string().regex(/^wss?:\/\/\S+$/, 'must be a ws:// or wss:// URL').default('ws://127.0.0.1:9944'),
   MINERFLOW_PHASES: z.string().min(1).optional(),
@@ -60,14 +60,14 @@ export interface Settings {
   /** For s3:// stores: an S3-compatible server's URL (unset: AWS), region, path-style URLs. */
   s3: { endpoint?: string; region: string; forcePathStyle: boolean };
   chain: {
-    kind: 'devnet' | 'local' | 'subtensor';
+    kind: 'devnet' | 'subtensor';
     /** The endpoint (devnet and subtensor). */
     url: string;
     /** A real chain's phases and block time (MINERFLOW_PHASES, else Connito's; MINERFLOW_BLOCK_MS); the devnet tells its own. */
     phases: PhaseSpec[];
     blockMs: number;
-    /** The embedded chains' clock, phases and registrations (the devnet's and the local chain's). */
-    local: { file: string; blockMs: number; phases: PhaseSpec[]; register: { wallet: string; hotkey: string; netuid: number }[] };
+    /** The devnet's clock, phases and registrations. */
+    local: { blockMs: number; phases: PhaseSpec[]; register: { wallet: string; hotkey: string; netuid: number }[] };
   };
   walletsDir: string;
   validatorCorpus: string;
@@ -102,23 +102,22 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       forcePathStyle: e.MINERFLOW_S3_FORCE_PATH_STYLE ? e.MINERFLOW_S3_FORCE_PATH_STYLE === 'true' : !!e.MINERFLOW_S3_ENDPOINT,
     },
     chain: {
-      kind: e.MINERFLOW_CHAIN === 'devnet' || e.MINERFLOW_CHAIN === 'local' ? e.MINERFLOW_CHAIN : 'subtensor',
-      url: e.MINERFLOW_CHAIN === 'devnet' || e.MINERFLOW_CHAIN === 'local' ? e.MINERFLOW_DEVNET_URL : e.MINERFLOW_CHAIN,
+      kind: e.MINERFLOW_CHAIN === 'devnet' ? 'devnet' : 'subtensor',
+      url: e.MINERFLOW_CHAIN === 'devnet' ? e.MINERFLOW_DEVNET_URL : e.MINERFLOW_CHAIN,
       phases: e.MINERFLOW_PHASES ? parsePhases(e.MINERFLOW_PHASES) : CONNITO_PHASES,
       blockMs: e.MINERFLOW_BLOCK_MS,
       local: {
-        file: path.join(dataDir, 'chain', 'local-chain.json'),
         blockMs: e.MINERFLOW_LOCAL_BLOCK_MS,
         phases: parsePhases(e.MINERFLOW_LOCAL_PHASES),
         register: parseRegistrations(e.MINERFLOW_LOCAL_REGISTER),
       },
     },
-    walletsDir: path.resolve(e.MINERFLOW_WALLETS ?? (e.MINERFLOW_CHAIN === 'local' || e.MINERFLOW_CHAIN === 'devnet' ? path.join(dataDir, 'wallets') : path.join(os.homedir(), '.bittensor', 'wallets'))),
+    walletsDir: path.resolve(e.MINERFLOW_WALLETS ?? (e.MINERFLOW_CHAIN === 'devnet' ? path.join(dataDir, 'wallets') : path.join(os.homedir(), '.bittensor', 'wallets'))),
     validatorCorpus: e.MINERFLOW_VALIDATOR_CORPUS,
   };
 }
 
-/** "wallet/hotkey@netuid,…" → registrations the local chain makes at genesis. */
+/** "wallet/hotkey@netuid,…" → registrations the devnet makes at genesis. */
 function parseRegistrations(text: string): { wallet: string; hotkey: string; netuid: number }[] {
   if (!text.trim()) return [];
   return text.split(',').map((part) => {

@@ -83,7 +83,7 @@ export async function createHotkey(walletsDir: string, wallet: string, hotkey: s
   return { address, file };
 }
 
-/** Loads the hotkey, creating it first if it does not exist (for the embedded local chain only). */
+/** Loads the hotkey, creating it first if it does not exist (for the devnet only). */
 export async function ensureHotkey(walletsDir: string, wallet: string, hotkey: string): Promise<KeyringPair> {
   const exists = await fs.access(hotkeyPath(walletsDir, wallet, hotkey)).then(() => true, () => false);
   if (!exists) {

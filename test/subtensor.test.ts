@@ -10,7 +10,7 @@ import type { Codec } from '@polkadot/types/types';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { parsePhases, phaseWindow } from '../common/phases';
 import { ChainRejectedError } from '../infra/chain/chain';
-import type { LocalValidator } from '../infra/chain/local-chain';
+import type { LocalValidator } from '../infra/chain/local-validator';
 import { SubtensorChain } from '../infra/chain/subtensor';
 import { SUBTENSOR_SIGNED_EXTENSIONS } from '../infra/devnet/metadata';
 import { loadSettings } from '../infra/settings';
@@ -166,5 +166,5 @@ test('MINERFLOW_CHAIN picks the adapter: devnet by default, a ws(s):// endpoint 
   assert.match(finney.walletsDir, /\.bittensor\/wallets$/);
   const custom = loadSettings({ MINERFLOW_CHAIN: 'ws://10.0.0.5:9944', MINERFLOW_PHASES: 'Train:100,MinerCommit1:5,MinerCommit2:5,Validate:5' });
   assert.equal(custom.chain.phases.length, 4);
-  assert.throws(() => loadSettings({ MINERFLOW_CHAIN: 'https://entrypoint-finney.opentensor.ai' }), /MINERFLOW_CHAIN.*must be devnet, local, or a ws:\/\/ or wss:\/\/ subtensor endpoint/s);
+  assert.throws(() => loadSettings({ MINERFLOW_CHAIN: 'https://entrypoint-finney.opentensor.ai' }), /MINERFLOW_CHAIN.*must be devnet or a ws:\/\/ or wss:\/\/ subtensor endpoint/s);
 });

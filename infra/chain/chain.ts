@@ -1,5 +1,5 @@
 // The chain port: the few things a miner needs from subtensor. The subtensor adapter
-// (subtensor.ts: finney, testnet or the local devnet) and the file-based LocalChain implement it;
+// (subtensor.ts: finney, testnet or the local devnet) implements it;
 // tests and users can add their own.
 import type { KeyringPair } from '@polkadot/keyring/types';
 import type { ChainSchedule } from '../../common/phases';

@@ -1,4 +1,4 @@
-// The local chain's validator, doing what a Connito validator does with each round's submissions:
+// The devnet's validator, doing what a Connito validator does with each round's submissions:
 // check the commit-1 signature over the model hash, fetch the checkpoint from the committed
 // location, check its hash, measure held-out loss with our evaluator, score by the Connito rule.
 // Each model is scored per token of its own tokenizer (tokenizer.json beside the weights), on the
@@ -13,7 +13,17 @@ import { hashSafetensorsFile } from '../../model/hash';
 import { ByteTokenizer, evaluationBitsPerByte, loadTokenizer, type Tokenizer } from '../../model/tokenizer';
 import { scoreRound } from '../../scoring/connito';
 import type { CheckpointStore } from '../store/store';
-import type { LocalValidator, Submission } from './local-chain';
+import type { ChainScore } from './chain';
+
+/** One hotkey's commitments in a round: commit 1 inside MinerCommit1, commit 2 after it and before MinerCommit2 ends. */
+export interface Submission {
+  hotkey: string;
+  commit1?: { block: number; payload: string };
+  commit2?: { block: number; payload: string };
+}
+
+/** Scores one round's submissions: details per hotkey (loss NaN + reason when invalid). */
+export type LocalValidator = (round: number, submissions: Submission[]) => Promise<Map<string, ChainScore['details'] & {}>>;
 
 export interface LocalValidatorOptions {
   /** The validator's own held-out documents (same distribution as the miners' data), encoded with each model's tokenizer. */

@@ -12,7 +12,7 @@ import { bnToU8a, compactStripLength, compactToU8a, hexToU8a, u8aConcat, u8aToHe
 import { blake2AsHex, blake2AsU8a, cryptoWaitReady, decodeAddress, ed25519Verify, sr25519Verify } from '@polkadot/util-crypto';
 import { phaseWindow, roundOf, cycleLength, type PhaseSpec } from '../../common/phases';
 import type { ChainScore } from '../chain/chain';
-import type { LocalValidator, Submission } from '../chain/local-chain';
+import type { LocalValidator, Submission } from '../chain/local-validator';
 import { subtensorTypes, type SubtensorNetwork, type SubtensorTypes } from './metadata';
 
 export interface DevnetChainOptions {
