@@ -58,7 +58,8 @@ interface ContenderRun {
 
 export async function deadlineBench(work: string): Promise<void> {
   const budget = secondsFlag(300);
-  const root = path.join(work, `deadline-${Date.now()}`);
+  // Its own folder outside the shared bench folder: the run takes ~12 minutes at the default budget.
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'mf-deadline-bench-'));
   const data = await buildCorpus(work, root);
   note(`corpus: ${data.rawDocs.length} raw documents (in-domain, off-domain genres, near copies, junk, malformed files); held-out: ${data.evalDocs.length} clean in-domain documents neither contender sees`);
 
@@ -85,7 +86,10 @@ export async function deadlineBench(work: string): Promise<void> {
     ],
     { title: `held-out loss vs wall time (${data.evalDocs.length} clean in-domain docs, our evaluator)`, xLabel: 'seconds since the training window opened', yLabel: 'held-out loss (nats/token)' },
   ));
-  note(`plot: ${svg}`);
+  const kept = path.join(work, 'deadline-loss.svg');
+  await fs.mkdir(work, { recursive: true });
+  await fs.copyFile(svg, kept);
+  note(`plot: ${kept} (run folder ${root})`);
 
   benchLine('deadline-loss', oursRun.final.loss, 'nats', refRun.final.loss, 'nats', refRun.final.loss / oursRun.final.loss);
   // Equal tokens: the reference's checkpoint nearest to the tokens our published model trained on.
