@@ -12,6 +12,8 @@ const PERMANENT = new Set([
   'ImmutableObjectError',
   'MissedWindowError',
   'CheckpointError',
+  'CheckpointShapeError', // e.g. training.initFrom saved with another model config
+  'TokenizerFileError',
 ]);
 
 export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {

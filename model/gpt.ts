@@ -72,15 +72,25 @@ export function initWeights(cfg: GptConfig, seed: number): Weights {
   return weights;
 }
 
+/** A checkpoint that does not fit the model config (a missing tensor, a wrong shape): retrying cannot help. */
+export class CheckpointShapeError extends Error {
+  override name = 'CheckpointShapeError';
+}
+
 /** Builds weights from stored arrays (a checkpoint), checking every name and shape. */
 export function weightsFrom(cfg: GptConfig, arrays: Map<string, { shape: number[]; data: Float32Array }>): Weights {
   validateConfig(cfg);
   const weights: Weights = new Map();
   for (const [name, shape] of [...weightShapes(cfg)].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const a = arrays.get(name);
-    if (!a) throw new Error(`checkpoint is missing tensor '${name}'`);
-    if (a.shape.join('x') !== shape.join('x')) {
-      throw new Error(`checkpoint tensor '${name}' has shape [${a.shape}] but the config needs [${shape}]`);
+    const problem = !a
+      ? `checkpoint is missing tensor '${name}'`
+      : a.shape.join('x') !== shape.join('x')
+        ? `checkpoint tensor '${name}' has shape [${a.shape}] but the config needs [${shape}]`
+        : undefined;
+    if (problem || !a) {
+      disposeWeights(weights); // the ones built so far
+      throw new CheckpointShapeError(`${problem}; is model.* the config the checkpoint was trained with?`);
     }
     weights.set(name, tf.variable(tf.tensor(a.data, shape), true));
   }

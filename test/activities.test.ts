@@ -41,6 +41,26 @@ test('the checkpoint stage refuses the untrained base model (step 0), permanentl
   assert.equal(await store.exists(path.join('checkpoints', seg.state.modelHash, 'model.safetensors')), false);
 });
 
+test('a warm start from a state saved with another model shape fails at once (no retries), naming the tensor', async () => {
+  const settings = testSettings();
+  const store = openStore(settings.store);
+  const env = new MockActivityEnvironment();
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  const seg: SegmentResult = await env.run(makeTrain(settings, store), {
+    runId: 'small', segment: 1, dataset, model: input.model, training: input.training, eval: input.eval,
+    plannedSteps: 2, from: null, untilStep: 2, lrScale: 1,
+  });
+  const wider = { ...input.model, dModel: 32 };
+  const err = await env
+    .run(makeTrain(settings, store), {
+      runId: 'wide', segment: 1, dataset, model: wider, training: { ...input.training, initFrom: seg.state.key }, eval: input.eval,
+      plannedSteps: 2, from: null, untilStep: 2, lrScale: 1,
+    })
+    .then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof ApplicationFailure && err.nonRetryable, String(err));
+  assert.match(err.message, /checkpoint tensor '\S+' has shape \[.*\] but the config needs/);
+});
+
 test('publishing weights that are already in the store (a deterministic re-run) reuses that checkpoint', async () => {
   const settings = testSettings();
   const store = openStore(settings.store);
