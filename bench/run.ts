@@ -1,6 +1,7 @@
 // `npm run bench` runs every comparison; `npm run bench -- <name>` runs one. Each prints
 //   bench <name>: ours=<n> <unit> reference=<n> <unit> ratio=<r>
 // with the reference measured in the same run. A bench that could not measure exits non-zero.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { projectRoot } from '../infra/paths';
@@ -17,7 +18,12 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'curate-memory': curateMemoryBench,
   'curation-loss': curationLossBench,
   'train-throughput': trainThroughputBench,
-  'train-memory': () => import('./train-memory').then((m) => m.trainMemoryBench()),
+  // In a fresh process with a callable GC: RSS left over from earlier benches, or garbage not yet
+  // collected, would otherwise read as growth.
+  'train-memory': async () => {
+    if (typeof global.gc === 'function' && process.argv.includes('train-memory')) return import('./train-memory').then((m) => m.trainMemoryBench());
+    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, 'train-memory'], { stdio: 'inherit' });
+  },
   interop: interopBench,
   'model-hash': modelHashBench,
   'commit-latency': (work) => import('./commit-latency').then((m) => m.commitLatencyBench(work)),
@@ -29,10 +35,18 @@ async function main(): Promise<void> {
   for (const n of names) if (!(n in BENCHES)) throw new Error(`unknown bench '${n}'; known: ${Object.keys(BENCHES).join(', ')}`);
   const work = path.join(projectRoot(), '.minerflow', 'bench');
   mkdirSync(work, { recursive: true });
+  // Every bench runs even if one fails, so one broken comparison does not hide the others' figures.
+  const failed: string[] = [];
   for (const name of names.length ? names : Object.keys(BENCHES)) {
     console.log(`# ${name}`);
-    await BENCHES[name](work);
+    try {
+      await BENCHES[name](work);
+    } catch (err) {
+      console.error(`bench failed: ${name}: ${err instanceof Error ? err.message : String(err)}`);
+      failed.push(name);
+    }
   }
+  if (failed.length) throw new Error(`${failed.length} bench(es) failed: ${failed.join(', ')}`);
 }
 
 main().catch((err: unknown) => {
