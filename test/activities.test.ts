@@ -21,11 +21,17 @@ const input = CycleInputSchema.parse({
   eval: { maxTokens: 512 },
 });
 
-test('the checkpoint stage refuses the untrained base model (step 0), permanently', async () => {
+/** Fresh settings and store, a mock activity environment, and the input's corpus curated into it. */
+async function curated(): Promise<{ settings: ReturnType<typeof testSettings>; store: ReturnType<typeof openStore>; env: MockActivityEnvironment; dataset: DatasetRef }> {
   const settings = testSettings();
   const store = openStore(settings.store);
   const env = new MockActivityEnvironment();
   const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  return { settings, store, env, dataset };
+}
+
+test('the checkpoint stage refuses the untrained base model (step 0), permanently', async () => {
+  const { settings, store, env, dataset } = await curated();
   // Train zero steps: the deadline has already passed when the segment starts.
   const seg: SegmentResult = await env.run(makeTrain(settings, store), {
     runId: 'base', segment: 1, dataset, model: input.model, training: input.training, eval: input.eval,
@@ -42,10 +48,7 @@ test('the checkpoint stage refuses the untrained base model (step 0), permanentl
 });
 
 test('a warm start from a state saved with another model shape fails at once (no retries), naming the tensor', async () => {
-  const settings = testSettings();
-  const store = openStore(settings.store);
-  const env = new MockActivityEnvironment();
-  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  const { settings, store, env, dataset } = await curated();
   const seg: SegmentResult = await env.run(makeTrain(settings, store), {
     runId: 'small', segment: 1, dataset, model: input.model, training: input.training, eval: input.eval,
     plannedSteps: 2, from: null, untilStep: 2, lrScale: 1,
@@ -62,10 +65,7 @@ test('a warm start from a state saved with another model shape fails at once (no
 });
 
 test('publishing weights that are already in the store (a deterministic re-run) reuses that checkpoint', async () => {
-  const settings = testSettings();
-  const store = openStore(settings.store);
-  const env = new MockActivityEnvironment();
-  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  const { settings, store, env, dataset } = await curated();
   const publish = async (runId: string): Promise<CheckpointRef> => {
     const seg: SegmentResult = await env.run(makeTrain(settings, store), {
       runId, segment: 1, dataset, model: input.model, training: input.training, eval: input.eval, plannedSteps: 4, from: null, untilStep: 4, lrScale: 1,
@@ -79,10 +79,7 @@ test('publishing weights that are already in the store (a deterministic re-run) 
 });
 
 test('with an EMA, the checkpoint stage publishes whichever of raw and EMA weights is better on held-out data', async () => {
-  const settings = testSettings();
-  const store = openStore(settings.store);
-  const env = new MockActivityEnvironment();
-  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  const { settings, store, env, dataset } = await curated();
   const training = { ...input.training, steps: 30, segmentSteps: 30, emaDecay: 0.9, learningRate: 1e-2 };
   const seg: SegmentResult = await env.run(makeTrain(settings, store), {
     runId: 'ema', segment: 1, dataset, model: input.model, training, eval: input.eval, plannedSteps: 30, from: null, untilStep: 30, lrScale: 1,
