@@ -14,6 +14,7 @@ const PERMANENT = new Set([
   'CheckpointError',
   'CheckpointShapeError', // e.g. training.initFrom saved with another model config
   'TokenizerFileError',
+  'LrFindInconclusiveError', // too few points to read a suggestion: the loop trains at the configured LR
 ]);
 
 export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
@@ -28,9 +29,4 @@ export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
 /** A commit window closed before we could use it. */
 export class MissedWindowError extends Error {
   override name = 'MissedWindowError';
-}
-
-/** A checkpoint that must not be committed (non-finite, untrained, corrupt). */
-export class CheckpointError extends Error {
-  override name = 'CheckpointError';
 }

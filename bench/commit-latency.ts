@@ -12,8 +12,8 @@ import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
-import { encodeCommit } from '../common/commitments';
-import { parsePhases } from '../common/phases';
+import { encodeSignatureCommit } from '../subnets/connito/commitments';
+import { parsePhases } from '../subnets/connito/phases';
 import { SubtensorChain } from '../infra/chain/subtensor';
 import { SUBTENSOR_SIGNED_EXTENSIONS } from '../infra/devnet/metadata';
 import { startDevnet } from '../infra/devnet/server';
@@ -59,7 +59,7 @@ async function oursOnce(file: string, tensors: Map<string, StoredTensor>, miner:
   const t0 = performance.now();
   const hash = await writeSafetensors(file, tensors); // hashed while written
   const t1 = performance.now();
-  await chain.commit(miner, NETUID, encodeCommit({ s: Buffer.from(miner.sign(hash)).toString('base64url') }));
+  await chain.commit(miner, NETUID, encodeSignatureCommit(Buffer.from(miner.sign(hash)).toString('base64url')));
   return { total: performance.now() - t0, write: t1 - t0 };
 }
 
@@ -72,7 +72,7 @@ async function referenceOnce(file: string, tensors: Map<string, StoredTensor>, m
   const api = await ApiPromise.create({ provider: new WsProvider(url), signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS, noInitWarn: true });
   const t3 = performance.now();
   try {
-    const payload = Buffer.from(encodeCommit({ s: Buffer.from(miner.sign(hash)).toString('base64url') }), 'utf8');
+    const payload = Buffer.from(encodeSignatureCommit(Buffer.from(miner.sign(hash)).toString('base64url')), 'utf8');
     const tx = api.tx.commitments.setCommitment(NETUID, { fields: [{ [`Raw${payload.length}`]: payload }] });
     await new Promise<void>((resolve, reject) => {
       tx.signAndSend(miner, { nonce: -1 }, ({ status, dispatchError }) => {

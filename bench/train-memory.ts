@@ -3,7 +3,7 @@
 // must be identical at step 100 and step 10,000, and RSS / heap must stay within a bound. Too long
 // for the test suite (minutes on wasm); test/trainer.test.ts checks the tensors over 300 steps.
 import * as tf from '@tensorflow/tfjs-core';
-import { CycleInputSchema } from '../common/config';
+import { CycleInputSchema } from '../subnets/connito/config';
 import { initBackend } from '../model/backend';
 import { disposeWeights, initWeights, type GptConfig } from '../model/gpt';
 import { Rng } from '../model/rng';

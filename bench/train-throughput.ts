@@ -2,8 +2,8 @@
 // architecture, batch and optimizer, in the same run.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { CycleInputSchema } from '../common/config';
-import { modelConfig } from '../activities/train';
+import { CycleInputSchema } from '../subnets/connito/config';
+import { modelConfig } from '../trainers/tfjs';
 import { initBackend } from '../model/backend';
 import { disposeWeights, initWeights, parameterCount } from '../model/gpt';
 import { Rng } from '../model/rng';

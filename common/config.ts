@@ -2,7 +2,7 @@
 // activity). Every field has a default, so `{}` is a valid cycle: the embedded demo.
 import { z } from 'zod';
 
-const int = (min: number, max: number) => z.number().int().min(min).max(max);
+export const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 export const CorpusSchema = z
   .object({
@@ -166,18 +166,6 @@ export const PolicySchema = z
   })
   .strict();
 
-/** Timing around the chain's commit windows. */
-export const CommitSchema = z
-  .object({
-    /** Time kept free before commit 1 opens for checkpointing, hashing and signing. */
-    reserveSeconds: z.number().min(0).max(86_400).default(15),
-    /** A round whose commit 1 opens sooner than this is skipped for the next one. */
-    minTrainSeconds: z.number().min(0).max(86_400).default(60),
-    /** Rounds to try when a commit window is missed (a checkpoint older than this is never committed). */
-    maxRounds: int(1, 10).default(2),
-  })
-  .strict();
-
 export const EvalSchema = z
   .object({
     maxTokens: int(1, 100_000_000).default(16_384),
@@ -185,44 +173,34 @@ export const EvalSchema = z
   })
   .strict();
 
-export const MinerSchema = z
-  .object({
-    netuid: int(0, 65_535).default(102),
-    /** Wallet and hotkey names under the workers' wallet folder; secrets never travel through Temporal. */
-    wallet: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('default'),
-    hotkey: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('default'),
-  })
-  .strict();
+/** Which trainer runs the steps (trainers/<kind>/): today the built-in TensorFlow.js GPT. */
+export const TrainerSchema = z.discriminatedUnion('kind', [z.object({ kind: z.literal('tfjs') }).strict()]);
 
-export const ScoreSchema = z
-  .object({
-    timeoutSeconds: int(1, 7 * 24 * 3600).default(900),
-    pollSeconds: z.number().min(0.1).max(600).default(2),
-  })
-  .strict();
+/**
+ * What the shared training loop needs (workflows/training-loop.ts): the same for every subnet.
+ * `model` describes the built-in trainer's GPT.
+ */
+export const TrainingLoopShape = {
+  trainer: TrainerSchema.prefault({ kind: 'tfjs' }),
+  model: ModelSchema.prefault({}),
+  training: TrainingSchema.prefault({}),
+  policy: PolicySchema.prefault({}),
+  eval: EvalSchema.prefault({}),
+};
+export const TrainingLoopInputSchema = z.object(TrainingLoopShape).strict();
 
-export const CycleInputSchema = z
-  .object({
-    corpus: CorpusSchema.prefault({}),
-    curate: CurateSchema.prefault({}),
-    model: ModelSchema.prefault({}),
-    training: TrainingSchema.prefault({}),
-    policy: PolicySchema.prefault({}),
-    commit: CommitSchema.prefault({}),
-    eval: EvalSchema.prefault({}),
-    miner: MinerSchema.prefault({}),
-    score: ScoreSchema.prefault({}),
-  })
-  .strict();
+/** Names of wallets, hotkeys and the like: one path segment, never . or .. */
+export const NAME_PATTERN = /^(?!\.\.?$)[\w.-]{1,64}$/;
+export const nameSchema = () => z.string().regex(NAME_PATTERN, 'letters, digits, _ . - only (1–64 characters, not . or ..)');
 
-export type CycleInput = z.infer<typeof CycleInputSchema>;
 export type CorpusInput = z.infer<typeof CorpusSchema>;
 export type CurateInput = z.infer<typeof CurateSchema>;
 export type ModelInput = z.infer<typeof ModelSchema>;
 export type TrainingInput = z.infer<typeof TrainingSchema>;
 export type EvalInput = z.infer<typeof EvalSchema>;
-export type MinerInput = z.infer<typeof MinerSchema>;
 export type PolicyInput = z.infer<typeof PolicySchema>;
+export type TrainerInput = z.infer<typeof TrainerSchema>;
+export type TrainingLoopInput = z.infer<typeof TrainingLoopInputSchema>;
 
 /** Thrown for input that can never succeed; carries a message that names every bad field. */
 export class InvalidInputError extends Error {

@@ -1,5 +1,5 @@
-// Types that cross the Temporal boundary: activity inputs/outputs and the cycle's result and status.
-// Plain JSON only (they are stored in workflow history).
+// Types every subnet shares across the Temporal boundary: datasets, training states, segments,
+// decisions, the LR range test. Plain JSON only (they are stored in workflow history).
 
 export interface DatasetRef {
   id: string; // content address of the curated split
@@ -76,92 +76,4 @@ export interface TrainingSummary {
   best: StateRef;
   learningRate: number; // the peak LR trained with (the LR range test's when it ran)
   lrFind?: LrFindReport;
-}
-
-export interface CheckpointRef {
-  hash: string; // Connito model hash, 48 hex chars
-  key: string; // store key of the folder holding model.safetensors and manifest.json
-  location: string; // where a validator downloads it from
-  heldOutLoss: number; // nats per token of its own tokenizer
-  heldOutBitsPerByte: number; // the same loss per byte of text: comparable across tokenizers
-  tokenizer: 'bpe' | 'bytes'; // tokenizer.json beside the weights
-  vocabSize: number;
-  baselineLoss: number; // the untrained model's held-out loss, for reference
-  trainLoss: number;
-  steps: number;
-  round: number; // the round it was trained for; never committed in a later one than allowed
-  weights: 'raw' | 'ema'; // which weights of the state were published (the better on held-out)
-  rawHeldOutLoss: number;
-  emaHeldOutLoss?: number;
-}
-
-export interface CommitWindow {
-  round: number;
-  opensAt: number; // ms since epoch (chain clock)
-  closesAt: number;
-}
-
-export interface CommitPlan {
-  round: number;
-  validateStartBlock: number;
-  commit1: CommitWindow; // MinerCommit1: signature of the hash
-  commit2: CommitWindow; // after MinerCommit1 ends, before MinerCommit2 ends: hash + location
-  validateOpensAt: number;
-}
-
-export interface CommitReceipt {
-  phase: 'commit1' | 'commit2';
-  block: number;
-  payload: string;
-  bytes: number;
-}
-
-export interface ScoreReport {
-  status: 'scored' | 'timeout' | 'missed';
-  round: number;
-  hotkey: string; // ss58 address
-  uid?: number;
-  incentiveShare?: number; // Incentive[uid] / sum(Incentive)
-  validatorLoss?: number; // held-out loss the validator measured
-  baselineLoss?: number;
-  rawScore?: number; // max(0, baseline − loss)^1.2
-  rank?: number;
-  reward?: number;
-  reason?: string;
-}
-
-export type CyclePhase = 'validating' | 'curate' | 'lrFind' | 'train' | 'paused' | 'checkpoint' | 'commit1' | 'commit2' | 'awaitScore' | 'done' | 'failed';
-
-export interface CycleStatus {
-  phase: CyclePhase;
-  paused: boolean;
-  round?: number;
-  trainingDeadline?: number; // epoch ms: training stops by then to make commit 1
-  learningRate?: number; // the peak LR training uses, once known
-  lrFind?: { chosenLr: number; suggestedLr: number; points: number; curve: number }; // points measured, curve points kept
-  plannedSteps: number;
-  stepsDone: number;
-  dataset?: Pick<DatasetRef, 'id' | 'trainDocuments' | 'heldOutDocuments'>;
-  segments: SegmentResult[];
-  decisions: Decision[];
-  best?: { segment: number; step: number; heldOutLoss: number; key: string };
-  checkpoint?: CheckpointRef;
-  plan?: CommitPlan;
-  commits: CommitReceipt[];
-  missedWindows: string[];
-  score?: ScoreReport;
-  events: string[]; // human-readable log of what happened, in order
-}
-
-export interface CycleResult {
-  workflowId: string;
-  hotkey: string;
-  dataset: DatasetRef;
-  training: TrainingSummary;
-  segments: SegmentResult[];
-  decisions: Decision[];
-  checkpoint: CheckpointRef;
-  commits: CommitReceipt[];
-  missedWindows: string[];
-  score: ScoreReport;
 }

@@ -9,7 +9,7 @@ import { exportBrown } from '../curation/brown';
 import type { Chain } from './chain/chain';
 import { SubtensorChain } from './chain/subtensor';
 import { startDevnet, type Devnet } from './devnet/server';
-import { createLocalValidator, type LocalValidator } from './chain/local-validator';
+import { makeDevnetValidator } from '../subnets/connito/devnet-validator';
 import { loadSettings, type Settings } from './settings';
 import { FsStore } from './store/fs-store';
 import { S3Store } from './store/s3-store';
@@ -68,27 +68,9 @@ export async function localRegistrations(settings: Settings): Promise<{ netuid: 
   return register;
 }
 
-/** The validator of the embedded chains (devnet and local): scores rounds on its own held-out data. */
-export function makeLocalValidator(settings: Settings, log: (msg: string) => void = console.log): LocalValidator {
-  let heldOut: Promise<string[]> | undefined;
-  return createLocalValidator({
-    heldOutText: () => (heldOut ??= validatorHeldOut(settings)),
-    openStore,
-    evalMaxTokens: 16_384,
-    log,
-  });
-}
-
 /** A devnet for these settings (their block time, phases, registrations and validator) on loopback. */
 export async function startLocalDevnet(settings: Settings, opts: { port?: number; log?: (msg: string) => void } = {}): Promise<Devnet> {
   const log = opts.log ?? console.log;
   const { local } = settings.chain;
-  return startDevnet({ port: opts.port ?? 0, blockMs: local.blockMs, phases: local.phases, register: await localRegistrations(settings), validator: makeLocalValidator(settings, log), log });
-}
-
-/** The local validator's own held-out data: its corpus curated with the default options. */
-async function validatorHeldOut(settings: Settings): Promise<string[]> {
-  const { source, opts } = await curationPlan({ path: settings.validatorCorpus, format: 'auto', textField: 'text' }, CurateSchema.parse({}), settings.dataDir);
-  const ds = await curate(source, path.join(settings.dataDir, 'validator', 'datasets'), opts);
-  return readSplit(path.join(ds.dir, 'heldout.jsonl')); // text: each model is scored with its own tokenizer
+  return startDevnet({ port: opts.port ?? 0, blockMs: local.blockMs, phases: local.phases, register: await localRegistrations(settings), validator: makeDevnetValidator(settings, log), log });
 }

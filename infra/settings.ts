@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { parseOrExplain } from '../common/config';
-import { CONNITO_PHASES, parsePhases, type PhaseSpec } from '../common/phases';
+import { CONNITO_PHASES, parsePhases, type PhaseSpec } from '../subnets/connito/phases';
 import { projectRoot } from './paths';
 
 /** A short cycle for the embedded chain (1 s blocks, 2.6 minutes): room for the demo's training and 10 s commit windows. */

@@ -4,14 +4,14 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { CycleInputSchema } from '../common/config';
-import type { CheckpointRef, DatasetRef, SegmentResult } from '../common/types';
-import { makeCheckpoint } from '../activities/checkpoint';
-import { makeTrain } from '../activities/train';
+import { CycleInputSchema } from '../subnets/connito/config';
+import type { DatasetRef, SegmentResult } from '../common/types';
+import type { CheckpointRef } from '../subnets/connito/types';
 import { makeCurate } from '../activities/curate';
 import { openStore } from '../infra/runtime';
 import { hashSafetensorsFile } from '../model/hash';
 import { testSettings } from './helpers/settings';
+import { gpuActivities } from './helpers/activities';
 
 const input = CycleInputSchema.parse({
   corpus: { path: 'sample:brown:r' },
@@ -33,14 +33,14 @@ async function curated(): Promise<{ settings: ReturnType<typeof testSettings>; s
 test('the checkpoint stage refuses the untrained base model (step 0), permanently', async () => {
   const { settings, store, env, dataset } = await curated();
   // Train zero steps: the deadline has already passed when the segment starts.
-  const seg: SegmentResult = await env.run(makeTrain(settings, store), {
+  const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
     runId: 'base', segment: 1, dataset, model: input.model, training: input.training, eval: input.eval,
     plannedSteps: 4, from: null, untilStep: 4, lrScale: 1, stopAt: Date.now() - 1,
   });
   assert.equal(seg.endStep, 0);
   assert.ok(seg.stoppedEarly);
   const err = await env
-    .run(makeCheckpoint(settings, store), { runId: 'base', dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval })
+    .run(gpuActivities(settings, store).checkpoint, { runId: 'base', dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval })
     .then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof ApplicationFailure && err.nonRetryable, String(err));
   assert.match(err.message, /refusing to checkpoint the untrained base model/);
@@ -49,13 +49,13 @@ test('the checkpoint stage refuses the untrained base model (step 0), permanentl
 
 test('a warm start from a state saved with another model shape fails at once (no retries), naming the tensor', async () => {
   const { settings, store, env, dataset } = await curated();
-  const seg: SegmentResult = await env.run(makeTrain(settings, store), {
+  const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
     runId: 'small', segment: 1, dataset, model: input.model, training: input.training, eval: input.eval,
     plannedSteps: 2, from: null, untilStep: 2, lrScale: 1,
   });
   const wider = { ...input.model, dModel: 32 };
   const err = await env
-    .run(makeTrain(settings, store), {
+    .run(gpuActivities(settings, store).trainSegment, {
       runId: 'wide', segment: 1, dataset, model: wider, training: { ...input.training, initFrom: seg.state.key }, eval: input.eval,
       plannedSteps: 2, from: null, untilStep: 2, lrScale: 1,
     })
@@ -67,10 +67,10 @@ test('a warm start from a state saved with another model shape fails at once (no
 test('publishing weights that are already in the store (a deterministic re-run) reuses that checkpoint', async () => {
   const { settings, store, env, dataset } = await curated();
   const publish = async (runId: string): Promise<CheckpointRef> => {
-    const seg: SegmentResult = await env.run(makeTrain(settings, store), {
+    const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
       runId, segment: 1, dataset, model: input.model, training: input.training, eval: input.eval, plannedSteps: 4, from: null, untilStep: 4, lrScale: 1,
     });
-    return env.run(makeCheckpoint(settings, store), { runId, dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval });
+    return env.run(gpuActivities(settings, store).checkpoint, { runId, dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval });
   };
   const first = await publish('run-a');
   const second = await publish('run-b'); // same data, seeds and steps: bit-identical weights
@@ -81,11 +81,11 @@ test('publishing weights that are already in the store (a deterministic re-run) 
 test('with an EMA, the checkpoint stage publishes whichever of raw and EMA weights is better on held-out data', async () => {
   const { settings, store, env, dataset } = await curated();
   const training = { ...input.training, steps: 30, segmentSteps: 30, emaDecay: 0.9, learningRate: 1e-2 };
-  const seg: SegmentResult = await env.run(makeTrain(settings, store), {
+  const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
     runId: 'ema', segment: 1, dataset, model: input.model, training, eval: input.eval, plannedSteps: 30, from: null, untilStep: 30, lrScale: 1,
   });
   assert.ok(seg.emaHeldOutLoss !== undefined && Number.isFinite(seg.emaHeldOutLoss));
-  const ref: CheckpointRef = await env.run(makeCheckpoint(settings, store), { runId: 'ema', dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval });
+  const ref: CheckpointRef = await env.run(gpuActivities(settings, store).checkpoint, { runId: 'ema', dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval });
   assert.equal(ref.weights, ref.emaHeldOutLoss! < ref.rawHeldOutLoss ? 'ema' : 'raw');
   assert.equal(ref.heldOutLoss, Math.min(ref.emaHeldOutLoss!, ref.rawHeldOutLoss));
   const published = await store.get(`checkpoints/${ref.hash}/model.safetensors`);

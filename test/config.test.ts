@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { z } from 'zod';
-import { CycleInputSchema, InvalidInputError, parseOrExplain } from '../common/config';
+import { InvalidInputError, parseOrExplain } from '../common/config';
+import { CycleInputSchema } from '../subnets/connito/config';
 
 test('an empty object is a complete cycle input with the documented defaults', () => {
   const c = parseOrExplain(CycleInputSchema, {}, 'input');

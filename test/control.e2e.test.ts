@@ -7,10 +7,10 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundle } from '@temporalio/worker';
-import { phaseWindow, parsePhases } from '../common/phases';
+import { phaseWindow, parsePhases } from '../subnets/connito/phases';
 import { TASK_QUEUES } from '../common/queues';
-import type { CommitWindow } from '../common/types';
-import { createControlActivities } from '../activities';
+import type { CommitWindow } from '../subnets/connito/types';
+import { controlActivities } from './helpers/activities';
 import { openChain, openStore } from '../infra/runtime';
 import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery } from '../workflows';
 import { disconnectAllChains } from '../infra/chain/subtensor';
@@ -201,7 +201,7 @@ test('a commit too slow for its window is reported as missed, loudly, and never 
     await disconnectAllChains();
     await devnet.close();
   });
-  const real = createControlActivities(fast, openStore(fast.store), () => openChain(fast));
+  const real = controlActivities(fast, openStore(fast.store), () => openChain(fast));
   const slowCommit = async (input: { window: CommitWindow } & Parameters<typeof real.commitSignature>[0]) => {
     await new Promise((r) => setTimeout(r, Math.max(0, input.window.closesAt - Date.now()) + 300)); // a stuck signer
     return real.commitSignature(input);

@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundle } from '@temporalio/worker';
-import { checkpointKey, decodeLocationCommit } from '../common/commitments';
+import { checkpointKey, decodeLocationCommit } from '../subnets/connito/commitments';
 import { TASK_QUEUES } from '../common/queues';
 import { readSplit } from '../curation/curate';
 import { openChain, openStore } from '../infra/runtime';

@@ -11,7 +11,7 @@ import type { Codec } from '@polkadot/types/types';
 import type { EventRecord } from '@polkadot/types/interfaces';
 import { blake2AsHex, cryptoWaitReady } from '@polkadot/util-crypto';
 import WebSocket from 'ws';
-import { parsePhases } from '../common/phases';
+import { parsePhases } from '../subnets/connito/phases';
 import { loadSubtensorMaterial, SUBTENSOR_SIGNED_EXTENSIONS, type SubtensorNetwork } from '../infra/devnet/metadata';
 import { startDevnet, type Devnet } from '../infra/devnet/server';
 

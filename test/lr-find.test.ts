@@ -5,13 +5,14 @@ import { promises as fs } from 'node:fs';
 import { test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { CycleInputSchema } from '../common/config';
+import { CycleInputSchema } from '../subnets/connito/config';
 import type { DatasetRef, LrFindReport } from '../common/types';
 import { makeCurate } from '../activities/curate';
-import { makeLrFind, REPORT_POINTS } from '../activities/lr-find';
+import { REPORT_POINTS } from '../trainers/tfjs/lr-find';
 import { openStore } from '../infra/runtime';
 import { suggestFromCurve, type LrFindResult } from '../model/lr-finder';
 import { testSettings } from './helpers/settings';
+import { gpuActivities } from './helpers/activities';
 
 const input = CycleInputSchema.parse({
   corpus: { path: 'sample:brown:r' },
@@ -27,7 +28,7 @@ test('lrFind on a tiny model returns a finite, clamped LR and a small curve; the
   const beats: unknown[] = [];
   env.on('heartbeat', (d: unknown) => beats.push(d));
   const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
-  const r: LrFindReport = await env.run(makeLrFind(settings, store), { runId: 'lr', dataset, model: input.model, training: input.training });
+  const r: LrFindReport = await env.run(gpuActivities(settings, store).lrFind, { runId: 'lr', dataset, model: input.model, training: input.training });
   assert.ok(Number.isFinite(r.suggestedLr) && r.suggestedLr > 0, JSON.stringify(r));
   assert.ok(r.chosenLr >= 1e-4 && r.chosenLr <= 1e-2, `chosen ${r.chosenLr} outside [floor, ceiling]`);
   assert.equal(r.chosenLr, Math.min(1e-2, Math.max(1e-4, r.suggestedLr)));
@@ -48,7 +49,7 @@ test('lrFind past its deadline is inconclusive, permanently (the cycle then keep
   const store = openStore(settings.store);
   const env = new MockActivityEnvironment();
   const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
-  const err = await env.run(makeLrFind(settings, store), { runId: 'late', dataset, model: input.model, training: input.training, stopAt: Date.now() - 1 }).then(() => undefined, (e: unknown) => e);
+  const err = await env.run(gpuActivities(settings, store).lrFind, { runId: 'late', dataset, model: input.model, training: input.training, stopAt: Date.now() - 1 }).then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof ApplicationFailure && err.nonRetryable, String(err));
   assert.equal(err.type, 'LrFindInconclusiveError');
 });

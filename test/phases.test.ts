@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CONNITO_PHASES, cycleLength, parsePhases, phaseWindow, planCommit, type ChainSchedule } from '../common/phases';
+import { CONNITO_PHASES, cycleLength, parsePhases, phaseWindow, planCommit, type ChainSchedule } from '../subnets/connito/phases';
 
 test('Connito phases add up to a 500-block cycle', () => {
   assert.equal(cycleLength(CONNITO_PHASES), 500);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rawScore, scoreRound } from '../scoring/connito';
+import { rawScore, scoreRound } from '../subnets/connito/scoring';
 
 test('raw score is max(0, baseline − loss)^1.2', () => {
   assert.equal(rawScore(5, 3), 2 ** 1.2);

@@ -8,13 +8,13 @@ import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import type { Codec } from '@polkadot/types/types';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
-import { parsePhases, phaseWindow } from '../common/phases';
+import { parsePhases, phaseWindow } from '../subnets/connito/phases';
 import { ChainRejectedError } from '../infra/chain/chain';
-import type { LocalValidator } from '../infra/chain/local-validator';
+import type { LocalValidator } from '../subnets/connito/validator';
 import { SubtensorChain } from '../infra/chain/subtensor';
 import { SUBTENSOR_SIGNED_EXTENSIONS } from '../infra/devnet/metadata';
 import { loadSettings } from '../infra/settings';
-import { CONNITO_PHASES } from '../common/phases';
+import { CONNITO_PHASES } from '../subnets/connito/phases';
 import { startDevnet, type Devnet } from '../infra/devnet/server';
 
 // 100 ms blocks: MinerCommit1 opens at block 22 of each 54-block round.

@@ -3,11 +3,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { makeCheckpoint } from '../activities/checkpoint';
 import { makeCurate } from '../activities/curate';
-import { makeTrain } from '../activities/train';
-import { CycleInputSchema } from '../common/config';
-import type { CheckpointRef, DatasetRef, SegmentResult } from '../common/types';
+import { CycleInputSchema } from '../subnets/connito/config';
+import type { DatasetRef, SegmentResult } from '../common/types';
+import type { CheckpointRef } from '../subnets/connito/types';
 import { openStore } from '../infra/runtime';
 import { exportBrown } from '../curation/brown';
 import { initBackend } from '../model/backend';
@@ -28,6 +27,7 @@ import {
 } from '../model/tokenizer';
 import { Trainer } from '../model/trainer';
 import { tempDir, testSettings } from './helpers/settings';
+import { gpuActivities } from './helpers/activities';
 
 const utf8 = new TextEncoder();
 let brown: string[] = []; // the whole Brown corpus, one text per sample file (~6 MB)
@@ -258,7 +258,7 @@ test('the cycle stages carry the tokenizer: trained once per dataset, saved with
   });
   const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
   const segment = (runId: string, n: number, from: SegmentResult['state'] | null, model = input.model, training = input.training): Promise<SegmentResult> =>
-    env.run(makeTrain(settings, store), { runId, segment: n, dataset, model, training, eval: input.eval, plannedSteps: 4, from, untilStep: 2 * n, lrScale: 1 });
+    env.run(gpuActivities(settings, store).trainSegment, { runId, segment: n, dataset, model, training, eval: input.eval, plannedSteps: 4, from, untilStep: 2 * n, lrScale: 1 });
   const first = await segment('bpe', 1, null);
   const second = await segment('bpe', 2, first.state);
   assert.equal(second.endStep, 4);
@@ -269,7 +269,7 @@ test('the cycle stages carry the tokenizer: trained once per dataset, saved with
     assert.equal(await fs.readFile(await store.get(`${key}/${TOKENIZER_FILE}`), 'utf8'), trained, `${key} carries the tokenizer`);
   }
 
-  const ref: CheckpointRef = await env.run(makeCheckpoint(settings, store), { runId: 'bpe', dataset, state: second.state, trainLoss: second.trainLoss, backend: second.backend, round: 0, model: input.model, eval: input.eval });
+  const ref: CheckpointRef = await env.run(gpuActivities(settings, store).checkpoint, { runId: 'bpe', dataset, state: second.state, trainLoss: second.trainLoss, backend: second.backend, round: 0, model: input.model, eval: input.eval });
   assert.equal(ref.tokenizer, 'bpe');
   assert.equal(ref.vocabSize, 512);
   assert.equal(await fs.readFile(await store.get(`${ref.key}/${TOKENIZER_FILE}`), 'utf8'), trained, 'published beside the weights');

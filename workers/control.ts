@@ -1,5 +1,5 @@
-// Entry point of the minerflow-control worker: the workflows and the CPU activities (curate,
-// commit, await score). Run one or more anywhere that reaches Temporal, the store and the chain.
+// Entry point of the minerflow-control worker: the workflows and the CPU activities (curate, and
+// each subnet's chain and scoring stages). Run one or more anywhere that reaches Temporal, the store and the chain.
 import { Worker, type WorkflowBundle } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import { createControlActivities, type ControlActivities } from '../activities';
@@ -8,11 +8,12 @@ import type { Chain } from '../infra/chain/chain';
 import { openChain, openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
 import { connectWorker } from '../infra/temporal';
+import { logger } from '../infra/log';
 
 /** `overrides` swaps single activities (tests use it to make a commit deliberately slow). */
 export async function createControlWorker(settings: Settings, connection: NativeConnection, workflowBundle?: WorkflowBundle, overrides: Partial<ControlActivities> = {}): Promise<Worker> {
   let chain: Promise<Chain> | undefined;
-  const activities = { ...createControlActivities(settings, openStore(settings.store), () => (chain ??= openChain(settings))), ...overrides };
+  const activities = { ...createControlActivities(settings, openStore(settings.store), () => (chain ??= openChain(settings)), logger.child({ worker: 'control' })), ...overrides };
   return Worker.create({
     connection,
     namespace: settings.temporal.namespace,
@@ -26,10 +27,10 @@ if (require.main === module) {
   void (async () => {
     const settings = loadSettings();
     const worker = await createControlWorker(settings, await connectWorker(settings));
-    console.log(`minerflow: control worker polling '${TASK_QUEUES.control}' on ${settings.temporal.address}`);
+    logger.info({ taskQueue: TASK_QUEUES.control, temporal: settings.temporal.address }, 'control worker polling');
     await worker.run();
   })().catch((err) => {
-    console.error(err);
+    logger.error({ err }, 'control worker failed');
     process.exit(1);
   });
 }

@@ -7,13 +7,14 @@ import { TASK_QUEUES } from '../common/queues';
 import { openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
 import { connectWorker } from '../infra/temporal';
+import { logger } from '../infra/log';
 
 export async function createGpuWorker(settings: Settings, connection: NativeConnection): Promise<Worker> {
   return Worker.create({
     connection,
     namespace: settings.temporal.namespace,
     taskQueue: TASK_QUEUES.gpu,
-    activities: createGpuActivities(settings, openStore(settings.store)),
+    activities: createGpuActivities(settings, openStore(settings.store), logger.child({ worker: 'gpu' })),
     // Training is CPU-bound and single-threaded per process: one at a time keeps heartbeats timely.
     maxConcurrentActivityTaskExecutions: 1,
     // Send step/loss heartbeats every few seconds (not 80% of the timeout) so progress is live.
@@ -26,10 +27,10 @@ if (require.main === module) {
   void (async () => {
     const settings = loadSettings();
     const worker = await createGpuWorker(settings, await connectWorker(settings));
-    console.log(`minerflow: gpu worker polling '${TASK_QUEUES.gpu}' on ${settings.temporal.address}`);
+    logger.info({ taskQueue: TASK_QUEUES.gpu, temporal: settings.temporal.address }, 'gpu worker polling');
     await worker.run();
   })().catch((err) => {
-    console.error(err);
+    logger.error({ err }, 'gpu worker failed');
     process.exit(1);
   });
 }

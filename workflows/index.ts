@@ -1,3 +1,4 @@
 // Everything the control worker registers as workflows, and the messages clients send them.
-export { miningCycle, statusQuery, pauseSignal, resumeSignal, stopTrainingSignal, extendTrainingUpdate } from './cycle';
+export { pauseSignal, resumeSignal, stopTrainingSignal, extendTrainingUpdate } from './training-loop';
+export { miningCycle, statusQuery } from '../subnets/connito/workflow';
 export { minerLoop, loopStatusQuery, stopLoopSignal } from './miner-loop';

@@ -2,9 +2,10 @@
 // with the chain's next commit window, each warm-started from the best state so far. State (best
 // checkpoint, score history) is carried through continue-as-new so the history stays small.
 import { ApplicationFailure, continueAsNew, defineQuery, defineSignal, executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
-import { CycleInputSchema, InvalidInputError, parseOrExplain } from '../common/config';
+import { InvalidInputError, parseOrExplain } from '../common/config';
+import { CycleInputSchema } from '../subnets/connito/config';
 import { TASK_QUEUES } from '../common/queues';
-import { miningCycle } from './cycle';
+import { miningCycle } from '../subnets/connito/workflow';
 
 export interface MinerLoopCarry {
   completed: number;

@@ -2,7 +2,7 @@
 // (subtensor.ts: finney, testnet or the local devnet) implements it;
 // tests and users can add their own.
 import type { KeyringPair } from '@polkadot/keyring/types';
-import type { ChainSchedule } from '../../common/phases';
+import type { ChainSchedule } from '../../subnets/connito/phases';
 
 export interface ChainScore {
   uid: number;

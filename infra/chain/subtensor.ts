@@ -5,7 +5,7 @@ import { ApiPromise, WsProvider } from '@polkadot/api';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import type { DispatchError } from '@polkadot/types/interfaces';
 import type { Codec } from '@polkadot/types/types';
-import type { ChainSchedule, PhaseSpec } from '../../common/phases';
+import type { ChainSchedule, PhaseSpec } from '../../subnets/connito/phases';
 import { SUBTENSOR_SIGNED_EXTENSIONS } from '../devnet/metadata';
 import { ChainRejectedError, type Chain, type ChainScore } from './chain';
 

@@ -10,9 +10,9 @@ import type { Codec } from '@polkadot/types/types';
 import type { StorageEntry } from '@polkadot/types/primitive/types';
 import { bnToU8a, compactStripLength, compactToU8a, hexToU8a, u8aConcat, u8aToHex, u8aToU8a } from '@polkadot/util';
 import { blake2AsHex, blake2AsU8a, cryptoWaitReady, decodeAddress, ed25519Verify, sr25519Verify } from '@polkadot/util-crypto';
-import { phaseWindow, roundOf, cycleLength, type PhaseSpec } from '../../common/phases';
+import { phaseWindow, roundOf, cycleLength, type PhaseSpec } from '../../subnets/connito/phases';
 import type { ChainScore } from '../chain/chain';
-import type { LocalValidator, Submission } from '../chain/local-validator';
+import type { LocalValidator, Submission } from '../../subnets/connito/validator';
 import { subtensorTypes, type SubtensorNetwork, type SubtensorTypes } from './metadata';
 
 export interface DevnetChainOptions {

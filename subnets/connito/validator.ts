@@ -4,16 +4,16 @@
 // Each model is scored per token of its own tokenizer (tokenizer.json beside the weights), on the
 // validator's own held-out text.
 import { signatureVerify } from '@polkadot/util-crypto';
-import { checkpointKey, decodeLocationCommit, decodeSignatureCommit } from '../../common/commitments';
+import { checkpointKey, decodeLocationCommit, decodeSignatureCommit } from './commitments';
 import { initBackend } from '../../model/backend';
 import { loadWeights, MANIFEST_FILE, readManifest, TOKENIZER_FILE, WEIGHTS_FILE } from '../../model/checkpoint';
 import { evaluate } from '../../model/evaluate';
 import { disposeWeights, initWeights } from '../../model/gpt';
 import { hashSafetensorsFile } from '../../model/hash';
 import { ByteTokenizer, evaluationBitsPerByte, loadTokenizer, type Tokenizer } from '../../model/tokenizer';
-import { scoreRound } from '../../scoring/connito';
-import type { CheckpointStore } from '../store/store';
-import type { ChainScore } from './chain';
+import { scoreRound } from './scoring';
+import type { CheckpointStore } from '../../infra/store/store';
+import type { ChainScore } from '../../infra/chain/chain';
 
 /** One hotkey's commitments in a round: commit 1 inside MinerCommit1, commit 2 after it and before MinerCommit2 ends. */
 export interface Submission {
@@ -53,7 +53,7 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
     const loc = sub.commit2 && decodeLocationCommit(sub.commit2.payload);
     if (!sig) throw new Error('no signature commit (commit 1) inside MinerCommit1');
     if (!loc) throw new Error('no hash+location commit (commit 2) between MinerCommit1 and the end of MinerCommit2');
-    if (!signatureVerify(loc.h, Buffer.from(sig.s, 'base64url'), sub.hotkey).isValid) {
+    if (!signatureVerify(loc.h, Buffer.from(sig.m, 'base64url'), sub.hotkey).isValid) {
       throw new Error('commit-1 signature does not verify for the committed hash and hotkey');
     }
     const store = opts.openStore(loc.u);

@@ -1,12 +1,14 @@
-// The two-phase commit payloads, compact JSON of at most 128 bytes (a hotkey holds one commitment;
-// commit 2 overwrites commit 1):
-//   commit 1 (inside MinerCommit1): {"s":"<base64url sr25519 signature of the model hash>"}
+// Connito's commitment payloads: the one place they are written and read. Compact JSON of at most
+// 128 bytes (a hotkey holds one commitment; commit 2 overwrites commit 1):
+//   commit 1 (inside MinerCommit1): {"m":"<base64url sr25519 signature of the model hash, no padding>"}
 //   commit 2 (before MinerCommit2 ends): {"h":"<model hash>","u":"<store URI>","v":1}
+// Commit 1 is Connito's wire format; commit 2 still names our store (the Hugging Face form
+// {"e","h","v","r","rv"} arrives with the Hugging Face transport).
 export const MAX_COMMIT_BYTES = 128;
 export const COMMIT_FORMAT_VERSION = 1;
 
 export interface SignatureCommit {
-  s: string;
+  m: string;
 }
 
 export interface LocationCommit {
@@ -15,7 +17,15 @@ export interface LocationCommit {
   v: number;
 }
 
-export function encodeCommit(payload: SignatureCommit | LocationCommit): string {
+export function encodeSignatureCommit(signatureBase64url: string): string {
+  return encode({ m: signatureBase64url });
+}
+
+export function encodeLocationCommit(hash: string, location: string): string {
+  return encode({ h: hash, u: location, v: COMMIT_FORMAT_VERSION });
+}
+
+function encode(payload: SignatureCommit | LocationCommit): string {
   const text = JSON.stringify(payload);
   const bytes = new TextEncoder().encode(text).length;
   if (bytes > MAX_COMMIT_BYTES) {
@@ -27,7 +37,7 @@ export function encodeCommit(payload: SignatureCommit | LocationCommit): string 
 export function decodeSignatureCommit(text: string): SignatureCommit | undefined {
   try {
     const v = JSON.parse(text) as Partial<SignatureCommit>;
-    return typeof v.s === 'string' ? { s: v.s } : undefined;
+    return typeof v.m === 'string' ? { m: v.m } : undefined;
   } catch {
     return undefined;
   }

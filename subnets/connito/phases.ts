@@ -1,4 +1,4 @@
-// The subnet's cycle as a block schedule: phases of fixed block lengths repeating from an origin
+// Connito's cycle as a block schedule: phases of fixed block lengths repeating from an origin
 // block. Lengths change between releases, so they always come from configuration or the chain.
 import type { CommitPlan } from './types';
 
@@ -56,27 +56,30 @@ export function blockTime(s: ChainSchedule, block: number): number {
 /**
  * The next round whose commit-1 window can still be used: it must not close within `marginMs`
  * (time to sign and get included) and, with `minLeadMs`, must open at least that far ahead (time
- * to train). Commit 2 goes after MinerCommit1 ends, before MinerCommit2 ends.
+ * to train). With `round`, that round's windows as the chain stands now, open or not (a re-plan).
+ * Commit 2 goes after MinerCommit1 ends, before MinerCommit2 ends.
  */
-export function planCommit(s: ChainSchedule, nowMs: number, marginMs: number, minLeadMs = 0): CommitPlan {
-  let round = Math.max(0, roundOf(s, s.block));
-  for (;;) {
-    const c1 = phaseWindow(s, round, 'MinerCommit1');
+export function planCommit(s: ChainSchedule, nowMs: number, marginMs: number, minLeadMs = 0, round?: number): CommitPlan {
+  if (round !== undefined) return planFor(s, round);
+  for (let r = Math.max(0, roundOf(s, s.block)); ; r++) {
+    const c1 = phaseWindow(s, r, 'MinerCommit1');
     const stillOpen = blockTime(s, c1.end) - marginMs > nowMs;
     const timeToTrain = minLeadMs <= 0 || blockTime(s, c1.start) - nowMs >= minLeadMs;
-    if (stillOpen && timeToTrain) {
-      const c2 = phaseWindow(s, round, 'MinerCommit2');
-      const validate = phaseWindow(s, round, 'Validate');
-      return {
-        round,
-        validateStartBlock: validate.start,
-        commit1: { round, opensAt: blockTime(s, c1.start), closesAt: blockTime(s, c1.end) },
-        commit2: { round, opensAt: blockTime(s, c1.end), closesAt: blockTime(s, c2.end) },
-        validateOpensAt: blockTime(s, validate.start),
-      };
-    }
-    round += 1;
+    if (stillOpen && timeToTrain) return planFor(s, r);
   }
+}
+
+function planFor(s: ChainSchedule, round: number): CommitPlan {
+  const c1 = phaseWindow(s, round, 'MinerCommit1');
+  const c2 = phaseWindow(s, round, 'MinerCommit2');
+  const validate = phaseWindow(s, round, 'Validate');
+  return {
+    round,
+    validateStartBlock: validate.start,
+    commit1: { round, opensAt: blockTime(s, c1.start), closesAt: blockTime(s, c1.end), startBlock: c1.start, endBlock: c1.end },
+    commit2: { round, opensAt: blockTime(s, c1.end), closesAt: blockTime(s, c2.end), startBlock: c1.end, endBlock: c2.end },
+    validateOpensAt: blockTime(s, validate.start),
+  };
 }
 
 /** Parses "Distribute:20,Train:300,…" (the MINERFLOW_LOCAL_PHASES format). */

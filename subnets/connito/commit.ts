@@ -1,0 +1,99 @@
+// Connito's commit stage (control queue): the two-phase commit through the Chain port.
+//   commit 1, inside MinerCommit1: the sr25519 signature of the model hash (nobody can copy it yet);
+//   commit 2, after MinerCommit1 ends and before MinerCommit2 ends: the hash and where to download it.
+// A commit is idempotent: a retry whose commitment already landed inside the window (its worker
+// died after submitting) is done, not re-sent, and never reported as missed.
+import { heartbeat, log } from '@temporalio/activity';
+import { signatureVerify } from '@polkadot/util-crypto';
+import { parseOrExplain } from '../../common/config';
+import { MissedWindowError, mapErrors } from '../../activities/errors';
+import type { Chain } from '../../infra/chain/chain';
+import { ChainRejectedError } from '../../infra/chain/chain';
+import type { Settings } from '../../infra/settings';
+import { loadHotkey } from '../../infra/wallet';
+import { decodeLocationCommit, decodeSignatureCommit, encodeLocationCommit, encodeSignatureCommit } from './commitments';
+import { MinerSchema, type MinerInput } from './config';
+import { planCommit } from './phases';
+import type { CommitPlan, CommitReceipt, CommitWindow } from './types';
+
+/** Time we want left in a window to sign and get included. */
+const COMMIT_MARGIN_MS = 1500;
+
+export interface CommitActivityInput {
+  miner: MinerInput;
+  hash: string;
+  window: CommitWindow;
+}
+
+export interface LocationCommitInput extends CommitActivityInput {
+  location: string;
+}
+
+export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
+  async function signer(minerRaw: MinerInput) {
+    const miner = parseOrExplain(MinerSchema, minerRaw, 'commit input miner');
+    const pair = await loadHotkey(settings.walletsDir, miner.wallet, miner.hotkey);
+    const uid = await (await chain()).uid(pair.address, miner.netuid);
+    if (uid === null) {
+      throw new ChainRejectedError(`hotkey ${pair.address} (wallet '${miner.wallet}', hotkey '${miner.hotkey}') is not registered on netuid ${miner.netuid}; register it before mining`);
+    }
+    return { miner, pair };
+  }
+
+  /** Throws retryably before the window opens (timer drift), permanently once it has closed. */
+  function checkWindow(what: string, w: CommitWindow): void {
+    const now = Date.now();
+    if (now < w.opensAt) throw new Error(`${what} window of round ${w.round} opens in ${w.opensAt - now} ms; retrying`);
+    if (now >= w.closesAt) throw new MissedWindowError(`${what} window of round ${w.round} closed ${now - w.closesAt} ms ago`);
+  }
+
+  /** Our commitment for this phase, already on chain inside the window (an earlier attempt's), if any. */
+  async function alreadyIncluded(phase: CommitReceipt['phase'], address: string, netuid: number, w: CommitWindow, isOurs: (payload: string) => boolean): Promise<CommitReceipt | undefined> {
+    if (w.startBlock === undefined || w.endBlock === undefined) return undefined;
+    const current = await (await chain()).commitment(address, netuid);
+    if (!current || current.block < w.startBlock || current.block >= w.endBlock || !isOurs(current.payload)) return undefined;
+    log.info(`${phase} was already included by an earlier attempt`, { block: current.block, hotkey: address });
+    return { phase, block: current.block, payload: current.payload, bytes: Buffer.byteLength(current.payload) };
+  }
+
+  async function send(phase: CommitReceipt['phase'], miner: MinerInput, pair: Awaited<ReturnType<typeof signer>>['pair'], payload: string, w: CommitWindow): Promise<CommitReceipt> {
+    checkWindow(phase, w);
+    heartbeat({ phase, round: w.round });
+    const { block } = await (await chain()).commit(pair, miner.netuid, payload);
+    const receipt: CommitReceipt = { phase, block, payload, bytes: Buffer.byteLength(payload) };
+    log.info(`${phase} included`, { block, bytes: receipt.bytes, hotkey: pair.address });
+    return receipt;
+  }
+
+  return {
+    /** The next round whose commit windows we can still make (with minLeadMs, train for first); with `round`, that round re-planned from the chain now. */
+    async planCommit(input: { minLeadMs?: number; round?: number } = {}): Promise<CommitPlan> {
+      return planCommit(await (await chain()).schedule(), Date.now(), COMMIT_MARGIN_MS, input.minLeadMs ?? 0, input.round);
+    },
+
+    async commitSignature(input: CommitActivityInput): Promise<CommitReceipt> {
+      return mapErrors(async () => {
+        const { miner, pair } = await signer(input.miner);
+        // sr25519 signatures are randomised: an earlier attempt's differs from a new one but verifies the same.
+        const ours = (payload: string) => {
+          const sig = decodeSignatureCommit(payload);
+          return !!sig && signatureVerify(input.hash, Buffer.from(sig.m, 'base64url'), pair.address).isValid;
+        };
+        const done = await alreadyIncluded('commit1', pair.address, miner.netuid, input.window, ours);
+        if (done) return done;
+        const signature = Buffer.from(pair.sign(input.hash)).toString('base64url');
+        return send('commit1', miner, pair, encodeSignatureCommit(signature), input.window);
+      });
+    },
+
+    async commitLocation(input: LocationCommitInput): Promise<CommitReceipt> {
+      return mapErrors(async () => {
+        const { miner, pair } = await signer(input.miner);
+        const payload = encodeLocationCommit(input.hash, input.location);
+        const done = await alreadyIncluded('commit2', pair.address, miner.netuid, input.window, (p) => p === payload || decodeLocationCommit(p)?.h === input.hash);
+        if (done) return done;
+        return send('commit2', miner, pair, payload, input.window);
+      });
+    },
+  };
+}

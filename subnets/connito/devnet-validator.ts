@@ -1,0 +1,24 @@
+// The Connito validator the devnet runs: scores each round on its own held-out text (its corpus,
+// curated with the default options), the way Connito's validators score miners.
+import * as path from 'node:path';
+import { CurateSchema } from '../../common/config';
+import { curate, readSplit } from '../../curation/curate';
+import { curationPlan, openStore } from '../../infra/runtime';
+import type { Settings } from '../../infra/settings';
+import { createLocalValidator, type LocalValidator } from './validator';
+
+export function makeDevnetValidator(settings: Settings, log: (msg: string) => void = console.log): LocalValidator {
+  let heldOut: Promise<string[]> | undefined;
+  return createLocalValidator({
+    heldOutText: () => (heldOut ??= validatorHeldOut(settings)),
+    openStore,
+    evalMaxTokens: 16_384,
+    log,
+  });
+}
+
+async function validatorHeldOut(settings: Settings): Promise<string[]> {
+  const { source, opts } = await curationPlan({ path: settings.validatorCorpus, format: 'auto', textField: 'text' }, CurateSchema.parse({}), settings.dataDir);
+  const ds = await curate(source, path.join(settings.dataDir, 'validator', 'datasets'), opts);
+  return readSplit(path.join(ds.dir, 'heldout.jsonl')); // text: each model is scored with its own tokenizer
+}

@@ -1,0 +1,19 @@
+// Connito (subnet 102): cycle-based expert training on a phase clock. Each round: train until
+// commit 1 opens, commit the model hash's signature, then the hash and its location, and read the
+// validators' score. The workflow is `miningCycle` (workflow.ts).
+import * as path from 'node:path';
+import type { Subnet } from '../subnet';
+import { makeCheckpoint } from './checkpoint';
+import { makeCommit } from './commit';
+import { makeAwaitScore } from './score';
+import { makeDevnetValidator } from './devnet-validator';
+
+export const connito = {
+  name: 'connito',
+  netuid: 102,
+  intake: 'phase-clock',
+  workflows: ['miningCycle'],
+  controlActivities: ({ settings, chain }) => ({ ...makeCommit(settings, chain), awaitScore: makeAwaitScore(settings, chain) }),
+  gpuActivities: ({ settings, store, trainerFor }) => ({ checkpoint: makeCheckpoint(path.join(settings.dataDir, 'work'), store, trainerFor) }),
+  devnetValidator: makeDevnetValidator,
+} satisfies Subnet;

@@ -1,0 +1,187 @@
+// Connito's mining cycle: curate → train (the shared loop) → checkpoint → commit (two phases) →
+// await score. Deterministic orchestration only; every stage is an activity with its own timeout
+// and retries. The round to commit for comes from the chain's phase schedule, and the training
+// deadline is re-derived from the chain between segments. People steer it with the training
+// messages (workflows/training-loop.ts) and read it with `status`.
+import { ApplicationFailure, defineQuery, patched, proxyActivities, setCurrentDetails, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import type { ControlActivities, GpuActivities } from '../../activities';
+import { InvalidInputError, parseOrExplain } from '../../common/config';
+import { TASK_QUEUES } from '../../common/queues';
+import { handleTrainingMessages, runTrainingLoop, stage } from '../../workflows/training-loop';
+import { fmt } from '../../workflows/training-state';
+import { CycleInputSchema, type CycleInput } from './config';
+import { CycleState } from './cycle-state';
+import type { CommitPlan, CycleResult, CycleStatus } from './types';
+
+export const statusQuery = defineQuery<CycleStatus>('status');
+
+// --- Activities ---------------------------------------------------------------------------------
+const { curateCorpus } = proxyActivities<ControlActivities>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '2s', maximumAttempts: 5 },
+});
+const { planCommit } = proxyActivities<ControlActivities>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 10 },
+});
+// Commits retry fast: a window is minutes long; the activity fails for good once it has closed.
+const { commitSignature, commitLocation } = proxyActivities<ControlActivities>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '60s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '5s', maximumAttempts: 30 },
+});
+const { awaitScore } = proxyActivities<ControlActivities>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '7 days',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '5s', maximumAttempts: 10 },
+});
+const { checkpoint } = proxyActivities<GpuActivities>({
+  taskQueue: TASK_QUEUES.gpu,
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '5 minutes',
+  retry: { initialInterval: '5s', maximumAttempts: 5 },
+});
+
+export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
+  const input = validate(rawInput);
+  const state = new CycleState(input.training.steps);
+  const show = () => setCurrentDetails(state.details());
+  setHandler(statusQuery, () => state.status());
+  handleTrainingMessages(state, show);
+
+  const runId = workflowInfo().workflowId;
+  try {
+    state.enter('curate', `curating ${input.corpus.path}`);
+    show();
+    const dataset = (state.dataset = await stage('curate', curateCorpus({ corpus: input.corpus, curate: input.curate })));
+
+    // Train for the first round whose commit 1 leaves time to train, and stop in time for it.
+    state.plan = await stage('commit', planCommit({ minLeadMs: (input.commit.minTrainSeconds + input.commit.reserveSeconds) * 1000 }));
+    state.trainingDeadline = state.plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
+    await runTrainingLoop(input, state, { runId, dataset, show, replanDeadline: () => replanDeadline(input, state) });
+    const best = state.best;
+    if (!best) throw ApplicationFailure.nonRetryable(`no training segment produced a finite held-out loss (${state.segments.length} segments); nothing to commit`, 'NothingToCommit');
+
+    state.enter('checkpoint', `publishing the best state: step ${best.endStep}, held-out ${fmt(best.heldOutLoss)}`);
+    show();
+    const ckpt = (state.checkpoint = await stage(
+      'checkpoint',
+      checkpoint({ runId, dataset, state: best.state, trainLoss: best.trainLoss, backend: best.backend, round: state.plan.round, trainer: input.trainer, model: input.model, eval: input.eval }),
+    ));
+
+    const plan = await commitTwoPhase(input, state, show);
+    if (plan) {
+      state.enter('awaitScore', `waiting for the validators' score of round ${plan.round}`);
+      show();
+      state.score = await stage('awaitScore', awaitScore({ miner: input.miner, round: plan.round, validateStartBlock: plan.validateStartBlock, hash: ckpt.hash, ...input.score }));
+    } else {
+      state.score = { status: 'missed', round: state.plan.round, hotkey: '', reason: state.missedWindows.join('; ') };
+    }
+    state.enter('done', `score: ${state.score.status}${state.score.incentiveShare !== undefined ? `, incentive share ${state.score.incentiveShare}` : ''}${state.score.reason ? ` (${state.score.reason})` : ''}`);
+    show();
+    const last = state.segments.at(-1)!;
+    return {
+      workflowId: runId,
+      hotkey: state.score.hotkey,
+      dataset,
+      training: {
+        steps: best.endStep,
+        stepsRun: state.stepsRun(),
+        plannedSteps: state.plannedSteps,
+        segments: state.segments.length,
+        trainLoss: best.trainLoss,
+        heldOutLoss: best.heldOutLoss,
+        tokensPerSec: last.tokensPerSec,
+        backend: last.backend,
+        best: best.state,
+        learningRate: state.learningRate!,
+        lrFind: state.lrFind,
+      },
+      segments: state.segments,
+      decisions: state.decisions,
+      checkpoint: ckpt,
+      commits: state.commits,
+      missedWindows: state.missedWindows,
+      score: state.score,
+    };
+  } catch (err) {
+    state.enter('failed', err instanceof Error ? err.message : String(err));
+    show();
+    throw err;
+  }
+}
+
+/**
+ * Between segments: the round's commit 1 opens at a block, not at a time computed once from the
+ * nominal block time; real chains (and a busy devnet) drift, so the deadline follows the chain.
+ */
+async function replanDeadline(input: CycleInput, state: CycleState): Promise<void> {
+  // Histories recorded before the re-plan existed replay without this activity.
+  if (!patched('replan-deadline-from-chain') || !state.plan) return;
+  const plan = await stage('commit', planCommit({ round: state.plan.round }));
+  const deadline = plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
+  if (state.trainingDeadline !== undefined && Math.abs(deadline - state.trainingDeadline) >= 1000) {
+    state.event(`training deadline moved ${Math.round((deadline - state.trainingDeadline) / 1000)} s with the chain: now ${new Date(deadline).toISOString()}`);
+  }
+  state.plan = plan;
+  state.trainingDeadline = deadline;
+}
+
+/**
+ * Commit 1 inside MinerCommit1, commit 2 after it and before MinerCommit2 ends. A missed window is
+ * recorded loudly and the commit moves to the next round, as long as the checkpoint is not older
+ * than commit.maxRounds allows; returns the round's plan, or undefined if every try missed.
+ */
+async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => void): Promise<CommitPlan | undefined> {
+  const ckpt = state.checkpoint!;
+  for (;;) {
+    const plan = (state.plan = await stage('commit', planCommit({})));
+    if (plan.round - ckpt.round >= input.commit.maxRounds) {
+      state.event(`not committing: the checkpoint was trained for round ${ckpt.round} and round ${plan.round} is beyond commit.maxRounds (${input.commit.maxRounds})`);
+      return undefined;
+    }
+    if (plan.round !== ckpt.round && !state.missedWindows.some((m) => m.includes(`round ${plan.round - 1}`))) {
+      miss(state, `commit 1 window of round ${plan.round - 1} closed before the checkpoint was ready`);
+    }
+    state.commits = [];
+    try {
+      state.enter('commit1', `round ${plan.round}: commit 1 window opens in ${Math.max(0, plan.commit1.opensAt - Date.now())} ms`);
+      show();
+      await sleepUntil(plan.commit1.opensAt);
+      state.commits.push(await stage('commit1', commitSignature({ miner: input.miner, hash: ckpt.hash, window: plan.commit1 })));
+      state.enter('commit2', `round ${plan.round}: commit 2 window opens in ${Math.max(0, plan.commit2.opensAt - Date.now())} ms`);
+      show();
+      await sleepUntil(plan.commit2.opensAt);
+      state.commits.push(await stage('commit2', commitLocation({ miner: input.miner, hash: ckpt.hash, location: ckpt.location, window: plan.commit2 })));
+      return plan;
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure && err.type === 'MissedWindowError')) throw err;
+      miss(state, `round ${plan.round}: ${err.message}`);
+      show();
+      await sleepUntil(plan.commit2.closesAt); // the round is lost; plan the next one after it
+    }
+  }
+}
+
+function miss(state: CycleState, what: string): void {
+  state.missedWindows.push(what);
+  state.event(`MISSED COMMIT WINDOW: ${what}`);
+}
+
+function validate(raw: unknown): CycleInput {
+  try {
+    return parseOrExplain(CycleInputSchema, raw, 'miningCycle input');
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInputError');
+    throw err;
+  }
+}
+
+async function sleepUntil(epochMs: number): Promise<void> {
+  const ms = epochMs - Date.now();
+  if (ms > 0) await sleep(ms);
+}

@@ -1,0 +1,22 @@
+// The built-in trainer: a GPT in TensorFlow.js (model/), trained in segments with exact resume.
+// Backend: tfjs-node-gpu → tfjs-node → wasm (model/backend.ts); states live in the checkpoint store.
+import * as path from 'node:path';
+import type { Logger } from '../../infra/log';
+import type { CheckpointStore } from '../../infra/store/store';
+import type { Trainer } from '../trainer';
+import { exportModel } from './export';
+import { findLearningRate } from './lr-find';
+import { trainSegment } from './segment';
+
+export function createTfjsTrainer(dataDir: string, store: CheckpointStore, log: Logger): Trainer {
+  const workDir = path.join(dataDir, 'work');
+  return {
+    kind: 'tfjs',
+    trainSegment: (req, hooks) => trainSegment(workDir, store, log, req, hooks),
+    findLearningRate: (req, hooks) => findLearningRate(workDir, store, log, req, hooks),
+    exportModel: (req, hooks) => exportModel(workDir, store, log, req, hooks),
+  };
+}
+
+export { datasetTokenizer, modelConfig, stateTokenizer } from './data';
+export { REPORT_POINTS, runRangeTest, chosenLr } from './lr-find';
