@@ -21,6 +21,9 @@ export interface SubtensorChainOptions {
   reconnectWaitMs?: number;
 }
 
+/** Blocks looked back over to measure the chain's real block time. */
+const OBSERVED_BLOCKS = 20;
+
 /** Largest raw commitment: the biggest variant of subtensor's `Data` is Raw128. */
 export const MAX_RAW_COMMITMENT_BYTES = 128;
 
@@ -85,12 +88,34 @@ export class SubtensorChain implements Chain {
     const header = await this.api.rpc.chain.getHeader();
     const block = header.number.toNumber();
     // The head's own timestamp: block times are then projected from when it was made, not from now.
-    const atMs = ((await (await this.api.at(header.hash)).query.timestamp.now()) as unknown as { toNumber(): number }).toNumber();
-    if ((await this.rpcMethods()).has('minerflow_schedule')) {
-      const s = (await this.provider.send('minerflow_schedule', [])) as { blockMs: number; origin: number; phases: PhaseSpec[] };
-      return { block, atMs, blockMs: s.blockMs, origin: s.origin, phases: s.phases };
+    const atMs = await this.timestampAt(header.hash);
+    const nominal = (await this.rpcMethods()).has('minerflow_schedule')
+      ? ((await this.provider.send('minerflow_schedule', [])) as { blockMs: number; origin: number; phases: PhaseSpec[] })
+      : { blockMs: this.opts.blockMs, origin: this.opts.origin ?? 0, phases: this.opts.phases };
+    return { block, atMs, blockMs: await this.observedBlockMs(block, atMs, nominal.blockMs), origin: nominal.origin, phases: nominal.phases };
+  }
+
+  /**
+   * The block time the chain is actually making, from the timestamps of the head and of a block
+   * OBSERVED_BLOCKS back: real chains (and a devnet on a busy host) drift from the nominal time,
+   * and a deadline projected with the nominal one would stop training too early or too late.
+   * Falls back to the nominal time when there is too little history or the chain cannot say.
+   */
+  private async observedBlockMs(head: number, headMs: number, nominalMs: number): Promise<number> {
+    const back = Math.min(OBSERVED_BLOCKS, head - 1); // block 0 carries no timestamp
+    if (back < 2) return nominalMs;
+    try {
+      const thenMs = await this.timestampAt(await this.api.rpc.chain.getBlockHash(head - back));
+      const observed = (headMs - thenMs) / back;
+      // A chain that stalled or raced for a moment is not a new block time: stay within 0.5–2× nominal.
+      return observed > 0 ? Math.min(2 * nominalMs, Math.max(nominalMs / 2, observed)) : nominalMs;
+    } catch {
+      return nominalMs; // pruned history: the nominal time is the best we know
     }
-    return { block, atMs, blockMs: this.opts.blockMs, origin: this.opts.origin ?? 0, phases: this.opts.phases };
+  }
+
+  private async timestampAt(hash: Parameters<ApiPromise['at']>[0]): Promise<number> {
+    return ((await (await this.api.at(hash)).query.timestamp.now()) as unknown as { toNumber(): number }).toNumber();
   }
 
   async uid(address: string, netuid: number): Promise<number | null> {

@@ -253,10 +253,10 @@ export class DevnetChain {
 
   // ---- blocks
 
-  private produceBlock(): void {
+  /** One block stamped `now` (the timer's tick; tests call it to make a chain of their own pace). */
+  produceBlock(now = Date.now()): void {
     const parent = this.head();
     const number = parent.number + 1;
-    const now = Date.now();
     const storage = new Map(parent.storage);
     this.put(storage, 'system', 'number', [number], number);
     this.put(storage, 'system', 'parentHash', [], parent.hash);

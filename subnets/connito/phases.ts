@@ -75,6 +75,7 @@ function planFor(s: ChainSchedule, round: number): CommitPlan {
   const validate = phaseWindow(s, round, 'Validate');
   return {
     round,
+    atBlock: s.block,
     validateStartBlock: validate.start,
     commit1: { round, opensAt: blockTime(s, c1.start), closesAt: blockTime(s, c1.end), startBlock: c1.start, endBlock: c1.end },
     commit2: { round, opensAt: blockTime(s, c1.end), closesAt: blockTime(s, c2.end), startBlock: c1.end, endBlock: c2.end },

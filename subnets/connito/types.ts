@@ -29,6 +29,7 @@ export interface CommitWindow {
 
 export interface CommitPlan {
   round: number;
+  atBlock?: number; // the chain's head when planned (absent in plans recorded before it was kept)
   validateStartBlock: number;
   commit1: CommitWindow; // MinerCommit1: signature of the hash
   commit2: CommitWindow; // after MinerCommit1 ends, before MinerCommit2 ends: hash + location

@@ -122,12 +122,12 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
 async function replanDeadline(input: CycleInput, state: CycleState): Promise<void> {
   // Histories recorded before the re-plan existed replay without this activity.
   if (!patched('replan-deadline-from-chain') || !state.plan) return;
-  const plan = await stage('commit', planCommit({ round: state.plan.round }));
+  const before = state.trainingDeadline;
+  const plan = observed(state, await stage('commit', planCommit({ round: state.plan.round })));
   const deadline = plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
-  if (state.trainingDeadline !== undefined && Math.abs(deadline - state.trainingDeadline) >= 1000) {
-    state.event(`training deadline moved ${Math.round((deadline - state.trainingDeadline) / 1000)} s with the chain: now ${new Date(deadline).toISOString()}`);
+  if (before !== undefined && Math.abs(deadline - before) >= 1000) {
+    state.event(`training deadline moved ${Math.round((deadline - before) / 1000)} s with the chain: now ${new Date(deadline).toISOString()}`);
   }
-  state.plan = plan;
   state.trainingDeadline = deadline;
 }
 
@@ -138,14 +138,14 @@ async function replanDeadline(input: CycleInput, state: CycleState): Promise<voi
  */
 async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => void): Promise<CommitPlan | undefined> {
   const ckpt = state.checkpoint!;
+  let aim = ckpt.round; // the round this cycle is committing for: a miss is only ever recorded for it
   for (;;) {
-    const plan = (state.plan = await stage('commit', planCommit({})));
+    const plan = observed(state, await stage('commit', planCommit({})));
+    if (plan.round < aim) chainWentBack(`round ${plan.round} now, but this checkpoint is for round ${aim}`);
+    if (plan.round > aim) miss(state, `round ${aim}: commit 1 window closed before the checkpoint was ready (the chain is at round ${plan.round})`);
     if (plan.round - ckpt.round >= input.commit.maxRounds) {
       state.event(`not committing: the checkpoint was trained for round ${ckpt.round} and round ${plan.round} is beyond commit.maxRounds (${input.commit.maxRounds})`);
       return undefined;
-    }
-    if (plan.round !== ckpt.round && !state.missedWindows.some((m) => m.includes(`round ${plan.round - 1}`))) {
-      miss(state, `commit 1 window of round ${plan.round - 1} closed before the checkpoint was ready`);
     }
     state.commits = [];
     try {
@@ -163,8 +163,21 @@ async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => 
       miss(state, `round ${plan.round}: ${err.message}`);
       show();
       await sleepUntil(plan.commit2.closesAt); // the round is lost; plan the next one after it
+      aim = plan.round + 1;
     }
   }
+}
+
+/** Records a new plan, refusing one from a chain whose head is behind the last plan's. */
+function observed(state: CycleState, plan: CommitPlan): CommitPlan {
+  const last = state.plan?.atBlock;
+  if (last !== undefined && plan.atBlock !== undefined && plan.atBlock < last) chainWentBack(`block ${plan.atBlock} now, ${last} when last planned`);
+  return (state.plan = plan);
+}
+
+/** A chain whose block number went backwards was reset (a devnet restart) or replaced: nothing planned on it holds. */
+function chainWentBack(what: string): never {
+  throw ApplicationFailure.nonRetryable(`the chain went backwards (${what}): was it reset? Not committing into a round this checkpoint was not trained for`, 'ChainResetError');
 }
 
 function miss(state: CycleState, what: string): void {
