@@ -14,6 +14,8 @@ const PERMANENT = new Set([
   'CheckpointError',
   'CheckpointShapeError', // e.g. training.initFrom saved with another model config
   'TokenizerFileError',
+  'PreflightError',
+  'ChainResetError',
   'LrFindInconclusiveError', // too few points to read a suggestion: the loop trains at the configured LR
 ]);
 

@@ -207,19 +207,30 @@ export class InvalidInputError extends Error {
   override name = 'InvalidInputError';
 }
 
+/** Field names whose values are never echoed in an error (a hotkey *name* is not a secret). */
+const SECRET_FIELD = /secret|password|passphrase|token|mnemonic|private|api_?key|access_?key/i;
+
 /** Parses `raw` with `schema`, or throws InvalidInputError naming each field, its value and what is allowed. */
 export function parseOrExplain<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.infer<S> {
-  const result = schema.safeParse(raw ?? {});
+  // No input at all is a mistake, not a request for the defaults: those are spelled {}.
+  if (raw === undefined || raw === null) throw new InvalidInputError(`invalid ${what}: (root) = ${raw === null ? 'null' : 'missing'}: expected an object ({} for all the defaults)`);
+  const result = schema.safeParse(raw);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const field = issue.path.length ? issue.path.join('.') : '(root)';
     const value = valueAt(raw, issue.path);
-    const secret = /key|secret|password|token/i.test(field);
-    const shown = value === undefined ? 'missing' : secret ? '(redacted)' : JSON.stringify(value);
+    const secret = SECRET_FIELD.test(String(issue.path.at(-1) ?? ''));
+    const shown = value === undefined ? 'missing' : secret ? '(redacted)' : show(value);
     const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
     return `${field} = ${shown}: ${issue.message}${extra}`;
   });
   throw new InvalidInputError(`invalid ${what}: ${problems.join('; ')}`);
+}
+
+/** JSON for people: Infinity and NaN as themselves (JSON.stringify would say null). */
+function show(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  return JSON.stringify(value, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x)) ?? String(value);
 }
 
 function valueAt(raw: unknown, path: PropertyKey[]): unknown {

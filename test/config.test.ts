@@ -37,3 +37,27 @@ test('secret-looking fields are never echoed', () => {
     (err: Error) => !err.message.includes('sk-very-secret') && err.message.includes('TEMPORAL_API_KEY = (redacted)'),
   );
 });
+
+test('a hotkey or wallet *name* is shown as it is: names are not secrets', () => {
+  assert.throws(
+    () => parseOrExplain(CycleInputSchema, { miner: { hotkey: '..', wallet: 'a/b' } }, 'miningCycle input'),
+    (err: Error) => err.message.includes('miner.hotkey = ".."') && err.message.includes('miner.wallet = "a/b"') && !err.message.includes('(redacted)'),
+  );
+});
+
+test('null or no input is refused, not silently taken for the defaults', () => {
+  assert.throws(() => parseOrExplain(CycleInputSchema, null, 'miningCycle input'), /miningCycle input: \(root\) = null: expected an object \(\{\} for all the defaults\)/);
+  assert.throws(() => parseOrExplain(CycleInputSchema, undefined, 'miningCycle input'), /\(root\) = missing/);
+  assert.throws(() => parseOrExplain(CycleInputSchema, 'hello', 'miningCycle input'), /\(root\) = "hello"/);
+});
+
+test('non-finite numbers are shown as what they are, not as null', () => {
+  assert.throws(() => parseOrExplain(CycleInputSchema, { training: { learningRate: Infinity } }, 'input'), /training\.learningRate = Infinity/);
+});
+
+test('wallet and hotkey names are one path segment: . and .. and separators are refused', () => {
+  for (const bad of ['.', '..', 'a/b', 'a\\b', '', 'x'.repeat(65)]) {
+    assert.throws(() => parseOrExplain(CycleInputSchema, { miner: { wallet: bad } }, 'input'), /miner\.wallet = .*letters, digits/, `wallet ${JSON.stringify(bad)}`);
+  }
+  assert.equal(parseOrExplain(CycleInputSchema, { miner: { wallet: 'my.wallet-1', hotkey: 'h_2' } }, 'input').miner.hotkey, 'h_2');
+});

@@ -58,8 +58,11 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
 
   async function send(phase: CommitReceipt['phase'], miner: MinerInput, pair: Awaited<ReturnType<typeof signer>>['pair'], payload: string, w: CommitWindow): Promise<CommitReceipt> {
     checkWindow(phase, w);
+    // Inclusion takes a block or two: heartbeat meanwhile, so a worker that dies here is noticed
+    // within the heartbeat timeout and the retry (which finds the landed commitment) starts at once.
+    const beat = setInterval(() => heartbeat({ phase, round: w.round }), 1000);
     heartbeat({ phase, round: w.round });
-    const { block } = await (await chain()).commit(pair, miner.netuid, payload);
+    const { block } = await (await chain()).commit(pair, miner.netuid, payload).finally(() => clearInterval(beat));
     const receipt: CommitReceipt = { phase, block, payload, bytes: Buffer.byteLength(payload) };
     log.info(`${phase} included`, { block, bytes: receipt.bytes, hotkey: pair.address });
     return receipt;

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { Subnet } from '../subnet';
 import { makeCheckpoint } from './checkpoint';
 import { makeCommit } from './commit';
+import { makePreflight } from './preflight';
 import { makeAwaitScore } from './score';
 import { makeDevnetValidator } from './devnet-validator';
 
@@ -13,7 +14,7 @@ export const connito = {
   netuid: 102,
   intake: 'phase-clock',
   workflows: ['miningCycle'],
-  controlActivities: ({ settings, chain }) => ({ ...makeCommit(settings, chain), awaitScore: makeAwaitScore(settings, chain) }),
+  controlActivities: ({ settings, store, chain }) => ({ preflight: makePreflight(settings, store, chain), ...makeCommit(settings, chain), awaitScore: makeAwaitScore(settings, chain) }),
   gpuActivities: ({ settings, store, trainerFor }) => ({ checkpoint: makeCheckpoint(path.join(settings.dataDir, 'work'), store, trainerFor) }),
   devnetValidator: makeDevnetValidator,
 } satisfies Subnet;

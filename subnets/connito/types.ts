@@ -1,6 +1,6 @@
 // Connito's types that cross the Temporal boundary: the published checkpoint, commit windows and
 // receipts, the validators' score, and the cycle's status and result. Plain JSON only.
-import type { DatasetRef, Decision, LrFindReport, SegmentResult, TrainingSummary } from '../../common/types';
+import type { DatasetRef, Decision, SegmentResult, TrainingSummary } from '../../common/types';
 
 export interface CheckpointRef {
   hash: string; // Connito model hash, 48 hex chars
@@ -60,7 +60,7 @@ export interface ScoreReport {
   reason?: string;
 }
 
-export type CyclePhase = 'validating' | 'curate' | 'lrFind' | 'train' | 'paused' | 'checkpoint' | 'commit1' | 'commit2' | 'awaitScore' | 'done' | 'failed';
+export type CyclePhase = 'validating' | 'preflight' | 'curate' | 'lrFind' | 'train' | 'paused' | 'checkpoint' | 'commit1' | 'commit2' | 'awaitScore' | 'done' | 'failed';
 
 export interface CycleStatus {
   phase: CyclePhase;

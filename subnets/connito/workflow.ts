@@ -22,15 +22,24 @@ const { curateCorpus } = proxyActivities<ControlActivities>({
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '2s', maximumAttempts: 5 },
 });
+// Preflight fails fast: its errors are permanent (a bad wallet, an unregistered hotkey), or the
+// chain/store is down, which a few quick retries tell apart from a blip.
+const { preflight } = proxyActivities<ControlActivities>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '60s',
+  retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 5 },
+});
 const { planCommit } = proxyActivities<ControlActivities>({
   taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 10 },
 });
 // Commits retry fast: a window is minutes long; the activity fails for good once it has closed.
+// They heartbeat while waiting for inclusion, so a dead worker costs seconds, not the window.
 const { commitSignature, commitLocation } = proxyActivities<ControlActivities>({
   taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '60s',
+  heartbeatTimeout: '5s',
   retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '5s', maximumAttempts: 30 },
 });
 const { awaitScore } = proxyActivities<ControlActivities>({
@@ -55,6 +64,13 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
 
   const runId = workflowInfo().workflowId;
   try {
+    // Histories recorded before the preflight existed replay without it.
+    if (patched('preflight-at-start')) {
+      state.enter('preflight', `checking wallet '${input.miner.wallet}/${input.miner.hotkey}', registration on netuid ${input.miner.netuid}, chain and store`);
+      show();
+      const ok = await stage('preflight', preflight({ miner: input.miner }));
+      state.event(`preflight: hotkey ${ok.hotkey} is uid ${ok.uid} on netuid ${input.miner.netuid}, chain at block ${ok.block}, store ${ok.store} writable`);
+    }
     state.enter('curate', `curating ${input.corpus.path}`);
     show();
     const dataset = (state.dataset = await stage('curate', curateCorpus({ corpus: input.corpus, curate: input.curate })));
@@ -138,14 +154,18 @@ async function replanDeadline(input: CycleInput, state: CycleState): Promise<voi
  */
 async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => void): Promise<CommitPlan | undefined> {
   const ckpt = state.checkpoint!;
-  let aim = ckpt.round; // the round this cycle is committing for: a miss is only ever recorded for it
-  for (;;) {
-    const plan = observed(state, await stage('commit', planCommit({})));
-    if (plan.round < aim) chainWentBack(`round ${plan.round} now, but this checkpoint is for round ${aim}`);
-    if (plan.round > aim) miss(state, `round ${aim}: commit 1 window closed before the checkpoint was ready (the chain is at round ${plan.round})`);
-    if (plan.round - ckpt.round >= input.commit.maxRounds) {
-      state.event(`not committing: the checkpoint was trained for round ${ckpt.round} and round ${plan.round} is beyond commit.maxRounds (${input.commit.maxRounds})`);
+  // The round this cycle commits for: the one it trained for, then the next after each miss. Its
+  // windows are re-planned from the chain now; a miss is only ever recorded for this round.
+  for (let aim = ckpt.round; ; aim++) {
+    // Planned before the maxRounds check, as recorded histories did it (replay needs the same calls).
+    const plan = observed(state, await stage('commit', planCommit({ round: aim })));
+    if (aim - ckpt.round >= input.commit.maxRounds) {
+      state.event(`not committing: the checkpoint was trained for round ${ckpt.round} and round ${aim} is beyond commit.maxRounds (${input.commit.maxRounds})`);
       return undefined;
+    }
+    if (plan.commit1.closesAt <= Date.now()) {
+      miss(state, `round ${aim}: commit 1 window closed before the checkpoint was ready`);
+      continue;
     }
     state.commits = [];
     try {
@@ -162,8 +182,7 @@ async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => 
       if (!(err instanceof ApplicationFailure && err.type === 'MissedWindowError')) throw err;
       miss(state, `round ${plan.round}: ${err.message}`);
       show();
-      await sleepUntil(plan.commit2.closesAt); // the round is lost; plan the next one after it
-      aim = plan.round + 1;
+      await sleepUntil(plan.commit2.closesAt); // the round is lost; the next one's windows come after it
     }
   }
 }
@@ -177,7 +196,7 @@ function observed(state: CycleState, plan: CommitPlan): CommitPlan {
 
 /** A chain whose block number went backwards was reset (a devnet restart) or replaced: nothing planned on it holds. */
 function chainWentBack(what: string): never {
-  throw ApplicationFailure.nonRetryable(`the chain went backwards (${what}): was it reset? Not committing into a round this checkpoint was not trained for`, 'ChainResetError');
+  throw ApplicationFailure.nonRetryable(`the chain went backwards (${what}): was it reset? Nothing planned on it holds; start a new cycle`, 'ChainResetError');
 }
 
 function miss(state: CycleState, what: string): void {

@@ -33,14 +33,14 @@ export async function startTemporal(settings: Settings): Promise<{ env: TestWork
  * A dev server for one test file: started before its tests, torn down after; `use` receives it.
  * With the devnet chain (the default) a devnet starts alongside and `settings` point at it.
  */
-export function useTemporal(settings: Settings, use: (t: { env: TestWorkflowEnvironment; bundle: WorkflowBundle }) => void): void {
+export function useTemporal(settings: Settings, use: (t: { env: TestWorkflowEnvironment; bundle: WorkflowBundle; devnet?: Devnet }) => void): void {
   let env: TestWorkflowEnvironment | undefined;
   let devnet: Devnet | undefined;
   before(async () => {
     if (settings.chain.kind === 'devnet') devnet = await startTestDevnet(settings);
     const t = await startTemporal(settings);
     env = t.env;
-    use(t);
+    use({ ...t, devnet });
   });
   after(async () => {
     await env?.teardown();
