@@ -14,6 +14,9 @@ const PERMANENT = new Set([
   'CheckpointError',
   'CheckpointShapeError', // e.g. training.initFrom saved with another model config
   'TokenizerFileError',
+  'InvalidStoreKeyError', // an absolute or '..' store key: a bug or hostile input
+  'ModelTooLargeError', // the model and batch cannot fit this machine's memory
+  'BackendAbortError', // the TensorFlow.js backend aborted (e.g. out of wasm memory); retrying the same task aborts again
 ]);
 
 export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
