@@ -6,6 +6,7 @@ import { createGpuActivities } from '../activities';
 import { TASK_QUEUES } from '../common/queues';
 import { openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
+import { runUntilStopped } from '../infra/shutdown';
 import { connectWorker } from '../infra/temporal';
 
 export async function createGpuWorker(settings: Settings, connection: NativeConnection): Promise<Worker> {
@@ -25,9 +26,11 @@ export async function createGpuWorker(settings: Settings, connection: NativeConn
 if (require.main === module) {
   void (async () => {
     const settings = loadSettings();
-    const worker = await createGpuWorker(settings, await connectWorker(settings));
+    const connection = await connectWorker(settings);
+    const worker = await createGpuWorker(settings, connection);
     console.log(`minerflow: gpu worker polling '${TASK_QUEUES.gpu}' on ${settings.temporal.address}`);
-    await worker.run();
+    // Exits on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS, chain sockets and connection closed.
+    await runUntilStopped(worker, connection, { name: 'gpu' });
   })().catch((err) => {
     console.error(err);
     process.exit(1);
