@@ -207,3 +207,19 @@ test('an aborted signal stops curation with its reason and leaves no dataset fol
   assert.equal(ds.reused, false);
   assert.deepEqual((await fs.readdir(out)).sort(), [ds.id, 'inputs'].sort());
 });
+
+test('callers that pass only the data folder (the CLI) get the roots from MINERFLOW_DATA_ROOTS', async () => {
+  const dataDir = tempDir();
+  const saved = process.env.MINERFLOW_DATA_ROOTS;
+  try {
+    delete process.env.MINERFLOW_DATA_ROOTS;
+    await assert.rejects(curationPlan(corpusOf(root), curateInput, dataDir), outsideRoots);
+    process.env.MINERFLOW_DATA_ROOTS = `/nonexistent-minerflow-root${path.delimiter}${root}`;
+    const plan = await curationPlan(corpusOf(root), curateInput, dataDir);
+    assert.equal(plan.source, root);
+    assert.deepEqual(plan.roots, ['/nonexistent-minerflow-root', root, path.join(dataDir, 'corpora')]);
+  } finally {
+    if (saved === undefined) delete process.env.MINERFLOW_DATA_ROOTS;
+    else process.env.MINERFLOW_DATA_ROOTS = saved;
+  }
+});
