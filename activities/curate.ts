@@ -1,6 +1,6 @@
 // Stage 1, curate (control queue): corpus → normalised, de-duplicated train / held-out split in the store.
 import * as path from 'node:path';
-import { heartbeat, log } from '@temporalio/activity';
+import { cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { CorpusSchema, CurateSchema, parseOrExplain, type CorpusInput, type CurateInput } from '../common/config';
 import type { DatasetRef } from '../common/types';
 import { curate, nonZero } from '../curation/curate';
@@ -20,8 +20,14 @@ export function makeCurate(settings: Settings, store: CheckpointStore) {
       const corpus = parseOrExplain(CorpusSchema, input.corpus, 'curate input corpus');
       const opts = parseOrExplain(CurateSchema, input.curate, 'curate input options');
       heartbeat({ stage: 'reading corpus' });
-      const plan = await curationPlan(corpus, opts, settings.dataDir);
-      const ds = await curate(plan.source, path.join(settings.dataDir, 'datasets'), plan.opts);
+      const plan = await curationPlan(corpus, opts, settings);
+      // Heartbeats carry progress; the signal stops an attempt that timed out or was cancelled, so it
+      // does not keep reading beside its retry.
+      const ds = await curate(plan.source, path.join(settings.dataDir, 'datasets'), plan.opts, {
+        roots: plan.roots,
+        onProgress: (p) => heartbeat(p),
+        signal: cancellationSignal(),
+      });
       const key = `datasets/${ds.id}`;
       for (const f of ['train.jsonl', 'heldout.jsonl', 'report.json']) await store.put(`${key}/${f}`, path.join(ds.dir, f), { immutable: true });
       const r = ds.report;

@@ -17,6 +17,9 @@ const PERMANENT = new Set([
   'PreflightError',
   'ChainResetError',
   'LrFindInconclusiveError', // too few points to read a suggestion: the loop trains at the configured LR
+  'InvalidStoreKeyError', // an absolute or '..' store key: a bug or hostile input
+  'ModelTooLargeError', // the model and batch cannot fit this machine's memory
+  'BackendAbortError', // the TensorFlow.js backend aborted (e.g. out of wasm memory); retrying the same task aborts again
 ]);
 
 export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {

@@ -14,6 +14,7 @@ import { MinHasher, NearDuplicateIndex } from './minhash';
 import { CorpusError, listCorpusFiles, readDocuments, type CorpusFile, type SourceOptions } from './sources';
 
 export { CorpusError, normalise };
+export { checkInsideRoots } from './sources';
 
 /** Bump when curation's output for the same input changes, so cached results are not reused. */
 const CURATE_VERSION = 2;
@@ -56,13 +57,56 @@ export interface CuratedDataset {
   reused: boolean; // an unchanged input's earlier result was returned
 }
 
+/** How a curation run is watched and bounded; none of it changes the result (nor the dataset id). */
+export interface CurateRun {
+  /** Folders the corpus and reference must lie in (symlinks resolved); undefined: anywhere. */
+  roots?: string[];
+  /** Progress, at most every PROGRESS_DOCUMENTS documents or PROGRESS_MS (for heartbeats). */
+  onProgress?: (p: CurateProgress) => void;
+  /** Aborting stops the run between documents with the signal's reason; nothing is left under the dataset's name. */
+  signal?: AbortSignal;
+}
+
+export interface CurateProgress {
+  stage: 'reference' | 'filter' | 'split';
+  documents: number;
+  bytes: number;
+}
+
+const PROGRESS_DOCUMENTS = 1000;
+const PROGRESS_MS = 2000;
+
+/** Calls onProgress every PROGRESS_DOCUMENTS documents or PROGRESS_MS, whichever comes first, and checks the signal. */
+class ProgressTicker {
+  private documents = 0;
+  private bytes = 0;
+  private lastDocuments = 0;
+  private lastTime = performance.now();
+
+  constructor(private readonly run: CurateRun, private readonly stage: CurateProgress['stage']) {}
+
+  tick(text: string | undefined): void {
+    this.run.signal?.throwIfAborted();
+    this.documents += 1;
+    this.bytes += text === undefined ? 0 : Buffer.byteLength(text);
+    if (!this.run.onProgress) return;
+    const now = performance.now();
+    if (this.documents - this.lastDocuments >= PROGRESS_DOCUMENTS || now - this.lastTime >= PROGRESS_MS) {
+      this.lastDocuments = this.documents;
+      this.lastTime = now;
+      this.run.onProgress({ stage: this.stage, documents: this.documents, bytes: this.bytes });
+    }
+  }
+}
+
 const MAX_EXAMPLES = 3;
 const MAX_CLUSTERS = 20;
 
-export async function curate(corpusPath: string, outRoot: string, opts: CurateOptions): Promise<CuratedDataset> {
+export async function curate(corpusPath: string, outRoot: string, opts: CurateOptions, run: CurateRun = {}): Promise<CuratedDataset> {
   const t0 = performance.now();
-  const files = await listCorpusFiles(corpusPath, opts.format);
-  const refFiles = opts.domain.reference ? await listCorpusFiles(opts.domain.reference, 'auto') : [];
+  run.signal?.throwIfAborted();
+  const files = await listCorpusFiles(corpusPath, opts.format, { roots: run.roots, field: 'corpus.path' });
+  const refFiles = opts.domain.reference ? await listCorpusFiles(opts.domain.reference, 'auto', { roots: run.roots, field: 'curate.domain.reference' }) : [];
   const fingerprint = inputFingerprint(files, refFiles, opts);
   const cached = await reuse(outRoot, fingerprint);
   if (cached) return cached;
@@ -71,8 +115,8 @@ export async function curate(corpusPath: string, outRoot: string, opts: CurateOp
   await fs.mkdir(tmp, { recursive: true });
   try {
     const report = emptyReport(corpusPath, opts, files.length);
-    const domain = opts.domain.reference ? await buildDomainScorer(refFiles, opts, report) : undefined;
-    const { digests, sketches } = await filterPass(files, opts, domain, report, path.join(tmp, 'kept.jsonl'));
+    const domain = opts.domain.reference ? await buildDomainScorer(refFiles, opts, report, new ProgressTicker(run, 'reference')) : undefined;
+    const { digests, sketches } = await filterPass(files, opts, domain, report, path.join(tmp, 'kept.jsonl'), new ProgressTicker(run, 'filter'));
     report.kept = digests.length;
 
     // Under a budget, keep a diverse subset; otherwise everything that passed.
@@ -81,7 +125,8 @@ export async function curate(corpusPath: string, outRoot: string, opts: CurateOp
       selected = new Set(farthestFirst(sketches, opts.maxDocuments, 0));
       report.dropped.overBudget = digests.length - selected.size;
     }
-    const id = await splitPass(path.join(tmp, 'kept.jsonl'), tmp, selected, opts, report);
+    const id = await splitPass(path.join(tmp, 'kept.jsonl'), tmp, selected, opts, report, new ProgressTicker(run, 'split'));
+    run.signal?.throwIfAborted(); // the last moment an abort can stop the dataset from appearing
     await fs.rm(path.join(tmp, 'kept.jsonl'));
     report.seconds = (performance.now() - t0) / 1000;
     await fs.writeFile(path.join(tmp, 'report.json'), JSON.stringify(report, null, 2) + '\n');
@@ -98,7 +143,7 @@ export async function curate(corpusPath: string, outRoot: string, opts: CurateOp
 }
 
 /** Pass 1, streaming: every rule but the budget; survivors go to `keptFile` in input order. */
-async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: DomainScorer | undefined, report: CurateReport, keptFile: string) {
+async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: DomainScorer | undefined, report: CurateReport, keptFile: string, progress: ProgressTicker) {
   const out = await fs.open(keptFile, 'w');
   const seen = new Set<string>();
   const digests: string[] = [];
@@ -116,6 +161,7 @@ async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: Doma
   try {
     for (const file of files) {
       for await (const doc of readDocuments(file, opts)) {
+        progress.tick(doc.text);
         report.documentsIn += 1;
         if (doc.malformed !== undefined) {
           if (opts.onMalformed === 'fail') throw new CorpusError(`${doc.source}: ${doc.malformed} (curate.onMalformed is 'fail'; set it to 'skip' to drop and count such documents)`);
@@ -169,7 +215,7 @@ async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: Doma
 }
 
 /** Pass 2, streaming: the selected documents to train.jsonl / heldout.jsonl; returns the dataset id. */
-async function splitPass(keptFile: string, dir: string, selected: Set<number> | undefined, opts: CurateOptions, report: CurateReport): Promise<string> {
+async function splitPass(keptFile: string, dir: string, selected: Set<number> | undefined, opts: CurateOptions, report: CurateReport, progress: ProgressTicker): Promise<string> {
   const train = await fs.open(path.join(dir, 'train.jsonl'), 'w');
   const heldOut = await fs.open(path.join(dir, 'heldout.jsonl'), 'w');
   const id = createHash('sha256').update(JSON.stringify({ v: CURATE_VERSION, opts }));
@@ -177,6 +223,7 @@ async function splitPass(keptFile: string, dir: string, selected: Set<number> | 
     let i = -1;
     for await (const line of readline.createInterface({ input: createReadStream(keptFile), crlfDelay: Infinity })) {
       i += 1;
+      progress.tick(line);
       if (!line || (selected && !selected.has(i))) continue;
       const { text, digest } = JSON.parse(line) as { text: string; digest: string };
       id.update(digest);
@@ -199,10 +246,11 @@ async function splitPass(keptFile: string, dir: string, selected: Set<number> | 
   return id.digest('hex').slice(0, 32);
 }
 
-async function buildDomainScorer(refFiles: CorpusFile[], opts: CurateOptions, report: CurateReport): Promise<DomainScorer> {
+async function buildDomainScorer(refFiles: CorpusFile[], opts: CurateOptions, report: CurateReport, progress: ProgressTicker): Promise<DomainScorer> {
   const texts: string[] = [];
   for (const f of refFiles) {
     for await (const doc of readDocuments(f, { format: f.format, textField: opts.textField })) {
+      progress.tick(doc.text);
       const t = doc.text === undefined ? '' : normalise(doc.text);
       if (t.length >= opts.minChars) texts.push(t);
     }

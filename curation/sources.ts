@@ -34,8 +34,51 @@ export class CorpusError extends Error {
 
 const GLOB_CHARS = /[*?[]/;
 
+/** Where a corpus may be read from. Workflow input is written by anyone who reaches Temporal. */
+export interface CorpusAccess {
+  /** Folders the corpus must lie in, symlinks resolved; undefined: anywhere (trusted local callers only). */
+  roots?: string[];
+  /** The input field the path came from, for messages (corpus.path, curate.domain.reference). */
+  field?: string;
+}
+
+/**
+ * Refuses `p` unless its real path (symlinks resolved; for a path that does not exist, its nearest
+ * existing ancestor's) lies inside one of `roots`. Reads no file: realpath only looks at links.
+ */
+export async function checkInsideRoots(p: string, roots: string[], field: string, shown = p): Promise<string> {
+  const real = await realPathOf(p);
+  const realRoots = await Promise.all(roots.map(realPathOf));
+  if (!realRoots.some((root) => isInside(real, root))) {
+    throw new CorpusError(
+      `${field} '${shown}' is outside the folders corpora may be read from (${roots.join(', ')}); ` +
+        `move the corpus into one of them, or add its folder to MINERFLOW_DATA_ROOTS (separated by '${path.delimiter}') in the worker's environment`,
+    );
+  }
+  return real;
+}
+
+/** True when `p` is `root` or inside it (both absolute, already resolved). */
+export function isInside(p: string, root: string): boolean {
+  const rel = path.relative(root, p);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+}
+
+/** fs.realpath, or for a missing path its nearest existing ancestor's real path plus the rest. */
+async function realPathOf(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  try {
+    return await fs.realpath(abs);
+  } catch {
+    const parent = path.dirname(abs);
+    if (parent === abs) return abs;
+    return path.join(await realPathOf(parent), path.basename(abs));
+  }
+}
+
 /** The files of a corpus: `spec` is a file, a folder (walked recursively) or a glob such as data/**\/*.jsonl. */
-export async function listCorpusFiles(spec: string, format: SourceOptions['format']): Promise<CorpusFile[]> {
+export async function listCorpusFiles(spec: string, format: SourceOptions['format'], access: CorpusAccess = {}): Promise<CorpusFile[]> {
+  const field = access.field ?? 'corpus.path';
   const formatOf = (p: string): CorpusFile['format'] | undefined => {
     if (format !== 'auto') return format;
     if (p.endsWith('.jsonl')) return 'jsonl';
@@ -49,38 +92,72 @@ export async function listCorpusFiles(spec: string, format: SourceOptions['forma
     const st = await fs.stat(p);
     out.push({ path: p, format: f, size: st.size, mtimeMs: st.mtimeMs });
   };
+  const walker = new Walker(access.roots, field, spec);
   if (GLOB_CHARS.test(spec)) {
     const parts = spec.split(path.sep);
     const firstGlob = parts.findIndex((p) => GLOB_CHARS.test(p));
-    const root = parts.slice(0, firstGlob).join(path.sep) || '.';
+    const root = parts.slice(0, firstGlob).join(path.sep) || (spec.startsWith(path.sep) ? path.sep : '.');
+    if (access.roots) await checkInsideRoots(root, access.roots, field, spec);
     const re = globToRegExp(path.resolve(spec));
-    for (const p of await walk(root)) if (re.test(path.resolve(p))) await add(p);
-    if (out.length === 0) throw new CorpusError(`corpus.path '${spec}' matches no .txt, .md or .jsonl files`);
+    for (const p of await walker.walk(root)) if (re.test(path.resolve(p))) await add(p);
+    if (out.length === 0) throw new CorpusError(`${field} '${spec}' matches no .txt, .md or .jsonl files`);
     return out;
   }
+  if (access.roots) await checkInsideRoots(spec, access.roots, field);
   const stat = await fs.stat(spec).catch(() => undefined);
-  if (!stat) throw new CorpusError(`corpus.path '${spec}' does not exist`);
+  if (!stat) throw new CorpusError(`${field} '${spec}' does not exist`);
   if (stat.isFile()) {
-    if (!formatOf(spec)) throw new CorpusError(`corpus.path '${spec}': unknown file type; use .txt, .md or .jsonl, or set corpus.format`);
+    if (!formatOf(spec)) throw new CorpusError(`${field} '${spec}': unknown file type; use .txt, .md or .jsonl, or set corpus.format`);
     await add(spec);
     return out;
   }
-  for (const p of await walk(spec)) await add(p);
-  if (out.length === 0) throw new CorpusError(`corpus.path '${spec}' holds no .txt, .md or .jsonl files`);
+  for (const p of await walker.walk(spec)) await add(p);
+  if (out.length === 0) throw new CorpusError(`${field} '${spec}' holds no .txt, .md or .jsonl files`);
   return out;
 }
 
-/** Every file under `dir`, sorted, skipping dot-files and dot-folders. */
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (entry.name.startsWith('.')) continue;
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await walk(p)));
-    else if (entry.isFile()) out.push(p);
+/**
+ * Every file under a folder, sorted, skipping dot-files and dot-folders. With roots, a symbolic
+ * link is followed only when its target lies inside them (one outside fails the corpus, by the
+ * link's name); without roots, links are skipped.
+ */
+class Walker {
+  private readonly visited = new Set<string>(); // real folders walked: a link loop ends here
+
+  constructor(private readonly roots: string[] | undefined, private readonly field: string, private readonly spec: string) {}
+
+  async walk(dir: string): Promise<string[]> {
+    const real = await fs.realpath(dir).catch(() => path.resolve(dir));
+    if (this.visited.has(real)) return [];
+    this.visited.add(real);
+    const out: string[] = [];
+    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (entry.name.startsWith('.')) continue;
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) out.push(...(await this.walk(p)));
+      else if (entry.isFile()) out.push(p);
+      else if (entry.isSymbolicLink() && this.roots) {
+        const target = await fs.realpath(p).catch(() => undefined);
+        if (target === undefined) continue; // a dangling link holds nothing to read
+        if (!(await this.insideRoots(target))) {
+          throw new CorpusError(
+            `${this.field} '${this.spec}': ${p} is a symbolic link to a place outside the folders corpora may be read from (${this.roots.join(', ')}); ` +
+              `remove the link, copy the data in, or add the target's folder to MINERFLOW_DATA_ROOTS`,
+          );
+        }
+        const st = await fs.stat(target);
+        if (st.isDirectory()) out.push(...(await this.walk(p)));
+        else if (st.isFile()) out.push(p);
+      }
+    }
+    return out;
   }
-  return out;
+
+  private async insideRoots(real: string): Promise<boolean> {
+    const realRoots = await Promise.all(this.roots!.map(realPathOf));
+    return realRoots.some((root) => isInside(real, root));
+  }
 }
 
 /** `**` any folders, `*` any characters but `/`, `?` one character, `[abc]` a set. */

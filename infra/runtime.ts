@@ -4,13 +4,13 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CurateSchema, type CorpusInput, type CurateInput } from '../common/config';
-import { curate, readSplit, type CurateOptions } from '../curation/curate';
+import { checkInsideRoots, CorpusError, curate, readSplit, type CurateOptions } from '../curation/curate';
 import { exportBrown } from '../curation/brown';
 import type { Chain } from './chain/chain';
 import { SubtensorChain } from './chain/subtensor';
 import { startDevnet, type Devnet } from './devnet/server';
 import { makeDevnetValidator } from '../subnets/connito/devnet-validator';
-import { loadSettings, type Settings } from './settings';
+import { loadSettings, parseDataRoots, type Settings } from './settings';
 import { FsStore } from './store/fs-store';
 import { S3Store } from './store/s3-store';
 import type { CheckpointStore } from './store/store';
@@ -32,20 +32,43 @@ export function openStore(location: string, settings?: Pick<Settings, 'dataDir' 
   return new FsStore(location);
 }
 
-/** `sample:brown` or `sample:brown:<genres>` → a folder of the Brown corpus as text; anything else is a path. */
-export async function resolveCorpus(spec: string, dataDir: string): Promise<string> {
+/**
+ * `sample:brown` or `sample:brown:<genres>` → a folder of the Brown corpus as text; anything else
+ * is a path, which must lie inside `roots` (symlinks resolved) before anything is read from it.
+ * `field` names the input the spec came from, for messages.
+ */
+export async function resolveCorpus(spec: string, dataDir: string, roots?: string[], field = 'corpus.path'): Promise<string> {
   const m = /^sample:brown(?::([a-r]+))?$/.exec(spec);
-  if (m) return exportBrown(path.join(dataDir, 'corpora'), m[1]);
-  if (spec.startsWith('sample:')) throw new Error(`corpus.path '${spec}': unknown sample corpus; use sample:brown or sample:brown:<genres>`);
-  return path.resolve(spec);
+  if (m) return exportBrown(sampleCorporaDir(dataDir), m[1]);
+  if (spec.startsWith('sample:')) throw new CorpusError(`${field} '${spec}': unknown sample corpus; use sample:brown or sample:brown:<genres> (genres a–r)`);
+  if (spec.includes('\0')) throw new CorpusError(`${field} contains a NUL character; give a plain path`);
+  const resolved = path.resolve(spec);
+  if (roots) await checkInsideRoots(resolved, roots, field, spec);
+  return resolved;
 }
 
-/** The corpus folder and the curation options for a cycle's input, sample corpora resolved to paths. */
-export async function curationPlan(corpus: CorpusInput, options: CurateInput, dataDir: string): Promise<{ source: string; opts: CurateOptions }> {
-  const reference = options.domain.reference === null ? null : await resolveCorpus(options.domain.reference, dataDir);
+/** Where sample corpora are exported: always readable, whatever MINERFLOW_DATA_ROOTS says. */
+function sampleCorporaDir(dataDir: string): string {
+  return path.join(dataDir, 'corpora');
+}
+
+/**
+ * The corpus folder and the curation options for a cycle's input, sample corpora resolved to paths.
+ * `where` is the settings (their dataDir and dataRoots) or, for callers that only know the data
+ * folder, that folder (the roots then come from MINERFLOW_DATA_ROOTS). Pass `roots` on to curate().
+ */
+export async function curationPlan(
+  corpus: CorpusInput,
+  options: CurateInput,
+  where: string | Pick<Settings, 'dataDir' | 'dataRoots'>,
+): Promise<{ source: string; opts: CurateOptions; roots: string[] }> {
+  const dataDir = typeof where === 'string' ? where : where.dataDir;
+  const roots = [...(typeof where === 'string' ? parseDataRoots(process.env.MINERFLOW_DATA_ROOTS, dataDir) : where.dataRoots), sampleCorporaDir(dataDir)];
+  const reference = options.domain.reference === null ? null : await resolveCorpus(options.domain.reference, dataDir, roots, 'curate.domain.reference');
   return {
-    source: await resolveCorpus(corpus.path, dataDir),
+    source: await resolveCorpus(corpus.path, dataDir, roots, 'corpus.path'),
     opts: { ...options, ...corpus, domain: { ...options.domain, reference } },
+    roots,
   };
 }
 

@@ -14,6 +14,8 @@ export const LOCAL_DEMO_PHASES =
 
 const EnvSchema = z.object({
   MINERFLOW_DATA_DIR: z.string().min(1).optional(),
+  // Folders a cycle's corpus may be read from (path.delimiter-separated); workflow input is not trusted.
+  MINERFLOW_DATA_ROOTS: z.string().min(1).optional(),
   TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
@@ -48,6 +50,8 @@ const EnvSchema = z.object({
 
 export interface Settings {
   dataDir: string;
+  /** Absolute folders corpora may be read from (MINERFLOW_DATA_ROOTS; default: the data folder). */
+  dataRoots: string[];
   temporal: {
     address: string;
     namespace: string;
@@ -79,6 +83,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const tlsWanted = e.TEMPORAL_TLS === 'true' || !!e.TEMPORAL_TLS_CLIENT_CERT_PATH || (!!e.TEMPORAL_API_KEY && e.TEMPORAL_TLS !== 'false');
   return {
     dataDir,
+    dataRoots: parseDataRoots(e.MINERFLOW_DATA_ROOTS, dataDir),
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
@@ -115,6 +120,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     walletsDir: path.resolve(e.MINERFLOW_WALLETS ?? (e.MINERFLOW_CHAIN === 'devnet' ? path.join(dataDir, 'wallets') : path.join(os.homedir(), '.bittensor', 'wallets'))),
     validatorCorpus: e.MINERFLOW_VALIDATOR_CORPUS,
   };
+}
+
+/** MINERFLOW_DATA_ROOTS (path.delimiter-separated) → absolute folders; unset: just the data folder. */
+export function parseDataRoots(text: string | undefined, dataDir: string): string[] {
+  const roots = (text ?? '').split(path.delimiter).map((r) => r.trim()).filter((r) => r !== '');
+  return roots.length === 0 ? [path.resolve(dataDir)] : roots.map((r) => path.resolve(r));
 }
 
 /** "wallet/hotkey@netuid,…" → registrations the devnet makes at genesis. */

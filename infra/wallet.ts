@@ -16,8 +16,29 @@ export class WalletError extends Error {
   override name = 'WalletError';
 }
 
+/** A wallet or hotkey name: letters, digits, _ . - (not '.' or '..'), at most 64 characters; never a path. */
+export const WALLET_NAME_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,64}$/;
+
+/** Refuses a wallet or hotkey name that is not a plain name (it comes from workflow input). */
+export function checkWalletName(field: 'wallet' | 'hotkey', name: string): string {
+  if (typeof name !== 'string' || !WALLET_NAME_PATTERN.test(name)) {
+    throw new WalletError(
+      `${field} name ${JSON.stringify(name)} is invalid: use 1–64 letters, digits, '_', '.' or '-' (not '.' or '..', no '/' or '\\'), as btcli names wallets and hotkeys`,
+    );
+  }
+  return name;
+}
+
+/** <wallets>/<wallet>/hotkeys/<hotkey>, for names that are names; the file always lies inside the wallets folder. */
 export function hotkeyPath(walletsDir: string, wallet: string, hotkey: string): string {
-  return path.join(walletsDir, wallet, 'hotkeys', hotkey);
+  checkWalletName('wallet', wallet);
+  checkWalletName('hotkey', hotkey);
+  const file = path.join(walletsDir, wallet, 'hotkeys', hotkey);
+  const rel = path.relative(path.resolve(walletsDir), path.resolve(file));
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new WalletError(`hotkey '${hotkey}' of wallet '${wallet}' resolves to ${file}, outside the wallets folder ${walletsDir}`);
+  }
+  return file;
 }
 
 /** Loads an sr25519 hotkey from a Bittensor wallet folder (from secretPhrase, else secretSeed). */
@@ -45,10 +66,20 @@ export async function loadHotkey(walletsDir: string, wallet: string, hotkey: str
   }
   const keyring = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX });
   let pair: KeyringPair;
+  const where = `hotkey '${hotkey}' of wallet '${wallet}' (${file})`;
   if (typeof json.secretPhrase === 'string' && json.secretPhrase.trim()) {
-    pair = keyring.addFromUri(json.secretPhrase.trim());
+    try {
+      pair = keyring.addFromUri(json.secretPhrase.trim());
+    } catch {
+      // The library's message may quote the phrase: say what is wrong without it.
+      throw new WalletError(`${where}: secretPhrase is not a valid mnemonic; restore the hotkey with btcli (regen_hotkey) or fix the file`);
+    }
   } else if (typeof json.secretSeed === 'string' && isHex(json.secretSeed) && hexToU8a(json.secretSeed).length === 32) {
-    pair = keyring.addFromSeed(hexToU8a(json.secretSeed));
+    try {
+      pair = keyring.addFromSeed(hexToU8a(json.secretSeed));
+    } catch {
+      throw new WalletError(`${where}: secretSeed is not a usable sr25519 seed; restore the hotkey with btcli (regen_hotkey) or fix the file`);
+    }
   } else {
     throw new WalletError(`hotkey file ${file} has neither a secretPhrase nor a 32-byte hex secretSeed`);
   }

@@ -3,6 +3,7 @@
 // so on an offline or GPU-less host they are simply absent and we fall back to wasm.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { terminateAllReplicas } from './parallel';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -63,4 +64,71 @@ function describe(name: BackendChoice): string {
 
 function firstLine(err: unknown): string {
   return String(err instanceof Error ? err.message : err).split('\n')[0];
+}
+
+/**
+ * The backend crashed during a task (the wasm module aborted, e.g. out of its 4 GiB heap, or trapped).
+ * The backend has been re-initialised, so the next task runs on a healthy one; this attempt fails for
+ * good, since the same task would crash the same way.
+ */
+export class BackendAbortError extends Error {
+  override name = 'BackendAbortError';
+}
+
+// What a dead Emscripten module throws: its abort(), and the wasm traps a corrupted heap produces.
+// Replica threads report the same text inside "training replica N failed: …".
+const ABORT_PATTERN = /\bAborted\(|memory access out of bounds|table index is out of bounds|RuntimeError: unreachable|null function or function signature mismatch/;
+
+/** True when `err` means the TensorFlow.js backend itself is broken (not the input or the step). */
+export function isBackendAbort(err: unknown): boolean {
+  // WebAssembly.RuntimeError, by name: the project's TypeScript lib has no WebAssembly types.
+  if (err instanceof Error && err.constructor?.name === 'RuntimeError') return true;
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return ABORT_PATTERN.test(text);
+}
+
+/**
+ * Replaces a crashed backend with a fresh instance of the same kind, in this process: ends every
+ * replica thread, drops all tensors and backend instances (tf.engine().reset(); the registered
+ * factories stay), and sets the backend again, which for wasm instantiates a new module (its init()
+ * builds a new WebAssembly instance each call). Returns the backend's name.
+ */
+export async function recoverBackend(log: (msg: string) => void = console.log): Promise<string> {
+  const name = tf.getBackend() ?? (await initBackend('auto', log));
+  const threads = terminateAllReplicas();
+  const engine = tf.engine() as unknown as { registry: Record<string, { dispose(): void }>; reset(): void };
+  for (const backend of Object.values(engine.registry)) {
+    // A dead module throws from its own dispose (it touches the broken heap): there is nothing to free.
+    const dispose = backend.dispose.bind(backend);
+    backend.dispose = () => {
+      try {
+        dispose();
+      } catch {
+        /* the instance is discarded either way */
+      }
+    };
+  }
+  engine.reset();
+  if (!(await tf.setBackend(name))) throw new Error(`recovering the TensorFlow.js backend: tf.setBackend('${name}') returned false; restart the worker`);
+  await tf.ready();
+  log(`minerflow: TensorFlow.js backend '${name}' re-initialised after a crash${threads ? ` (${threads} replica threads ended)` : ''}`);
+  return name;
+}
+
+/**
+ * Runs a task; if the backend crashes in it, recovers the backend and fails with BackendAbortError
+ * (non-retryable) so the next task starts healthy. Other errors pass through unchanged.
+ */
+export async function withBackendRecovery<T>(fn: () => Promise<T>, log: (msg: string) => void = console.log): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!isBackendAbort(err)) throw err;
+    await recoverBackend(log);
+    throw new BackendAbortError(
+      `the TensorFlow.js backend crashed (${firstLine(err)}), most likely out of memory: the model or batch is too large for it ` +
+        `(the wasm backend holds at most 4 GiB per thread). Lower training.batchSize, model.seqLen, model.dModel or model.nLayer; ` +
+        `the worker re-initialised its backend and takes new tasks`,
+    );
+  }
 }

@@ -50,7 +50,19 @@ export type Merge = readonly [number, number];
 export interface TrainBpeOptions {
   /** A pair seen fewer times than this is not merged (a merge seen once is memorisation). */
   minPairCount?: number;
+  /** Progress for heartbeats: every 1000 texts or 100 merges, or 2 s, whichever comes first. Does not change the result. */
+  onProgress?: (p: BpeProgress) => void;
 }
+
+export interface BpeProgress {
+  stage: 'counting' | 'merging';
+  texts: number;
+  merges: number;
+}
+
+const PROGRESS_TEXTS = 1000;
+const PROGRESS_MERGES = 100;
+const PROGRESS_MS = 2000;
 
 export interface BpeTrainingStats {
   chunks: number; // chunk occurrences counted
@@ -70,9 +82,21 @@ export function trainBpe(texts: Iterable<string>, vocabSize: number, opts: Train
   const minPairCount = opts.minPairCount ?? 2;
   const t0 = performance.now();
 
+  let lastReport = { at: performance.now(), texts: 0, merges: 0 };
+  const report = (stage: BpeProgress['stage'], texts: number, merges: number) => {
+    if (!opts.onProgress) return;
+    const now = performance.now();
+    if (texts - lastReport.texts >= PROGRESS_TEXTS || merges - lastReport.merges >= PROGRESS_MERGES || now - lastReport.at >= PROGRESS_MS) {
+      lastReport = { at: now, texts, merges };
+      opts.onProgress({ stage, texts, merges });
+    }
+  };
+
   const chunkCounts = new Map<string, number>();
   let chunks = 0;
+  let textsSeen = 0;
   for (const text of texts) {
+    report('counting', ++textsSeen, 0);
     for (const chunk of preSplit(text)) {
       chunkCounts.set(chunk, (chunkCounts.get(chunk) ?? 0) + 1);
       chunks += 1;
@@ -106,6 +130,7 @@ export function trainBpe(texts: Iterable<string>, vocabSize: number, opts: Train
     const b = top.key % MAX_BPE_VOCAB;
     const z = BASE_VOCAB + merges.length;
     merges.push([a, b]);
+    report('merging', textsSeen, merges.length);
 
     // Re-count each affected word: subtract its old pairs, merge, add its new pairs.
     const before = new Map<number, number>(); // pair → count before this merge, for pairs that changed

@@ -91,6 +91,22 @@ interface Replica {
   grads: Float32Array;
 }
 
+/** Pools with live worker threads, so a backend recovery can end them all (see terminateAllReplicas). */
+const livePools = new Set<ReplicaPool>();
+
+/**
+ * Ends every replica thread of this process. After a backend abort the threads may hold a dead or
+ * half-used wasm instance (and up to 4 GiB each); the next training run starts fresh ones.
+ */
+export function terminateAllReplicas(): number {
+  let n = 0;
+  for (const pool of [...livePools]) {
+    n += pool.workers;
+    pool.dispose();
+  }
+  return n;
+}
+
 /** The K−1 worker replicas (the main thread is replica 0 and is not in here). */
 export class ReplicaPool {
   private readonly replicas: Replica[] = [];
@@ -124,6 +140,7 @@ export class ReplicaPool {
       worker.on('exit', () => (replica.exited = true));
       this.replicas.push(replica);
     }
+    livePools.add(this);
   }
 
   /** Copies the weights to shared memory and starts worker i on shares[i]. */
@@ -169,6 +186,12 @@ export class ReplicaPool {
   dispose(): void {
     for (const r of this.replicas) void r.worker.terminate().catch(() => undefined);
     this.replicas.length = 0;
+    livePools.delete(this);
+  }
+
+  /** Worker threads that have not exited yet (tests). */
+  get running(): number {
+    return this.replicas.filter((r) => !r.exited).length;
   }
 
   private waitWhile(r: Replica, index: number, states: number[], timeoutMs: number): number {

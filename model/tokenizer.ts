@@ -3,7 +3,7 @@
 // which the model learns as a boundary. A tokenizer is saved as tokenizer.json beside the weights:
 // the ids a model was trained on mean nothing without it.
 import { promises as fs } from 'node:fs';
-import { BpeTokenizer, MAX_BPE_VOCAB, PRETOKENIZER, trainBpe, type Merge } from './bpe';
+import { BpeTokenizer, MAX_BPE_VOCAB, PRETOKENIZER, trainBpe, type BpeProgress, type Merge } from './bpe';
 
 export const BYTE_VOCAB_SIZE = 256;
 
@@ -111,11 +111,12 @@ export class BpeTextTokenizer implements Tokenizer {
 /**
  * The tokenizer `settings` ask for, trained on `texts` if it is BPE (deterministic: the same
  * texts and settings give the same merges). The vocabulary may come out smaller than asked on a
- * tiny corpus (no pair left occurring twice); model.vocabSize is then the tokenizer's.
+ * tiny corpus (no pair left occurring twice); model.vocabSize is then the tokenizer's. `onProgress`
+ * (for heartbeats) is called periodically and does not change the result.
  */
-export function trainTokenizer(settings: TokenizerSettings, texts: Iterable<string>): Tokenizer {
+export function trainTokenizer(settings: TokenizerSettings, texts: Iterable<string>, onProgress?: (p: BpeProgress) => void): Tokenizer {
   if (settings.tokenizer === 'bytes') return new ByteTokenizer();
-  return new BpeTextTokenizer(trainBpe(texts, settings.vocabSize).tokenizer);
+  return new BpeTextTokenizer(trainBpe(texts, settings.vocabSize, { onProgress }).tokenizer);
 }
 
 /** The name a dataset's trained tokenizer is kept under, beside its splits (bump the version when training changes). */

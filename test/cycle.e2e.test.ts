@@ -80,8 +80,8 @@ test('a negative learning rate fails the workflow at once, naming the field, wit
   assert.ok(!events.includes('EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'validation happens before any activity');
 });
 
-test('a missing corpus fails the cycle, naming corpus.path, after one attempt (no retry loop)', { timeout: 240_000 }, async () => {
-  const { events, attempts } = await expectFastFailure({ corpus: { path: '/no/such/corpus' } }, /corpus\.path '\/no\/such\/corpus' does not exist/);
+test('a corpus outside the data roots fails the cycle, naming corpus.path, after one attempt (no retry loop)', { timeout: 240_000 }, async () => {
+  const { events, attempts } = await expectFastFailure({ corpus: { path: '/no/such/corpus' } }, /corpus\.path '\/no\/such\/corpus' is outside the folders corpora may be read from/);
   assert.equal(events.filter((e) => e === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').length, 1, 'only curate was scheduled');
   assert.deepEqual(attempts, [1], 'curate ran once: a missing corpus is not retried');
 });

@@ -7,6 +7,7 @@ import { TASK_QUEUES } from '../common/queues';
 import type { Chain } from '../infra/chain/chain';
 import { openChain, openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
+import { runUntilStopped } from '../infra/shutdown';
 import { connectWorker } from '../infra/temporal';
 import { logger } from '../infra/log';
 
@@ -26,9 +27,11 @@ export async function createControlWorker(settings: Settings, connection: Native
 if (require.main === module) {
   void (async () => {
     const settings = loadSettings();
-    const worker = await createControlWorker(settings, await connectWorker(settings));
+    const connection = await connectWorker(settings);
+    const worker = await createControlWorker(settings, connection);
     logger.info({ taskQueue: TASK_QUEUES.control, temporal: settings.temporal.address }, 'control worker polling');
-    await worker.run();
+    // Exits on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS, chain sockets and connection closed.
+    await runUntilStopped(worker, connection, { name: 'control' });
   })().catch((err) => {
     logger.error({ err }, 'control worker failed');
     process.exit(1);

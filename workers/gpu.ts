@@ -6,6 +6,7 @@ import { createGpuActivities } from '../activities';
 import { TASK_QUEUES } from '../common/queues';
 import { openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
+import { runUntilStopped } from '../infra/shutdown';
 import { connectWorker } from '../infra/temporal';
 import { logger } from '../infra/log';
 
@@ -26,9 +27,11 @@ export async function createGpuWorker(settings: Settings, connection: NativeConn
 if (require.main === module) {
   void (async () => {
     const settings = loadSettings();
-    const worker = await createGpuWorker(settings, await connectWorker(settings));
+    const connection = await connectWorker(settings);
+    const worker = await createGpuWorker(settings, connection);
     logger.info({ taskQueue: TASK_QUEUES.gpu, temporal: settings.temporal.address }, 'gpu worker polling');
-    await worker.run();
+    // Exits on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS, chain sockets and connection closed.
+    await runUntilStopped(worker, connection, { name: 'gpu' });
   })().catch((err) => {
     logger.error({ err }, 'gpu worker failed');
     process.exit(1);

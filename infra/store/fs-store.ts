@@ -6,6 +6,28 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ImmutableObjectError, ObjectNotFoundError, type CheckpointStore } from './store';
 
+/** A store key that could name something outside the store (absolute, `..`, NUL): a bug or hostile input, never retried. */
+export class InvalidStoreKeyError extends Error {
+  override name = 'InvalidStoreKeyError';
+}
+
+/**
+ * Refuses keys that are not plain relative paths: empty, absolute (/x, C:\x, \\host), with a
+ * NUL or backslash, or with an empty, '.' or '..' segment. Every store checks keys with this.
+ */
+export function checkStoreKey(key: string): string {
+  const why =
+    typeof key !== 'string' || key === '' ? 'it is empty'
+    : key.includes('\0') ? 'it contains a NUL character'
+    : key.includes('\\') ? 'it contains a backslash'
+    : key.startsWith('/') || /^[a-zA-Z]:/.test(key) ? 'it is absolute'
+    : key.split('/').some((s) => s === '..') ? "it has a '..' segment"
+    : key.split('/').some((s) => s === '' || s === '.') ? "it has an empty or '.' segment"
+    : undefined;
+  if (why) throw new InvalidStoreKeyError(`store key '${String(key).replace(/\0/g, '\\0')}' is invalid: ${why}; keys are relative paths such as checkpoints/<hash>/model.safetensors`);
+  return key;
+}
+
 export class FsStore implements CheckpointStore {
   readonly uri: string;
 
@@ -15,8 +37,8 @@ export class FsStore implements CheckpointStore {
   }
 
   pathOf(key: string): string {
-    const p = path.resolve(this.root, key);
-    if (!p.startsWith(this.root + path.sep)) throw new Error(`store key '${key}' escapes the store root`);
+    const p = path.resolve(this.root, checkStoreKey(key));
+    if (!p.startsWith(this.root + path.sep)) throw new InvalidStoreKeyError(`store key '${key}' escapes the store root ${this.root}`);
     return p;
   }
 

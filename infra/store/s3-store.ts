@@ -26,6 +26,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ImmutableObjectError, ObjectNotFoundError, type CheckpointStore } from './store';
+import { checkStoreKey } from './fs-store';
 
 /** The metadata field holding the object's SHA-256 (hex); S3 sends it as x-amz-meta-sha256. */
 export const SHA256_METADATA = 'sha256';
@@ -134,9 +135,7 @@ export class S3Store implements CheckpointStore {
 
   /** The full S3 key of a store key; refuses keys that would leave the prefix. */
   objectKey(key: string): string {
-    if (!key || key.startsWith('/') || key.includes('\\') || key.split('/').some((s) => s === '' || s === '.' || s === '..')) {
-      throw new Error(`store key '${key}' is invalid: use a relative path without empty, '.' or '..' segments`);
-    }
+    checkStoreKey(key);
     return this.prefix ? `${this.prefix}/${key}` : key;
   }
 
