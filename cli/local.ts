@@ -74,7 +74,6 @@ export async function dev(getSettings: () => Settings, args: string[]): Promise<
   const server = await ensureDevServer(settings, (m) => log.info(m));
   const connection = await connectWorker(settings);
   const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
-  log.info({ taskQueues: [TASK_QUEUES.control, TASK_QUEUES.gpu], ui: settings.temporal.uiUrl }, 'workers running');
   console.log(`minerflow: workers on '${TASK_QUEUES.control}' and '${TASK_QUEUES.gpu}'. Start a cycle from the Web UI (workflow type miningCycle, task queue ${TASK_QUEUES.control}, input {}) or with \`npx minerflow cycle start\`. Ctrl-C stops.`);
   const stop = () => workers.forEach((w) => w.shutdown());
   process.once('SIGINT', stop);

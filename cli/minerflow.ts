@@ -3,11 +3,6 @@
 import { logger } from '../infra/log';
 import { loadSettings, type Settings } from '../infra/settings';
 import { UsageError } from './args';
-import { cycleCommand } from './cycle';
-import { curateCommand, lrFindCommand, walletCommand } from './data';
-import { demo, dev, devnetCommand, worker } from './local';
-import { minerCommand } from './miner';
-import { scheduleCommand } from './schedule';
 
 export const USAGE = `minerflow — durable mining cycles for Bittensor training subnets
 
@@ -33,17 +28,18 @@ Logs (JSON lines, MINERFLOW_LOG_LEVEL) go to stderr; command output to stdout.`;
 
 type Command = (settings: () => Settings, args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = {
-  demo,
-  dev,
-  devnet: devnetCommand,
-  worker,
-  cycle: cycleCommand,
-  schedule: scheduleCommand,
-  miner: minerCommand,
-  curate: curateCommand,
-  'lr-find': lrFindCommand,
-  wallet: walletCommand,
+// Loaded on use: a command pays only for its own imports (workers and TensorFlow.js are heavy).
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./local')).demo,
+  dev: async () => (await import('./local')).dev,
+  devnet: async () => (await import('./local')).devnetCommand,
+  worker: async () => (await import('./local')).worker,
+  cycle: async () => (await import('./cycle')).cycleCommand,
+  schedule: async () => (await import('./schedule')).scheduleCommand,
+  miner: async () => (await import('./miner')).minerCommand,
+  curate: async () => (await import('./data')).curateCommand,
+  'lr-find': async () => (await import('./data')).lrFindCommand,
+  wallet: async () => (await import('./data')).walletCommand,
 };
 
 async function main(argv: string[]): Promise<void> {
@@ -52,10 +48,11 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const run = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
-  if (!run) throw new UsageError(cmd.startsWith('-') ? `unknown flag '${cmd}' (flags come after the command)` : `unknown command '${cmd}'`);
+  const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (!load) throw new UsageError(cmd.startsWith('-') ? `unknown flag '${cmd}' (flags come after the command)` : `unknown command '${cmd}'`);
   // Settings are read only once the command line is known to be right, so usage errors need no environment.
   let settings: Settings | undefined;
+  const run = await load();
   return run(() => (settings ??= loadSettings()), rest);
 }
 
