@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
+import { logger } from '../infra/log';
 import { projectRoot } from '../infra/paths';
 import { curationLossBench } from './curation-loss';
 import { curateMemoryBench } from './curate-memory';
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
     try {
       await BENCHES[name](work);
     } catch (err) {
-      console.error(`bench failed: ${name}: ${err instanceof Error ? err.message : String(err)}`);
+      logger.error({ bench: name, err }, `bench failed: ${name}: ${err instanceof Error ? err.message : String(err)}`);
       failed.push(name);
     }
   }
@@ -50,6 +51,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+  logger.error({ err }, `bench failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

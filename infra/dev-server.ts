@@ -4,7 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { logger } from './log';
 import type { Settings } from './settings';
+
+const devServerLog = logger.child({ module: 'dev-server' });
 
 export interface DevServer {
   started: boolean; // false when one was already running
@@ -21,7 +24,7 @@ export async function reachable(address: string): Promise<boolean> {
   }
 }
 
-export async function ensureDevServer(settings: Settings, log: (m: string) => void = console.log): Promise<DevServer> {
+export async function ensureDevServer(settings: Settings, log: (m: string) => void = (m) => devServerLog.info(m)): Promise<DevServer> {
   const address = settings.temporal.address;
   if (await reachable(address)) {
     log(`minerflow: using the Temporal server already listening on ${address}`);

@@ -1,0 +1,100 @@
+// Following a cycle: the progress line while it trains, its status, and the result at the end.
+import { promises as fs } from 'node:fs';
+import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { openStore } from '../infra/runtime';
+import type { Settings } from '../infra/settings';
+import { workflowUrl } from '../infra/temporal';
+import type { CycleResult, CycleStatus } from '../subnets/connito/types';
+import type { TrainProgress } from '../trainers/trainer';
+import { type miningCycle, statusQuery } from '../workflows';
+import { fmt } from '../workflows/training-state';
+
+export function printStarted(settings: Settings, handle: WorkflowHandle): void {
+  console.log(`minerflow: started miningCycle ${handle.workflowId}`);
+  console.log(`           ${workflowUrl(settings, handle.workflowId)}`);
+}
+
+/** Follows a cycle to its end: phase changes, and a progress bar while it trains. */
+export async function watchCycle(handle: WorkflowHandle<typeof miningCycle>): Promise<CycleResult> {
+  const tty = process.stdout.isTTY;
+  let lastPhase = '';
+  let lastDecile = -1;
+  const done = handle.result();
+  let finished = false;
+  void done.then(() => (finished = true), () => (finished = true));
+  while (!finished) {
+    const [status, desc] = await Promise.all([handle.query(statusQuery).catch(() => undefined), handle.describe().catch(() => undefined)]);
+    if (status && status.phase !== lastPhase) {
+      if (tty) process.stdout.write('\n');
+      console.log(`[${status.phase}] ${status.events.at(-1)?.replace(/^\S+ /, '') ?? ''}`);
+      lastPhase = status.phase;
+    }
+    const p = desc && trainProgress(desc.raw.pendingActivities ?? []);
+    if (p) {
+      if (tty) process.stdout.write(`\r${progressLine(p)}   `);
+      else if (Math.floor((10 * p.step) / p.totalSteps) !== lastDecile) {
+        lastDecile = Math.floor((10 * p.step) / p.totalSteps);
+        console.log(progressLine(p));
+      }
+    }
+    await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+  }
+  if (tty) process.stdout.write('\n');
+  return done;
+}
+
+export function trainProgress(pending: { activityType?: { name?: string | null } | null; heartbeatDetails?: { payloads?: unknown[] | null } | null }[]): TrainProgress | undefined {
+  const a = pending.find((x) => x.activityType?.name === 'trainSegment');
+  const payload = a?.heartbeatDetails?.payloads?.[0];
+  if (!payload) return undefined;
+  const d = defaultPayloadConverter.fromPayload(payload as never) as TrainProgress;
+  return d.stage === 'training' ? d : undefined;
+}
+
+export function progressLine(p: TrainProgress): string {
+  const width = 30;
+  const filled = Math.round((width * p.step) / p.totalSteps);
+  return `train segment ${p.segment} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} lr ${p.lr.toExponential(1)} ${Math.round(p.tokensPerSec)} tok/s`;
+}
+
+export function printStatus(s: CycleStatus): void {
+  console.log(`phase: ${s.phase}${s.paused ? ' (paused)' : ''}   step ${s.stepsDone}/${s.plannedSteps}${s.round !== undefined ? `   round ${s.round}` : ''}`);
+  if (s.trainingDeadline) console.log(`training deadline: ${new Date(s.trainingDeadline).toISOString()} (commit 1 opens ${s.plan ? new Date(s.plan.commit1.opensAt).toISOString() : '?'})`);
+  for (const g of s.segments) console.log(`  segment ${g.segment}${g.attempt > 1 ? ` (attempt ${g.attempt})` : ''}: steps ${g.startStep}→${g.endStep}  train ${fmt(g.trainLoss)}  held-out ${fmt(g.heldOutLoss)}  ${Math.round(g.tokensPerSec)} tok/s`);
+  for (const d of s.decisions) console.log(`  after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
+  if (s.best) console.log(`best: step ${s.best.step}, held-out ${fmt(s.best.heldOutLoss)} (${s.best.key})`);
+  if (s.checkpoint) console.log(`checkpoint: ${s.checkpoint.hash} held-out loss ${fmt(s.checkpoint.heldOutLoss)} (untrained ${fmt(s.checkpoint.baselineLoss)})`);
+  for (const m of s.missedWindows) console.log(`MISSED: ${m}`);
+  if (s.score) console.log(`score: ${JSON.stringify(s.score)}`);
+  console.log('events:');
+  for (const e of s.events) console.log(`  ${e}`);
+}
+
+export function printResult(settings: Settings, r: CycleResult): void {
+  const s = r.score;
+  console.log('\nminerflow: cycle complete');
+  console.log(`  dataset         ${r.dataset.id}: ${r.dataset.trainDocuments} train / ${r.dataset.heldOutDocuments} held-out documents, dropped ${JSON.stringify(r.dataset.dropped)}`);
+  console.log(`  training        best at step ${r.training.steps} of ${r.training.plannedSteps} planned (${r.training.segments} segments, ${r.training.stepsRun} steps run), ${Math.round(r.training.tokensPerSec)} tok/s on ${r.training.backend}, train loss ${r.training.trainLoss.toFixed(4)}`);
+  for (const d of r.decisions.filter((x) => x.action !== 'continue')) console.log(`  decision        after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
+  for (const m of r.missedWindows) console.log(`  MISSED          ${m}`);
+  const ema = r.checkpoint.emaHeldOutLoss !== undefined ? `; raw ${fmt(r.checkpoint.rawHeldOutLoss)}, EMA ${fmt(r.checkpoint.emaHeldOutLoss)}` : '';
+  console.log(`  held-out loss   ${fmt(r.checkpoint.heldOutLoss)} nats/token = ${r.checkpoint.heldOutBitsPerByte?.toFixed(3)} bits/byte (${r.checkpoint.tokenizer} ${r.checkpoint.vocabSize}), ${r.checkpoint.weights} weights (untrained model: ${fmt(r.checkpoint.baselineLoss)}${ema})`);
+  console.log(`  checkpoint      ${r.checkpoint.hash} in ${r.checkpoint.location}/${r.checkpoint.key}`);
+  console.log(`  commits         ${r.commits.map((c) => `${c.phase}@block ${c.block} (${c.bytes} B)`).join(', ')}`);
+  if (s.status === 'scored') {
+    console.log(`  score           round ${s.round}: validator loss ${s.validatorLoss?.toFixed(4)}, raw score ${s.rawScore?.toFixed(4)}, rank ${s.rank ?? '-'}, reward ${s.reward}, incentive share ${s.incentiveShare?.toFixed(4)}`);
+  } else console.log(`  score           ${s.status}: ${s.reason}`);
+  console.log(`  Temporal UI     ${workflowUrl(settings, r.workflowId)}`);
+}
+
+/** Training loss per step from the segments' metrics files in the store. */
+export async function readMetrics(settings: Settings, keys: string[]): Promise<number[]> {
+  const store = openStore(settings.store, settings);
+  const out: number[] = [];
+  for (const key of keys) {
+    const text = await store.get(key).then((f) => fs.readFile(f, 'utf8'), () => '');
+    for (const line of text.split('\n')) if (line) out.push((JSON.parse(line) as { loss: number }).loss);
+  }
+  return out;
+}
