@@ -15,8 +15,9 @@ import { miningCycle, statusQuery } from '../workflows';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
 import { spawnWorker, useTemporal, waitFor, withWorkers } from './helpers/temporal';
 
-// 200 ms blocks; a commit-1 window of 20 s, long enough for a kill, a 5 s outage and a retry.
-const PHASES = 'Distribute:2,Train:60,MinerCommit1:100,MinerCommit2:20,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
+// 200 ms blocks; commit windows of 20 s (finney: 10 blocks of 12 s), room for a kill, a 5 s outage,
+// a new worker starting up and a retry.
+const PHASES = 'Distribute:2,Train:60,MinerCommit1:100,MinerCommit2:100,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
 const settings = testSettings({ MINERFLOW_LOCAL_PHASES: PHASES, MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundle;

@@ -21,6 +21,9 @@ export async function createControlWorker(settings: Settings, connection: Native
     taskQueue: TASK_QUEUES.control,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities,
+    // After this worker dies, its cycles' next workflow task waits this long on its sticky queue
+    // before any other worker may take it (SDK default 10 s: a commit window can be shorter).
+    stickyQueueScheduleToStartTimeout: '2s',
   });
 }
 

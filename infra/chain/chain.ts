@@ -16,6 +16,8 @@ export interface ChainScore {
 export interface Chain {
   readonly name: string;
   schedule(): Promise<ChainSchedule>;
+  /** The head's block number (cheap: one RPC). */
+  blockNumber(): Promise<number>;
   /** The hotkey's uid on netuid, or null if it is not registered. */
   uid(address: string, netuid: number): Promise<number | null>;
   /** Sets the hotkey's commitment, waits for inclusion, reads it back and checks it byte for byte. */

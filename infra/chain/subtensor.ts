@@ -83,6 +83,11 @@ export class SubtensorChain implements Chain {
     return new SubtensorChain(opts, api, provider);
   }
 
+  async blockNumber(): Promise<number> {
+    await this.connected();
+    return (await this.api.rpc.chain.getHeader()).number.toNumber();
+  }
+
   async schedule(): Promise<ChainSchedule> {
     await this.connected();
     const header = await this.api.rpc.chain.getHeader();

@@ -3,7 +3,7 @@
 //   commit 2, after MinerCommit1 ends and before MinerCommit2 ends: the hash and where to download it.
 // A commit is idempotent: a retry whose commitment already landed inside the window (its worker
 // died after submitting) is done, not re-sent, and never reported as missed.
-import { heartbeat, log } from '@temporalio/activity';
+import { heartbeat, log, sleep } from '@temporalio/activity';
 import { signatureVerify } from '@polkadot/util-crypto';
 import { parseOrExplain } from '../../common/config';
 import { MissedWindowError, mapErrors } from '../../activities/errors';
@@ -15,6 +15,9 @@ import { decodeLocationCommit, decodeSignatureCommit, encodeLocationCommit, enco
 import { MinerSchema, type MinerInput } from './config';
 import { planCommit } from './phases';
 import type { CommitPlan, CommitReceipt, CommitWindow } from './types';
+
+/** How long a commit that is early for its window waits in the activity before a (retryable) failure. */
+const EARLY_WAIT_MS = 30_000;
 
 /** Time we want left in a window to sign and get included. */
 const COMMIT_MARGIN_MS = 1500;
@@ -40,11 +43,26 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
     return { miner, pair };
   }
 
-  /** Throws retryably before the window opens (timer drift), permanently once it has closed. */
-  function checkWindow(what: string, w: CommitWindow): void {
-    const now = Date.now();
-    if (now < w.opensAt) throw new Error(`${what} window of round ${w.round} opens in ${w.opensAt - now} ms; retrying`);
-    if (now >= w.closesAt) throw new MissedWindowError(`${what} window of round ${w.round} closed ${now - w.closesAt} ms ago`);
+  /**
+   * Throws retryably before the window opens, permanently once it has closed. By block where the
+   * plan has them: a transaction lands in the block after the head, and the validators read windows
+   * in blocks, so a chain slower than planned must not pull a commit into the wrong window.
+   */
+  async function checkWindow(what: string, w: CommitWindow): Promise<void> {
+    if (w.startBlock === undefined || w.endBlock === undefined) {
+      const now = Date.now(); // a plan recorded before windows carried blocks
+      if (now < w.opensAt) throw new Error(`${what} window of round ${w.round} opens in ${w.opensAt - now} ms; retrying`);
+      if (now >= w.closesAt) throw new MissedWindowError(`${what} window of round ${w.round} closed ${now - w.closesAt} ms ago`);
+      return;
+    }
+    let next = (await (await chain()).blockNumber()) + 1;
+    // Early by a few blocks (the chain is slower than planned): wait here, heartbeating, then retry.
+    for (const until = Date.now() + EARLY_WAIT_MS; next < w.startBlock && Date.now() < until; next = (await (await chain()).blockNumber()) + 1) {
+      heartbeat({ phase: what, round: w.round, waitingForBlock: w.startBlock, next });
+      await sleep(250);
+    }
+    if (next < w.startBlock) throw new Error(`${what} window of round ${w.round} opens at block ${w.startBlock}; the next block is ${next}; retrying`);
+    if (next >= w.endBlock) throw new MissedWindowError(`${what} window of round ${w.round} (blocks ${w.startBlock}–${w.endBlock - 1}) closed: the next block is ${next}`);
   }
 
   /** Our commitment for this phase, already on chain inside the window (an earlier attempt's), if any. */
@@ -57,12 +75,13 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
   }
 
   async function send(phase: CommitReceipt['phase'], miner: MinerInput, pair: Awaited<ReturnType<typeof signer>>['pair'], payload: string, w: CommitWindow): Promise<CommitReceipt> {
-    checkWindow(phase, w);
+    await checkWindow(phase, w);
     // Inclusion takes a block or two: heartbeat meanwhile, so a worker that dies here is noticed
     // within the heartbeat timeout and the retry (which finds the landed commitment) starts at once.
     const beat = setInterval(() => heartbeat({ phase, round: w.round }), 1000);
     heartbeat({ phase, round: w.round });
     const { block } = await (await chain()).commit(pair, miner.netuid, payload).finally(() => clearInterval(beat));
+    if (w.endBlock !== undefined && block >= w.endBlock) throw new MissedWindowError(`${phase} of round ${w.round} was included at block ${block}, after its window closed (block ${w.endBlock - 1})`);
     const receipt: CommitReceipt = { phase, block, payload, bytes: Buffer.byteLength(payload) };
     log.info(`${phase} included`, { block, bytes: receipt.bytes, hotkey: pair.address });
     return receipt;

@@ -11,9 +11,12 @@ import { handleTrainingMessages, runTrainingLoop, stage } from '../../workflows/
 import { fmt } from '../../workflows/training-state';
 import { CycleInputSchema, type CycleInput } from './config';
 import { CycleState } from './cycle-state';
-import type { CommitPlan, CycleResult, CycleStatus } from './types';
+import type { CommitPlan, CommitWindow, CycleResult, CycleStatus } from './types';
 
 export const statusQuery = defineQuery<CycleStatus>('status');
+
+/** Blocks before a commit window's projected opening at which its activity starts (and waits by block). */
+const COMMIT_LEAD_BLOCKS = 3;
 
 // --- Activities ---------------------------------------------------------------------------------
 const { curateCorpus } = proxyActivities<ControlActivities>({
@@ -171,11 +174,11 @@ async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => 
     try {
       state.enter('commit1', `round ${plan.round}: commit 1 window opens in ${Math.max(0, plan.commit1.opensAt - Date.now())} ms`);
       show();
-      await sleepUntil(plan.commit1.opensAt);
+      await sleepUntil(startOf(plan.commit1));
       state.commits.push(await stage('commit1', commitSignature({ miner: input.miner, hash: ckpt.hash, window: plan.commit1 })));
       state.enter('commit2', `round ${plan.round}: commit 2 window opens in ${Math.max(0, plan.commit2.opensAt - Date.now())} ms`);
       show();
-      await sleepUntil(plan.commit2.opensAt);
+      await sleepUntil(startOf(plan.commit2));
       state.commits.push(await stage('commit2', commitLocation({ miner: input.miner, hash: ckpt.hash, location: ckpt.location, window: plan.commit2 })));
       return plan;
     } catch (err) {
@@ -211,6 +214,17 @@ function validate(raw: unknown): CycleInput {
     if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInputError');
     throw err;
   }
+}
+
+/**
+ * When to start a commit: a few blocks before its window's projected opening. The projection
+ * comes from the chain's recent block time and can be late; the activity itself waits for the
+ * window's first block, so starting early costs nothing and starting late can cost the window.
+ */
+function startOf(w: CommitWindow): number {
+  if (w.startBlock === undefined || w.endBlock === undefined || w.endBlock <= w.startBlock) return w.opensAt;
+  const blockMs = (w.closesAt - w.opensAt) / (w.endBlock - w.startBlock);
+  return w.opensAt - COMMIT_LEAD_BLOCKS * blockMs;
 }
 
 async function sleepUntil(epochMs: number): Promise<void> {
