@@ -4,7 +4,7 @@
 // from the same starting state: at most one segment is lost.
 import { activityInfo, cancellationSignal, heartbeat } from '@temporalio/activity';
 import type { LrFindReport, SegmentResult } from '../common/types';
-import type { LrFindRequest, SegmentRequest, Trainer, TrainerHooks } from '../trainers/trainer';
+import type { Capacity, CapacityRequest, LrFindRequest, SegmentRequest, Trainer, TrainerHooks } from '../trainers/trainer';
 import type { TrainerInput } from '../common/config';
 import { mapErrors } from './errors';
 
@@ -20,6 +20,10 @@ export function makeTrainActivities(trainerFor: (config: TrainerInput) => Traine
     async trainSegment(input: Recorded<SegmentRequest>): Promise<SegmentResult> {
       const req = { ...input, trainer: input.trainer ?? { kind: 'tfjs' as const } };
       return mapErrors(() => trainerFor(req.trainer).trainSegment(req, hooks()));
+    },
+    /** Preflight on the gpu queue: can a worker here train this config at all? */
+    async checkTrainer(input: CapacityRequest): Promise<Capacity> {
+      return mapErrors(() => trainerFor(input.trainer).checkCapacity(input));
     },
     async lrFind(input: Recorded<LrFindRequest>): Promise<LrFindReport> {
       const req = { ...input, trainer: input.trainer ?? { kind: 'tfjs' as const } };

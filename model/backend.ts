@@ -57,7 +57,7 @@ function describe(name: BackendChoice): string {
   switch (name) {
     case 'tensorflow-gpu': return 'libtensorflow with CUDA';
     case 'tensorflow': return 'libtensorflow on CPU';
-    case 'wasm': return 'WebAssembly fallback, one thread; install @tensorflow/tfjs-node(-gpu) for more speed';
+    case 'wasm': return 'WebAssembly fallback, single-threaded per instance (training adds one replica thread per core when it pays); install @tensorflow/tfjs-node(-gpu) for more speed';
     default: return 'pure JavaScript, slow';
   }
 }

@@ -82,8 +82,8 @@ test('a negative learning rate fails the workflow at once, naming the field, wit
 
 test('a corpus outside the data roots fails the cycle, naming corpus.path, after one attempt (no retry loop)', { timeout: 240_000 }, async () => {
   const { events, attempts } = await expectFastFailure({ corpus: { path: '/no/such/corpus' } }, /corpus\.path '\/no\/such\/corpus' is outside the folders corpora may be read from/);
-  assert.equal(events.filter((e) => e === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').length, 1, 'only curate was scheduled');
-  assert.deepEqual(attempts, [1], 'curate ran once: a missing corpus is not retried');
+  assert.equal(events.filter((e) => e === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').length, 3, 'preflight (wallet, chain, store; trainer) then curate, nothing after it');
+  assert.deepEqual(attempts, [1, 1, 1], 'curate ran once: a corpus outside the roots is not retried');
 });
 
 test('two cycles on one hotkey in the same round: the one whose commitment was overwritten reports overwritten with the winning hash, never the other checkpoint\'s score', { timeout: 240_000 }, async () => {

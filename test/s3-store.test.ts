@@ -317,3 +317,14 @@ test('openStore wires s3:// from settings: endpoint, path style, region, credent
     }
   }
 });
+
+test('a deleted scratch object is gone from the bucket and from the download cache', async () => {
+  const store = s3Store(`s3://${BUCKET}/scratch`);
+  const file = await randomFile(1024);
+  await store.put('preflight/x.txt', file);
+  await store.get('preflight/x.txt'); // cached now
+  await store.delete('preflight/x.txt');
+  assert.equal(await store.exists('preflight/x.txt'), false);
+  await assert.rejects(store.get('preflight/x.txt'), /not found/);
+  await store.delete('preflight/x.txt'); // absent is fine
+});

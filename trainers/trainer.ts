@@ -55,6 +55,19 @@ export interface ExportedModel {
 }
 
 /** What a trainer reports while it works: the activity heartbeats it, the CLI draws it. */
+/** Can this worker train this config at all? Asked at cycle start, before any data is prepared. */
+export interface CapacityRequest {
+  trainer: TrainerInput;
+  model: ModelInput;
+  training: TrainingInput;
+}
+
+export interface Capacity {
+  backend: string;
+  estimatedBytes: number; // peak memory of training, all replicas
+  availableBytes: number;
+}
+
 export interface TrainProgress {
   stage: 'training';
   segment: number;
@@ -83,4 +96,6 @@ export interface Trainer {
   trainSegment(req: SegmentRequest, hooks: TrainerHooks): Promise<SegmentResult>;
   findLearningRate(req: LrFindRequest, hooks: TrainerHooks): Promise<LrFindReport>;
   exportModel(req: ExportRequest, hooks: TrainerHooks): Promise<ExportedModel>;
+  /** Throws (naming the fields) when the config cannot be trained on this worker. */
+  checkCapacity(req: CapacityRequest): Promise<Capacity>;
 }

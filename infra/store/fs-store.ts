@@ -1,6 +1,6 @@
 // Filesystem checkpoint store: the default. Writes go to a temp file in the same folder and are
 // renamed into place, so a crash never leaves a half-written checkpoint under its real name.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -50,7 +50,7 @@ export class FsStore implements CheckpointStore {
       throw new ImmutableObjectError(`store object '${key}' already exists with different content; committed checkpoints are never overwritten`);
     }
     await fs.mkdir(path.dirname(dest), { recursive: true });
-    const tmp = `${dest}.tmp-${process.pid}-${Date.now()}`;
+    const tmp = `${dest}.tmp-${randomUUID()}`; // unique: two puts of one key may run at once
     try {
       await fs.copyFile(localFile, tmp);
       const handle = await fs.open(tmp, 'r+');
@@ -71,6 +71,10 @@ export class FsStore implements CheckpointStore {
 
   async exists(key: string): Promise<boolean> {
     return fs.access(this.pathOf(key)).then(() => true, () => false);
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.pathOf(key), { force: true });
   }
 }
 

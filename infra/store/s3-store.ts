@@ -10,7 +10,7 @@
 // aws-chunked framing for streamed bodies; servers that predate it (s3rver, older MinIO/Ceph) store
 // the framing as object bytes. We use WHEN_REQUIRED and ask for SHA-256 explicitly: with the Buffer
 // bodies lib-storage sends, the checksum travels as a plain header that every server accepts.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -265,6 +265,14 @@ export class S3Store implements CheckpointStore {
     return (await this.head(s3Key)) !== null;
   }
 
+  async delete(key: string): Promise<void> {
+    const s3Key = this.objectKey(key);
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: s3Key }));
+    // Its cached copy goes too, or get() would keep answering from the cache.
+    await fs.rm(path.join(this.cacheDir, this.bucket, 'objects', s3Key), { force: true });
+    await fs.rm(path.join(this.cacheDir, this.bucket, 'verified', `${s3Key}.json`), { force: true });
+  }
+
   /** HeadObject, null when absent. A missing bucket also answers 404 to HEAD, hence ensureBucket first. */
   private async head(s3Key: string): Promise<HeadObjectCommandOutput | null> {
     try {
@@ -408,7 +416,7 @@ async function isVerifiedCopy(file: string, stamp: string, sha256: string, size:
 }
 
 async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = `${file}.tmp-${randomUUID()}`;
   await fs.writeFile(tmp, text);
   await fs.rename(tmp, file);
 }

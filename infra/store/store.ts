@@ -13,6 +13,8 @@ export interface CheckpointStore {
   /** A local path holding the object's bytes (downloaded and verified if the store is remote). */
   get(key: string): Promise<string>;
   exists(key: string): Promise<boolean>;
+  /** Removes an object (absent is fine). Only for scratch objects: published checkpoints are never deleted. */
+  delete(key: string): Promise<void>;
 }
 
 export class ObjectNotFoundError extends Error {

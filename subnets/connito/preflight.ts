@@ -2,6 +2,7 @@
 // checked before a minute of curation and training is spent — the hotkey loads, it is registered
 // on the netuid, the chain answers, the store takes a write. Each failure is permanent and named;
 // found here it costs seconds, found at commit time it costs the round.
+import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { heartbeat } from '@temporalio/activity';
@@ -49,14 +50,17 @@ export function makePreflight(settings: Settings, store: CheckpointStore, chain:
 
 /** A small object written under preflight/ and read back: the store exists, is reachable and writable. */
 async function storeTakesWrites(settings: Settings, store: CheckpointStore): Promise<void> {
-  const file = path.join(settings.dataDir, 'work', 'preflight', `${process.pid}.txt`);
-  const text = `minerflow preflight ${process.pid}\n`;
+  const id = randomUUID(); // cycles may check at once, from one worker or several
+  const key = `preflight/${id}.txt`;
+  const file = path.join(settings.dataDir, 'work', 'preflight', `${id}.txt`);
+  const text = `minerflow preflight ${id}\n`;
   try {
     await fs.mkdir(path.dirname(file), { recursive: true });
     await fs.writeFile(file, text);
-    await store.put('preflight/write-test.txt', file);
-    const back = await fs.readFile(await store.get('preflight/write-test.txt'), 'utf8');
+    await store.put(key, file);
+    const back = await fs.readFile(await store.get(key), 'utf8');
     if (back !== text) throw new Error('what was read back differs from what was written');
+    await store.delete(key);
   } catch (err) {
     throw new PreflightError(`store ${store.uri} does not take writes: ${(err as Error).message}; check MINERFLOW_STORE and its credentials`);
   } finally {

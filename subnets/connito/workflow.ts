@@ -11,7 +11,7 @@ import { handleTrainingMessages, runTrainingLoop, stage } from '../../workflows/
 import { fmt } from '../../workflows/training-state';
 import { CycleInputSchema, type CycleInput } from './config';
 import { CycleState } from './cycle-state';
-import type { CommitPlan, CommitWindow, CycleResult, CycleStatus } from './types';
+import type { CommitPlan, CommitWindow, CycleResult, CycleStatus, ScoreReport } from './types';
 
 export const statusQuery = defineQuery<CycleStatus>('status');
 
@@ -30,6 +30,11 @@ const { curateCorpus } = proxyActivities<ControlActivities>({
 const { preflight } = proxyActivities<ControlActivities>({
   taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '60s',
+  retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 5 },
+});
+const { checkTrainer } = proxyActivities<GpuActivities>({
+  taskQueue: TASK_QUEUES.gpu,
+  startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 5 },
 });
 const { planCommit } = proxyActivities<ControlActivities>({
@@ -69,10 +74,13 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
   try {
     // Histories recorded before the preflight existed replay without it.
     if (patched('preflight-at-start')) {
-      state.enter('preflight', `checking wallet '${input.miner.wallet}/${input.miner.hotkey}', registration on netuid ${input.miner.netuid}, chain and store`);
+      state.enter('preflight', `checking wallet '${input.miner.wallet}/${input.miner.hotkey}', registration on netuid ${input.miner.netuid}, chain, store and trainer`);
       show();
-      const ok = await stage('preflight', preflight({ miner: input.miner }));
-      state.event(`preflight: hotkey ${ok.hotkey} is uid ${ok.uid} on netuid ${input.miner.netuid}, chain at block ${ok.block}, store ${ok.store} writable`);
+      const [ok, fits] = await Promise.all([
+        stage('preflight', preflight({ miner: input.miner })),
+        stage('preflight', checkTrainer({ trainer: input.trainer, model: input.model, training: input.training })),
+      ]);
+      state.event(`preflight: hotkey ${ok.hotkey} is uid ${ok.uid} on netuid ${input.miner.netuid}, chain at block ${ok.block}, store ${ok.store} writable; the ${input.trainer.kind} trainer fits (~${Math.round(fits.estimatedBytes / 2 ** 20)} MiB of ${Math.round(fits.availableBytes / 2 ** 20)} MiB on ${fits.backend})`);
     }
     state.enter('curate', `curating ${input.corpus.path}`);
     show();
@@ -92,13 +100,13 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
       checkpoint({ runId, dataset, state: best.state, trainLoss: best.trainLoss, backend: best.backend, round: state.plan.round, trainer: input.trainer, model: input.model, eval: input.eval }),
     ));
 
-    const plan = await commitTwoPhase(input, state, show);
-    if (plan) {
-      state.enter('awaitScore', `waiting for the validators' score of round ${plan.round}`);
+    const committed = await commitTwoPhase(input, state, show);
+    if ('commit1' in committed) {
+      state.enter('awaitScore', `waiting for the validators' score of round ${committed.round}`);
       show();
-      state.score = await stage('awaitScore', awaitScore({ miner: input.miner, round: plan.round, validateStartBlock: plan.validateStartBlock, hash: ckpt.hash, ...input.score }));
+      state.score = await stage('awaitScore', awaitScore({ miner: input.miner, round: committed.round, validateStartBlock: committed.validateStartBlock, hash: ckpt.hash, ...input.score }));
     } else {
-      state.score = { status: 'missed', round: state.plan.round, hotkey: '', reason: state.missedWindows.join('; ') };
+      state.score = committed; // missed every window it could use, or overwritten by another cycle on this hotkey
     }
     state.enter('done', `score: ${state.score.status}${state.score.incentiveShare !== undefined ? `, incentive share ${state.score.incentiveShare}` : ''}${state.score.reason ? ` (${state.score.reason})` : ''}`);
     show();
@@ -155,7 +163,7 @@ async function replanDeadline(input: CycleInput, state: CycleState): Promise<voi
  * recorded loudly and the commit moves to the next round, as long as the checkpoint is not older
  * than commit.maxRounds allows; returns the round's plan, or undefined if every try missed.
  */
-async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => void): Promise<CommitPlan | undefined> {
+async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => void): Promise<CommitPlan | ScoreReport> {
   const ckpt = state.checkpoint!;
   // The round this cycle commits for: the one it trained for, then the next after each miss. Its
   // windows are re-planned from the chain now; a miss is only ever recorded for this round.
@@ -164,7 +172,7 @@ async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => 
     const plan = observed(state, await stage('commit', planCommit({ round: aim })));
     if (aim - ckpt.round >= input.commit.maxRounds) {
       state.event(`not committing: the checkpoint was trained for round ${ckpt.round} and round ${aim} is beyond commit.maxRounds (${input.commit.maxRounds})`);
-      return undefined;
+      return { status: 'missed', round: ckpt.round, hotkey: '', reason: state.missedWindows.join('; ') };
     }
     if (plan.commit1.closesAt <= Date.now()) {
       miss(state, `round ${aim}: commit 1 window closed before the checkpoint was ready`);
@@ -182,12 +190,25 @@ async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => 
       state.commits.push(await stage('commit2', commitLocation({ miner: input.miner, hash: ckpt.hash, location: ckpt.location, window: plan.commit2 })));
       return plan;
     } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === 'CommitOverwrittenError') {
+        const winningHash = (overwrittenDetails(err)?.winningHash as string | undefined) ?? '(unknown)';
+        state.event(`OVERWRITTEN: ${err.message}`);
+        return { status: 'overwritten', round: plan.round, hotkey: '', winningHash, reason: err.message };
+      }
       if (!(err instanceof ApplicationFailure && err.type === 'MissedWindowError')) throw err;
       miss(state, `round ${plan.round}: ${err.message}`);
       show();
       await sleepUntil(plan.commit2.closesAt); // the round is lost; the next one's windows come after it
     }
   }
+}
+
+/** The details an activity attached to its failure (the stage wrapper keeps the original as its cause). */
+function overwrittenDetails(err: ApplicationFailure): Record<string, unknown> | undefined {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure && e.details?.length) return e.details[0] as Record<string, unknown>;
+  }
+  return undefined;
 }
 
 /** Records a new plan, refusing one from a chain whose head is behind the last plan's. */

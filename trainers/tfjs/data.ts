@@ -26,11 +26,11 @@ export async function stateTokenizer(store: CheckpointStore, stateKey: string): 
  * split (deterministic) and kept in the store beside it, so later cycles, segments and the LR range
  * test on the same dataset reuse it.
  */
-export async function datasetTokenizer(workDir: string, store: CheckpointStore, dataset: DatasetRef, model: Pick<ModelInput, 'tokenizer' | 'vocabSize'>): Promise<Tokenizer> {
+export async function datasetTokenizer(workDir: string, store: CheckpointStore, dataset: DatasetRef, model: Pick<ModelInput, 'tokenizer' | 'vocabSize'>, onProgress?: (p: { stage: string; [k: string]: unknown }) => void): Promise<Tokenizer> {
   if (model.tokenizer === 'bytes') return new ByteTokenizer();
   const key = `${path.posix.dirname(dataset.trainKey)}/${datasetTokenizerFile(model)}`;
   if (await store.exists(key)) return loadTokenizer(await store.get(key));
-  const tokenizer = trainTokenizer(model, await readSplit(await store.get(dataset.trainKey)));
+  const tokenizer = trainTokenizer(model, await readSplit(await store.get(dataset.trainKey)), onProgress && ((p) => onProgress({ ...p, stage: `tokenizer ${p.stage}` })));
   const file = path.join(workDir, key);
   await fs.mkdir(path.dirname(file), { recursive: true });
   await saveTokenizer(file, tokenizer);

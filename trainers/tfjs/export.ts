@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { EvalSchema, ModelSchema, parseOrExplain } from '../../common/config';
 import type { Logger } from '../../infra/log';
 import type { CheckpointStore } from '../../infra/store/store';
-import { initBackend } from '../../model/backend';
+import { initBackend, withBackendRecovery } from '../../model/backend';
 import { EMA_FILE, loadWeights, TOKENIZER_FILE, WEIGHTS_FILE } from '../../model/checkpoint';
 import { evaluate } from '../../model/evaluate';
 import { disposeWeights, initWeights, type GptConfig, type Weights } from '../../model/gpt';
@@ -20,7 +20,11 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
-export async function exportModel(workDir: string, store: CheckpointStore, log: Logger, input: ExportRequest, hooks: TrainerHooks): Promise<ExportedModel> {
+export function exportModel(workDir: string, store: CheckpointStore, log: Logger, input: ExportRequest, hooks: TrainerHooks): Promise<ExportedModel> {
+  return withBackendRecovery(() => exportState(workDir, store, log, input, hooks), (m) => log.warn(m));
+}
+
+async function exportState(workDir: string, store: CheckpointStore, log: Logger, input: ExportRequest, hooks: TrainerHooks): Promise<ExportedModel> {
   const model = parseOrExplain(ModelSchema, input.model, 'checkpoint input model');
   const evalOpts = parseOrExplain(EvalSchema, input.eval, 'checkpoint input eval');
   if (input.state.step <= 0) throw new CheckpointError('refusing to checkpoint the untrained base model (step 0)');

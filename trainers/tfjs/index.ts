@@ -3,7 +3,12 @@
 import * as path from 'node:path';
 import type { Logger } from '../../infra/log';
 import type { CheckpointStore } from '../../infra/store/store';
+import { ModelSchema, parseOrExplain, TrainingSchema } from '../../common/config';
+import { initBackend } from '../../model/backend';
+import { machineMemoryBytes } from '../../model/memory';
 import type { Trainer } from '../trainer';
+import { modelConfig } from './data';
+import { checkFits } from './fits';
 import { exportModel } from './export';
 import { findLearningRate } from './lr-find';
 import { trainSegment } from './segment';
@@ -15,6 +20,14 @@ export function createTfjsTrainer(dataDir: string, store: CheckpointStore, log: 
     trainSegment: (req, hooks) => trainSegment(workDir, store, log, req, hooks),
     findLearningRate: (req, hooks) => findLearningRate(workDir, store, log, req, hooks),
     exportModel: (req, hooks) => exportModel(workDir, store, log, req, hooks),
+    async checkCapacity(req) {
+      const model = parseOrExplain(ModelSchema, req.model, 'capacity check model');
+      const training = parseOrExplain(TrainingSchema, req.training, 'capacity check training');
+      const backend = await initBackend(model.backend, (m) => log.info(m));
+      // Before curation the tokenizer is not trained yet: its vocabulary is at most model.vocabSize.
+      const est = checkFits(modelConfig(model, { vocabSize: model.tokenizer === 'bytes' ? 256 : model.vocabSize }), training);
+      return { backend, estimatedBytes: est.totalBytes, availableBytes: machineMemoryBytes() };
+    },
   };
 }
 

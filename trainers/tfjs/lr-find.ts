@@ -8,11 +8,12 @@ import { ModelSchema, parseOrExplain, TrainingSchema, type ModelInput, type Trai
 import type { LrFindReport } from '../../common/types';
 import type { Logger } from '../../infra/log';
 import type { CheckpointStore } from '../../infra/store/store';
-import { initBackend } from '../../model/backend';
+import { initBackend, withBackendRecovery } from '../../model/backend';
 import { lrRangeTest, type LrFindOptions, type LrFindResult } from '../../model/lr-finder';
 import type { TokenIds, Tokenizer } from '../../model/tokenizer';
 import type { LrFindRequest, TrainerHooks } from '../trainer';
 import { datasetTokenizer, modelConfig, readTokens } from './data';
+import { checkFits } from './fits';
 
 /** Points kept in the report: enough to draw the curve, small enough for workflow history. */
 export const REPORT_POINTS = 40;
@@ -44,13 +45,18 @@ export function chosenLr(training: TrainingInput, suggestedLr: number): number {
   return Math.min(training.lrFind.ceiling, Math.max(training.lrFind.floor, suggestedLr));
 }
 
-export async function findLearningRate(workDir: string, store: CheckpointStore, log: Logger, input: LrFindRequest, hooks: TrainerHooks): Promise<LrFindReport> {
+export function findLearningRate(workDir: string, store: CheckpointStore, log: Logger, input: LrFindRequest, hooks: TrainerHooks): Promise<LrFindReport> {
+  return withBackendRecovery(() => rangeTest(workDir, store, log, input, hooks), (m) => log.warn(m));
+}
+
+async function rangeTest(workDir: string, store: CheckpointStore, log: Logger, input: LrFindRequest, hooks: TrainerHooks): Promise<LrFindReport> {
   const model = parseOrExplain(ModelSchema, input.model, 'lrFind input model');
   const training = parseOrExplain(TrainingSchema, input.training, 'lrFind input training');
   hooks.progress({ stage: 'loading' });
   await initBackend(model.backend, (m) => log.info(m));
   // The tokenizer the first segment will train with (a fresh model's: the dataset's).
-  const tokenizer = await datasetTokenizer(workDir, store, input.dataset, model);
+  const tokenizer = await datasetTokenizer(workDir, store, input.dataset, model, hooks.progress);
+  checkFits(modelConfig(model, tokenizer), training);
   const data = await readTokens(store, input.dataset.trainKey, tokenizer);
   const t0 = Date.now();
   const r = await runRangeTest(model, training, tokenizer, data, {

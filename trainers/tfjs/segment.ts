@@ -7,7 +7,7 @@ import { EvalSchema, ModelSchema, parseOrExplain, TrainingSchema } from '../../c
 import type { SegmentResult, StateRef } from '../../common/types';
 import type { Logger } from '../../infra/log';
 import type { CheckpointStore } from '../../infra/store/store';
-import { initBackend } from '../../model/backend';
+import { initBackend, withBackendRecovery } from '../../model/backend';
 import { EMA_FILE, loadInto, loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, TOKENIZER_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../../model/checkpoint';
 import { evaluate } from '../../model/evaluate';
 import { disposeWeights, initWeights, parameterCount } from '../../model/gpt';
@@ -15,8 +15,14 @@ import { evaluationBitsPerByte } from '../../model/tokenizer';
 import { Trainer } from '../../model/trainer';
 import type { SegmentRequest, TrainerHooks, TrainProgress } from '../trainer';
 import { datasetTokenizer, modelConfig, readTokens, stateTokenizer } from './data';
+import { checkFits } from './fits';
 
-export async function trainSegment(workDir: string, store: CheckpointStore, log: Logger, input: SegmentRequest, hooks: TrainerHooks): Promise<SegmentResult> {
+export function trainSegment(workDir: string, store: CheckpointStore, log: Logger, input: SegmentRequest, hooks: TrainerHooks): Promise<SegmentResult> {
+  // A crashed backend (e.g. wasm out of memory) is rebuilt so the worker stays healthy; the attempt fails for good.
+  return withBackendRecovery(() => train(workDir, store, log, input, hooks), (m) => log.warn(m));
+}
+
+async function train(workDir: string, store: CheckpointStore, log: Logger, input: SegmentRequest, hooks: TrainerHooks): Promise<SegmentResult> {
   const model = parseOrExplain(ModelSchema, input.model, 'train input model');
   const training = parseOrExplain(TrainingSchema, input.training, 'train input training');
   const evalOpts = parseOrExplain(EvalSchema, input.eval, 'train input eval');
@@ -28,11 +34,12 @@ export async function trainSegment(workDir: string, store: CheckpointStore, log:
     ? await stateTokenizer(store, input.from.key)
     : training.initFrom
       ? await stateTokenizer(store, training.initFrom)
-      : await datasetTokenizer(workDir, store, input.dataset, model);
+      : await datasetTokenizer(workDir, store, input.dataset, model, hooks.progress);
   if (input.from === null && training.initFrom && tokenizer.type !== model.tokenizer) {
     log.warn({ initFrom: training.initFrom, tokenizer: tokenizer.type, vocabSize: tokenizer.vocabSize }, 'warm start keeps its own tokenizer, not model.tokenizer');
   }
   const cfg = modelConfig(model, tokenizer);
+  checkFits(cfg, training);
   const data = await readTokens(store, input.dataset.trainKey, tokenizer);
   const heldOut = await readTokens(store, input.dataset.heldOutKey, tokenizer);
   const schedule = { ...training, steps: input.plannedSteps };
