@@ -2,9 +2,12 @@
 // and workers with stubbed activities, for cycle tests that take seconds whatever the machine's speed.
 // Timers and activity durations are simulated: while nothing runs, the server jumps its clock to the
 // next timer; a stub activity "takes" simulated time with env.sleep (see stub-activities.ts).
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before } from 'node:test';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { TASK_QUEUES } from '../../common/queues';
@@ -26,7 +29,7 @@ export async function startTimeSkipping(): Promise<{ env: TestWorkflowEnvironmen
     throw new Error(`${TEST_SERVER_BIN} is missing: run \`bash scripts/setup-test-server.sh\` (needs java and mvn; fetches io.temporal:temporal-test-server from Maven Central)`);
   }
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('ERROR') }); // not WARN: the gpu worker warns that it polls no workflows
+    Runtime.install({ logger: new DefaultLogger((process.env.MINERFLOW_TEST_LOG_LEVEL as 'ERROR' | undefined) ?? 'ERROR') }); // not WARN: the gpu worker warns that it polls no workflows
     runtimeInstalled = true;
   }
   const [env, bundle] = await Promise.all([
@@ -76,4 +79,48 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Advances the server's clock in steps of `stepMs` (env.sleep) until `probe` returns a value, for a
+ * test that waits for a workflow to reach a point without awaiting its result.
+ *
+ * Why not simply poll: while any activity task is in flight the server holds a time-skipping lock,
+ * and a stub's env.sleep() releases only that one; the test's own lock (held except inside
+ * handle.result() and env.sleep()) keeps the stubs' simulated minutes running in real time. Why not
+ * unlock for the whole wait: as soon as the workflow idles with no timer of its own (paused on a
+ * condition), the server jumps to the next task it knows of, which can be ten years away.
+ */
+export async function advanceUntil<T>(env: TestWorkflowEnvironment, what: string, probe: () => Promise<T | undefined>, stepMs = 5_000, realMs = 20_000): Promise<T> {
+  const deadline = Date.now() + realMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${realMs} ms (real) waiting for ${what}`);
+    await env.sleep(stepMs);
+  }
+}
+
+/**
+ * Sends a workflow update that the validator may reject, and returns the handler's result or throws
+ * an Error with the validator's message. For an accepted update `handle.executeUpdate()` works on the
+ * Java test server 1.31; for a rejected one not always: the server sometimes answers
+ * UpdateWorkflowExecution with the rejection and sometimes with no outcome and a stage before
+ * ACCEPTED; then the SDK re-sends the request as it should, and the server, which has dropped the
+ * rejected update, answers NOT_FOUND ("update <id> not found"), reported as WorkflowNotFoundError.
+ * In that case the validator's message is lost and this says "rejected (stage …)".
+ */
+export async function sendUpdate<R>(env: TestWorkflowEnvironment, workflowId: string, name: string, arg: unknown): Promise<R> {
+  const res = await env.client.workflowService.updateWorkflowExecution({
+    namespace: env.client.options.namespace,
+    workflowExecution: { workflowId },
+    waitPolicy: { lifecycleStage: temporal.api.enums.v1.UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED },
+    request: { meta: { updateId: randomUUID(), identity: 'minerflow-test' }, input: { name, args: { payloads: [defaultPayloadConverter.toPayload(arg)] } } },
+  });
+  const outcome = res.outcome;
+  if (!outcome) throw new Error(`update ${name} rejected (stage ${res.stage}; the test server kept no reason)`);
+  if (outcome.failure) throw new Error(outcome.failure.message ?? 'update failed');
+  const payload = outcome.success?.payloads?.[0];
+  if (!payload) throw new Error(`update ${name}: empty outcome`);
+  return defaultPayloadConverter.fromPayload(payload) as R;
 }
