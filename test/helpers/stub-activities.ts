@@ -128,6 +128,7 @@ export interface ActivityCall {
   endMs?: number;
   delayMs: number;
   outcome?: 'ok' | 'restart' | 'missed' | 'early' | 'error';
+  round?: number; // commits: the round of the window asked for
   detail?: string;
 }
 
@@ -202,7 +203,7 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
   async function simSleep(ms: number): Promise<void> {
     let left = Math.max(0, Math.round(ms));
     while (left > 0) {
-      const step = Math.min(left, 20_000);
+      const step = Math.min(left, 40_000); // under the shortest heartbeat timeout (awaitScore: 1 min)
       await env.sleep(step);
       left -= step;
       heartbeat();
@@ -213,13 +214,13 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
    * Runs one activity attempt: finds its scenario, takes the scenario's delay, fails it as a worker
    * restart would if the scenario says so, then does `work` and records the call.
    */
-  async function run<T>(activity: ActivityName, work: (s: Scenario, call: ActivityCall) => Promise<T>): Promise<T> {
+  async function run<T>(activity: ActivityName, work: (s: Scenario, call: ActivityCall) => Promise<T>, round?: number): Promise<T> {
     const info = activityInfo();
     const workflowId = info.workflowExecution?.workflowId ?? '(none)';
     const s = scenarios.get(workflowId);
     if (!s) throw ApplicationFailure.nonRetryable(`no scenario for workflow ${workflowId}`, 'NoScenario');
     const callIndex = s.callIndex(activity, info.activityId);
-    const call: ActivityCall = { activity, activityId: info.activityId, callIndex, attempt: info.attempt, startMs: await now(), delayMs: s.delayFor(activity, callIndex, info.attempt) };
+    const call: ActivityCall = { activity, activityId: info.activityId, callIndex, attempt: info.attempt, startMs: await now(), delayMs: s.delayFor(activity, callIndex, info.attempt), round };
     s.calls.push(call);
     try {
       await simSleep(call.delayMs);
@@ -282,11 +283,11 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
     },
 
     async commitSignature(input: CommitActivityInput): Promise<CommitReceipt> {
-      return run('commitSignature', (s, call) => commit(s, call, 'commit1', input.window, input.hash, encodeCommit({ s: Buffer.from(`sig:${input.hash}`).toString('base64url').slice(0, 86) })));
+      return run('commitSignature', (s, call) => commit(s, call, 'commit1', input.window, input.hash, encodeCommit({ s: Buffer.from(`sig:${input.hash}`).toString('base64url').slice(0, 86) })), input.window.round);
     },
 
     async commitLocation(input: LocationCommitInput): Promise<CommitReceipt> {
-      return run('commitLocation', (s, call) => commit(s, call, 'commit2', input.window, input.hash, encodeCommit({ h: input.hash, u: input.location, v: 1 })));
+      return run('commitLocation', (s, call) => commit(s, call, 'commit2', input.window, input.hash, encodeCommit({ h: input.hash, u: input.location, v: 1 })), input.window.round);
     },
 
     async awaitScore(input: { miner: unknown; round: number; validateStartBlock: number; timeoutSeconds: number; pollSeconds: number }): Promise<ScoreReport> {
