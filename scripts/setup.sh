@@ -17,3 +17,4 @@ fi
 if [ -z "${MINERFLOW_TEMPORAL_BIN:-}" ]; then
   bash scripts/setup-temporal.sh
 fi
+bash scripts/setup-test-server.sh

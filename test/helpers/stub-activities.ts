@@ -1,0 +1,373 @@
+// Stub activities for the time-skipping cycle tests, and the simulated chain they commit to.
+//
+// Everything runs on the test server's clock (env.currentTimeMs()), never Date.now(): the server
+// skips time, so wall time says nothing about blocks. An activity "takes" simulated time with
+// env.sleep(ms), which unlocks time skipping for that long (the server jumps its clock; timers that
+// fall due on the way fire). The chain is the real phase arithmetic of common/phases.ts (planCommit,
+// phaseWindow, roundOf) over block = floor((now − originMs) / blockMs).
+//
+// Each workflow gets its own Scenario (looked up by the activity's workflow id), so cycles can run
+// side by side on one server. Keep every activity the workflow calls here, with the real
+// activities' names and shapes (activities/*.ts): when the workflow's activity list changes, this
+// is the one file to adapt.
+import { createHash } from 'node:crypto';
+import { activityInfo, ApplicationFailure, heartbeat } from '@temporalio/activity';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { CheckpointActivityInput } from '../../activities/checkpoint';
+import type { CommitActivityInput, LocationCommitInput } from '../../activities/commit';
+import type { LrFindInput } from '../../activities/lr-find';
+import type { TrainSegmentInput } from '../../activities/train';
+import { encodeCommit } from '../../common/commitments';
+import type { CorpusInput, CurateInput } from '../../common/config';
+import { blockTime, CONNITO_PHASES, phaseWindow, planCommit, roundOf, type ChainSchedule, type PhaseSpec } from '../../common/phases';
+import type { CheckpointRef, CommitPlan, CommitReceipt, CommitWindow, DatasetRef, LrFindReport, ScoreReport, SegmentResult, StateRef } from '../../common/types';
+
+/** activities/commit.ts's COMMIT_MARGIN_MS (not exported there): time wanted left in a window. */
+export const COMMIT_MARGIN_MS = 1500;
+
+export type ActivityName = 'curateCorpus' | 'planCommit' | 'commitSignature' | 'commitLocation' | 'awaitScore' | 'trainSegment' | 'lrFind' | 'checkpoint';
+
+export interface Commitment {
+  phase: CommitReceipt['phase'];
+  round: number; // the round of the window the workflow asked for
+  block: number; // the block it was recorded at
+  atMs: number;
+  hash: string;
+  payload: string;
+}
+
+/** A chain whose clock is the test server's. */
+export class SimChain {
+  readonly commitments: Commitment[] = [];
+  constructor(
+    readonly originMs: number,
+    readonly blockMs = 12_000,
+    readonly phases: PhaseSpec[] = CONNITO_PHASES,
+  ) {}
+
+  blockAt(ms: number): number {
+    return Math.floor((ms - this.originMs) / this.blockMs);
+  }
+
+  schedule(nowMs: number): ChainSchedule {
+    const block = this.blockAt(nowMs);
+    return { block, atMs: this.originMs + block * this.blockMs, blockMs: this.blockMs, origin: 0, phases: this.phases };
+  }
+
+  /** [start, end) blocks of a phase in a round. */
+  window(round: number, phase: 'MinerCommit1' | 'MinerCommit2' | 'Validate' | string): { start: number; end: number } {
+    return phaseWindow({ origin: 0, phases: this.phases }, round, phase);
+  }
+
+  /** Blocks where commit 1 of `round` may land: MinerCommit1. */
+  commit1Blocks(round: number): { start: number; end: number } {
+    return this.window(round, 'MinerCommit1');
+  }
+
+  /** Blocks where commit 2 of `round` may land: after MinerCommit1, before MinerCommit2 ends. */
+  commit2Blocks(round: number): { start: number; end: number } {
+    return { start: this.window(round, 'MinerCommit1').end, end: this.window(round, 'MinerCommit2').end };
+  }
+
+  roundAt(ms: number): number {
+    return roundOf({ origin: 0, phases: this.phases }, this.blockAt(ms));
+  }
+
+  /** The real planner (common/phases.ts) on the chain as it is at `nowMs`. */
+  plan(nowMs: number, minLeadMs = 0): CommitPlan {
+    return planCommit(this.schedule(nowMs), nowMs, COMMIT_MARGIN_MS, minLeadMs);
+  }
+
+  /** `round`'s windows, re-read from the chain at `nowMs` (planCommit({round})). */
+  planRound(nowMs: number, round: number): CommitPlan {
+    const s = this.schedule(nowMs);
+    const c1 = phaseWindow(s, round, 'MinerCommit1');
+    const c2 = phaseWindow(s, round, 'MinerCommit2');
+    const validate = phaseWindow(s, round, 'Validate');
+    return {
+      round,
+      validateStartBlock: validate.start,
+      commit1: { round, opensAt: blockTime(s, c1.start), closesAt: blockTime(s, c1.end) },
+      commit2: { round, opensAt: blockTime(s, c1.end), closesAt: blockTime(s, c2.end) },
+      validateOpensAt: blockTime(s, validate.start),
+    };
+  }
+}
+
+/** A loss curve falling with steps: what a stub segment reports unless the scenario overrides it. */
+export function defaultHeldOutLoss(step: number): number {
+  return 2 + 4 * Math.exp(-step / 150);
+}
+
+export interface SegmentOverride {
+  heldOutLoss?: number; // NaN allowed
+  trainLoss?: number;
+  nonFinite?: boolean;
+  skippedBatches?: number;
+}
+
+export interface TrainCall {
+  segment: number;
+  attempt: number;
+  fromStep: number;
+  fromKey: string | null;
+  untilStep: number;
+  stopAt?: number;
+  lrScale: number;
+  startMs: number;
+  endMs: number;
+  result: SegmentResult;
+}
+
+export interface ActivityCall {
+  activity: ActivityName;
+  activityId: string;
+  callIndex: number; // 0-based: the n-th logical call of this activity in the workflow (retries share it)
+  attempt: number;
+  startMs: number; // simulated
+  endMs?: number;
+  delayMs: number;
+  outcome?: 'ok' | 'restart' | 'missed' | 'early' | 'error';
+  round?: number; // commits: the round of the window asked for
+  detail?: string;
+}
+
+export interface ScenarioOptions {
+  chain: SimChain;
+  /** Simulated time per training step. */
+  msPerStep?: number;
+  /** Per-segment loss overrides (a spike, NaN…); undefined keeps defaultHeldOutLoss. */
+  loss?: (seg: { segment: number; attempt: number; startStep: number; endStep: number; lrScale: number }) => SegmentOverride | undefined;
+  /** Simulated time an activity attempt takes before doing its work (for commits: before the chain sees it). */
+  delay?: (activity: ActivityName, callIndex: number, attempt: number) => number;
+  /** A simulated worker restart: the attempt fails retryably after its delay, and Temporal retries it. */
+  restart?: (activity: ActivityName, callIndex: number, attempt: number) => boolean;
+}
+
+/** One workflow's world: its chain, its fault plan and a ledger of everything its activities did. */
+export class Scenario {
+  readonly chain: SimChain;
+  readonly msPerStep: number;
+  readonly calls: ActivityCall[] = [];
+  readonly trains: TrainCall[] = [];
+  readonly plans: { atMs: number; args: { minLeadMs?: number; round?: number }; plan: CommitPlan }[] = [];
+  readonly checkpoints: { atMs: number; state: StateRef; round: number; ref: CheckpointRef }[] = [];
+  /** Every state a segment produced, by key, with its held-out loss. */
+  readonly states = new Map<string, SegmentResult>();
+  private readonly callIds = new Map<string, number>();
+  private readonly callCounts = new Map<ActivityName, number>();
+
+  constructor(readonly opts: ScenarioOptions) {
+    this.chain = opts.chain;
+    this.msPerStep = opts.msPerStep ?? 1000;
+  }
+
+  /** The logical call index of the running activity (stable across its retries). */
+  callIndex(activity: ActivityName, activityId: string): number {
+    const key = `${activity}/${activityId}`;
+    let i = this.callIds.get(key);
+    if (i === undefined) {
+      i = this.callCounts.get(activity) ?? 0;
+      this.callCounts.set(activity, i + 1);
+      this.callIds.set(key, i);
+    }
+    return i;
+  }
+
+  delayFor(activity: ActivityName, callIndex: number, attempt: number): number {
+    return this.opts.delay?.(activity, callIndex, attempt) ?? 0;
+  }
+
+  restartFor(activity: ActivityName, callIndex: number, attempt: number): boolean {
+    return this.opts.restart?.(activity, callIndex, attempt) ?? false;
+  }
+
+  callsOf(activity: ActivityName): ActivityCall[] {
+    return this.calls.filter((c) => c.activity === activity);
+  }
+}
+
+/** A deterministic 48-hex "model hash" of a state key (what checkpoint publishes). */
+export function hashOfState(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 48);
+}
+
+/**
+ * The stub activities, on the control and gpu queues, for every workflow registered in `scenarios`
+ * (by workflow id). `env` provides the simulated clock.
+ */
+export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Map<string, Scenario>) {
+  const now = () => env.currentTimeMs();
+
+  /** Simulated time passes; long waits heartbeat, as the real activities do, so no heartbeat timeout fires. */
+  async function simSleep(ms: number): Promise<void> {
+    let left = Math.max(0, Math.round(ms));
+    while (left > 0) {
+      const step = Math.min(left, 40_000); // under the shortest heartbeat timeout (awaitScore: 1 min)
+      await env.sleep(step);
+      left -= step;
+      heartbeat();
+    }
+  }
+
+  /**
+   * Runs one activity attempt: finds its scenario, takes the scenario's delay, fails it as a worker
+   * restart would if the scenario says so, then does `work` and records the call.
+   */
+  async function run<T>(activity: ActivityName, work: (s: Scenario, call: ActivityCall) => Promise<T>, round?: number): Promise<T> {
+    const info = activityInfo();
+    const workflowId = info.workflowExecution?.workflowId ?? '(none)';
+    const s = scenarios.get(workflowId);
+    if (!s) throw ApplicationFailure.nonRetryable(`no scenario for workflow ${workflowId}`, 'NoScenario');
+    const callIndex = s.callIndex(activity, info.activityId);
+    const call: ActivityCall = { activity, activityId: info.activityId, callIndex, attempt: info.attempt, startMs: await now(), delayMs: s.delayFor(activity, callIndex, info.attempt), round };
+    s.calls.push(call);
+    try {
+      await simSleep(call.delayMs);
+      if (s.restartFor(activity, callIndex, info.attempt)) {
+        call.outcome = 'restart';
+        throw new Error(`simulated worker restart during ${activity} (attempt ${info.attempt})`);
+      }
+      const result = await work(s, call);
+      call.outcome ??= 'ok';
+      return result;
+    } catch (err) {
+      call.outcome ??= 'error';
+      call.detail = err instanceof Error ? err.message : String(err);
+      throw err;
+    } finally {
+      call.endMs = await now();
+    }
+  }
+
+  /** As activities/commit.ts's checkWindow + send: retryable before the window, MissedWindowError after it. */
+  async function commit(s: Scenario, call: ActivityCall, phase: CommitReceipt['phase'], w: CommitWindow, hash: string, payload: string): Promise<CommitReceipt> {
+    const t = await now();
+    if (t < w.opensAt) {
+      call.outcome = 'early';
+      throw new Error(`${phase} window of round ${w.round} opens in ${w.opensAt - t} ms; retrying`);
+    }
+    if (t >= w.closesAt) {
+      call.outcome = 'missed';
+      // What mapErrors makes of activities/errors.ts's MissedWindowError.
+      throw ApplicationFailure.nonRetryable(`${phase} window of round ${w.round} closed ${t - w.closesAt} ms ago`, 'MissedWindowError');
+    }
+    const block = s.chain.blockAt(t);
+    s.chain.commitments.push({ phase, round: w.round, block, atMs: t, hash, payload });
+    return { phase, block, payload, bytes: Buffer.byteLength(payload) };
+  }
+
+  const control = {
+    async curateCorpus(_input: { corpus: CorpusInput; curate: CurateInput }): Promise<DatasetRef> {
+      return run('curateCorpus', async () => ({
+        id: 'd'.repeat(64),
+        trainKey: 'datasets/sim/train.jsonl',
+        heldOutKey: 'datasets/sim/held-out.jsonl',
+        reportKey: 'datasets/sim/report.json',
+        documentsIn: 500,
+        trainDocuments: 476,
+        heldOutDocuments: 24,
+        dropped: {},
+        reused: false,
+      }));
+    },
+
+    /** The real planner on the simulated chain; with `round`, that exact round's windows. */
+    async planCommit(input: { minLeadMs?: number; round?: number } = {}): Promise<CommitPlan> {
+      return run('planCommit', async (s) => {
+        const t = await now();
+        const plan = input.round !== undefined ? s.chain.planRound(t, input.round) : s.chain.plan(t, input.minLeadMs ?? 0);
+        s.plans.push({ atMs: t, args: { ...input }, plan });
+        return plan;
+      });
+    },
+
+    async commitSignature(input: CommitActivityInput): Promise<CommitReceipt> {
+      return run('commitSignature', (s, call) => commit(s, call, 'commit1', input.window, input.hash, encodeCommit({ s: Buffer.from(`sig:${input.hash}`).toString('base64url').slice(0, 86) })), input.window.round);
+    },
+
+    async commitLocation(input: LocationCommitInput): Promise<CommitReceipt> {
+      return run('commitLocation', (s, call) => commit(s, call, 'commit2', input.window, input.hash, encodeCommit({ h: input.hash, u: input.location, v: 1 })), input.window.round);
+    },
+
+    async awaitScore(input: { miner: unknown; round: number; validateStartBlock: number; timeoutSeconds: number; pollSeconds: number }): Promise<ScoreReport> {
+      return run('awaitScore', async (s) => {
+        const c2 = s.chain.commitments.filter((c) => c.phase === 'commit2' && c.round === input.round).at(-1);
+        const state = c2 && [...s.states.values()].find((r) => hashOfState(r.state.key) === c2.hash);
+        return { status: 'scored', round: input.round, hotkey: '5SimulatedHotkey', uid: 1, incentiveShare: 1, validatorLoss: state?.heldOutLoss, rank: 1, reward: 2.25 };
+      });
+    },
+  };
+
+  const gpu = {
+    /** Trains from `from` to `untilStep` at the scenario's ms/step, stopping early at `stopAt`. */
+    async trainSegment(input: TrainSegmentInput): Promise<SegmentResult> {
+      return run('trainSegment', async (s) => {
+        const startStep = input.from?.step ?? 0;
+        const t0 = await now();
+        let endStep = Math.max(startStep, input.untilStep);
+        let stoppedEarly = false;
+        if (input.stopAt !== undefined && t0 + (endStep - startStep) * s.msPerStep > input.stopAt) {
+          endStep = startStep + Math.max(0, Math.floor((input.stopAt - t0) / s.msPerStep));
+          stoppedEarly = true;
+        }
+        await simSleep((endStep - startStep) * s.msPerStep);
+        const attempt = activityInfo().attempt;
+        const o = s.opts.loss?.({ segment: input.segment, attempt, startStep, endStep, lrScale: input.lrScale }) ?? {};
+        const heldOutLoss = o.heldOutLoss ?? defaultHeldOutLoss(endStep);
+        const key = `runs/${input.runId}/segment-${input.segment}-attempt-${attempt}/step-${endStep}`;
+        const result: SegmentResult = {
+          segment: input.segment,
+          attempt,
+          startStep,
+          endStep,
+          state: { key, step: endStep, modelHash: hashOfState(key) },
+          trainLoss: o.trainLoss ?? heldOutLoss - 0.1,
+          heldOutLoss,
+          skippedBatches: o.skippedBatches ?? 0,
+          nonFinite: o.nonFinite ?? false,
+          stoppedEarly,
+          seconds: ((endStep - startStep) * s.msPerStep) / 1000,
+          tokensPerSec: 1000,
+          lr: 3e-3 * input.lrScale,
+          backend: 'sim',
+          metricsKey: `${key}/metrics.jsonl`,
+        };
+        s.states.set(key, result);
+        s.trains.push({ segment: input.segment, attempt, fromStep: startStep, fromKey: input.from?.key ?? null, untilStep: input.untilStep, stopAt: input.stopAt, lrScale: input.lrScale, startMs: t0, endMs: await now(), result });
+        return result;
+      });
+    },
+
+    async lrFind(_input: LrFindInput): Promise<LrFindReport> {
+      return run('lrFind', async () => ({ suggestedLr: 3e-3, chosenLr: 3e-3, steepestLr: 3e-3, minLossLr: 1e-2, diverged: false, steps: 100, seconds: 100, curve: [], curveKey: 'runs/sim/lr-find.jsonl' }));
+    },
+
+    /** Publishes the given state; the ledger keeps which state (and so which step) was published. */
+    async checkpoint(input: CheckpointActivityInput): Promise<CheckpointRef> {
+      return run('checkpoint', async (s) => {
+        const seg = s.states.get(input.state.key);
+        const hash = hashOfState(input.state.key);
+        const ref: CheckpointRef = {
+          hash,
+          key: `checkpoints/${hash}`,
+          location: `sim://${hash.slice(0, 16)}`,
+          heldOutLoss: seg?.heldOutLoss ?? NaN,
+          heldOutBitsPerByte: 1,
+          tokenizer: 'bytes',
+          vocabSize: 256,
+          baselineLoss: defaultHeldOutLoss(0),
+          trainLoss: input.trainLoss,
+          steps: input.state.step,
+          round: input.round,
+          weights: 'raw',
+          rawHeldOutLoss: seg?.heldOutLoss ?? NaN,
+        };
+        s.checkpoints.push({ atMs: await now(), state: input.state, round: input.round, ref });
+        return ref;
+      });
+    },
+  };
+
+  return { control, gpu };
+}
