@@ -13,19 +13,22 @@
 import { createHash } from 'node:crypto';
 import { activityInfo, ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { CheckpointActivityInput } from '../../activities/checkpoint';
-import type { CommitActivityInput, LocationCommitInput } from '../../activities/commit';
-import type { LrFindInput } from '../../activities/lr-find';
-import type { TrainSegmentInput } from '../../activities/train';
-import { encodeCommit } from '../../common/commitments';
+import type { CheckpointActivityInput } from '../../subnets/connito/checkpoint';
+import type { CommitActivityInput, LocationCommitInput } from '../../subnets/connito/commit';
+import type { PreflightReport } from '../../subnets/connito/preflight';
+import type { Capacity, CapacityRequest, LrFindRequest, SegmentRequest } from '../../trainers/trainer';
+import { encodeLocationCommit, encodeSignatureCommit } from '../../subnets/connito/commitments';
 import type { CorpusInput, CurateInput } from '../../common/config';
-import { blockTime, CONNITO_PHASES, phaseWindow, planCommit, roundOf, type ChainSchedule, type PhaseSpec } from '../../common/phases';
-import type { CheckpointRef, CommitPlan, CommitReceipt, CommitWindow, DatasetRef, LrFindReport, ScoreReport, SegmentResult, StateRef } from '../../common/types';
+import { CONNITO_PHASES, phaseWindow, planCommit, roundOf, type ChainSchedule, type PhaseSpec } from '../../subnets/connito/phases';
+import type { DatasetRef, LrFindReport, SegmentResult, StateRef } from '../../common/types';
+import type { CheckpointRef, CommitPlan, CommitReceipt, CommitWindow, ScoreReport } from '../../subnets/connito/types';
 
-/** activities/commit.ts's COMMIT_MARGIN_MS (not exported there): time wanted left in a window. */
+/** subnets/connito/commit.ts's COMMIT_MARGIN_MS (not exported there): time wanted left in a window. */
 export const COMMIT_MARGIN_MS = 1500;
+/** subnets/connito/commit.ts's EARLY_WAIT_MS: how long a commit early for its window waits in the activity. */
+export const EARLY_WAIT_MS = 30_000;
 
-export type ActivityName = 'curateCorpus' | 'planCommit' | 'commitSignature' | 'commitLocation' | 'awaitScore' | 'trainSegment' | 'lrFind' | 'checkpoint';
+export type ActivityName = 'preflight' | 'checkTrainer' | 'curateCorpus' | 'planCommit' | 'commitSignature' | 'commitLocation' | 'awaitScore' | 'trainSegment' | 'lrFind' | 'checkpoint';
 
 export interface Commitment {
   phase: CommitReceipt['phase'];
@@ -78,19 +81,9 @@ export class SimChain {
     return planCommit(this.schedule(nowMs), nowMs, COMMIT_MARGIN_MS, minLeadMs);
   }
 
-  /** `round`'s windows, re-read from the chain at `nowMs` (planCommit({round})). */
+  /** `round`'s windows, re-read from the chain at `nowMs` (planCommit({round})), by the real planner. */
   planRound(nowMs: number, round: number): CommitPlan {
-    const s = this.schedule(nowMs);
-    const c1 = phaseWindow(s, round, 'MinerCommit1');
-    const c2 = phaseWindow(s, round, 'MinerCommit2');
-    const validate = phaseWindow(s, round, 'Validate');
-    return {
-      round,
-      validateStartBlock: validate.start,
-      commit1: { round, opensAt: blockTime(s, c1.start), closesAt: blockTime(s, c1.end) },
-      commit2: { round, opensAt: blockTime(s, c1.end), closesAt: blockTime(s, c2.end) },
-      validateOpensAt: blockTime(s, validate.start),
-    };
+    return planCommit(this.schedule(nowMs), nowMs, COMMIT_MARGIN_MS, 0, round);
   }
 }
 
@@ -199,11 +192,17 @@ export function hashOfState(key: string): string {
 export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Map<string, Scenario>) {
   const now = () => env.currentTimeMs();
 
-  /** Simulated time passes; long waits heartbeat, as the real activities do, so no heartbeat timeout fires. */
+  /**
+   * Simulated time passes; long waits heartbeat, as the real activities do, so no heartbeat timeout
+   * fires. A heartbeat reaches the server a moment after the clock moved, so each step stays well
+   * under the activity's heartbeat timeout: 1 s for the commits (5 s), 20 s for the rest (≥ 1 min).
+   */
   async function simSleep(ms: number): Promise<void> {
+    const activity = activityInfo().activityType;
+    const stepMs = activity === 'commitSignature' || activity === 'commitLocation' ? 1_000 : 20_000;
     let left = Math.max(0, Math.round(ms));
     while (left > 0) {
-      const step = Math.min(left, 40_000); // under the shortest heartbeat timeout (awaitScore: 1 min)
+      const step = Math.min(left, stepMs);
       await env.sleep(step);
       left -= step;
       heartbeat();
@@ -240,24 +239,37 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
     }
   }
 
-  /** As activities/commit.ts's checkWindow + send: retryable before the window, MissedWindowError after it. */
+  /**
+   * As subnets/connito/commit.ts: by block, the transaction lands in the block after the head; a
+   * commit early by up to EARLY_WAIT_MS waits in the activity, earlier is a retryable error, past
+   * the window is MissedWindowError.
+   */
   async function commit(s: Scenario, call: ActivityCall, phase: CommitReceipt['phase'], w: CommitWindow, hash: string, payload: string): Promise<CommitReceipt> {
-    const t = await now();
-    if (t < w.opensAt) {
-      call.outcome = 'early';
-      throw new Error(`${phase} window of round ${w.round} opens in ${w.opensAt - t} ms; retrying`);
+    const startBlock = w.startBlock!;
+    const endBlock = w.endBlock!;
+    let next = s.chain.blockAt(await now()) + 1;
+    if (next < startBlock && (startBlock - next) * s.chain.blockMs <= EARLY_WAIT_MS) {
+      await simSleep(s.chain.originMs + (startBlock - 1) * s.chain.blockMs - (await now()));
+      next = s.chain.blockAt(await now()) + 1;
     }
-    if (t >= w.closesAt) {
+    if (next < startBlock) {
+      call.outcome = 'early';
+      throw new Error(`${phase} window of round ${w.round} opens at block ${startBlock}; the next block is ${next}; retrying`);
+    }
+    if (next >= endBlock) {
       call.outcome = 'missed';
       // What mapErrors makes of activities/errors.ts's MissedWindowError.
-      throw ApplicationFailure.nonRetryable(`${phase} window of round ${w.round} closed ${t - w.closesAt} ms ago`, 'MissedWindowError');
+      throw ApplicationFailure.nonRetryable(`${phase} window of round ${w.round} (blocks ${startBlock}–${endBlock - 1}) closed: the next block is ${next}`, 'MissedWindowError');
     }
-    const block = s.chain.blockAt(t);
-    s.chain.commitments.push({ phase, round: w.round, block, atMs: t, hash, payload });
-    return { phase, block, payload, bytes: Buffer.byteLength(payload) };
+    s.chain.commitments.push({ phase, round: w.round, block: next, atMs: await now(), hash, payload });
+    return { phase, block: next, payload, bytes: Buffer.byteLength(payload) };
   }
 
   const control = {
+    async preflight(_input: { miner: unknown }): Promise<PreflightReport> {
+      return run('preflight', async (s) => ({ hotkey: '5SimulatedHotkey', uid: 1, block: s.chain.blockAt(await now()), store: 'sim://store' }));
+    },
+
     async curateCorpus(_input: { corpus: CorpusInput; curate: CurateInput }): Promise<DatasetRef> {
       return run('curateCorpus', async () => ({
         id: 'd'.repeat(64),
@@ -283,11 +295,11 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
     },
 
     async commitSignature(input: CommitActivityInput): Promise<CommitReceipt> {
-      return run('commitSignature', (s, call) => commit(s, call, 'commit1', input.window, input.hash, encodeCommit({ s: Buffer.from(`sig:${input.hash}`).toString('base64url').slice(0, 86) })), input.window.round);
+      return run('commitSignature', (s, call) => commit(s, call, 'commit1', input.window, input.hash, encodeSignatureCommit(Buffer.from(`sig:${input.hash}`).toString('base64url').slice(0, 86))), input.window.round);
     },
 
     async commitLocation(input: LocationCommitInput): Promise<CommitReceipt> {
-      return run('commitLocation', (s, call) => commit(s, call, 'commit2', input.window, input.hash, encodeCommit({ h: input.hash, u: input.location, v: 1 })), input.window.round);
+      return run('commitLocation', (s, call) => commit(s, call, 'commit2', input.window, input.hash, encodeLocationCommit(input.hash, input.location)), input.window.round);
     },
 
     async awaitScore(input: { miner: unknown; round: number; validateStartBlock: number; timeoutSeconds: number; pollSeconds: number }): Promise<ScoreReport> {
@@ -300,8 +312,12 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
   };
 
   const gpu = {
+    async checkTrainer(_input: CapacityRequest): Promise<Capacity> {
+      return run('checkTrainer', async () => ({ backend: 'sim', estimatedBytes: 2 ** 20, availableBytes: 2 ** 30 }));
+    },
+
     /** Trains from `from` to `untilStep` at the scenario's ms/step, stopping early at `stopAt`. */
-    async trainSegment(input: TrainSegmentInput): Promise<SegmentResult> {
+    async trainSegment(input: SegmentRequest): Promise<SegmentResult> {
       return run('trainSegment', async (s) => {
         const startStep = input.from?.step ?? 0;
         const t0 = await now();
@@ -339,7 +355,7 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
       });
     },
 
-    async lrFind(_input: LrFindInput): Promise<LrFindReport> {
+    async lrFind(_input: LrFindRequest): Promise<LrFindReport> {
       return run('lrFind', async () => ({ suggestedLr: 3e-3, chosenLr: 3e-3, steepestLr: 3e-3, minLossLr: 1e-2, diverged: false, steps: 100, seconds: 100, curve: [], curveKey: 'runs/sim/lr-find.jsonl' }));
     },
 
