@@ -22,7 +22,7 @@ export async function startCycle(client: Client, raw: unknown, cycle: CycleInput
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       const m = cycle.miner;
-      throw new Error(`a cycle for hotkey ${m.wallet}.${m.hotkey} on netuid ${m.netuid} is already running: ${workflowId}; stop it or pass --id`);
+      throw new Error(`a cycle for hotkey ${m.wallet}.${m.hotkey} on netuid ${m.netuid} is already running: ${workflowId}; stop it or pass --id`, { cause: err });
     }
     throw err;
   }

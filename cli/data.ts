@@ -2,13 +2,13 @@
 // server. lr-find runs the very code the cycle's lrFind activity runs (trainers/tfjs/lr-find.ts)
 // on the dataset and tokenizer the cycle would use, kept in the same store.
 import * as path from 'node:path';
-import type { CorpusInput, CurateInput, ModelInput, TrainingInput } from '../common/config';
+import type { ModelInput, TrainingInput } from '../common/config';
 import type { DatasetRef } from '../common/types';
 import { curate, formatReport, nonZero } from '../curation/curate';
 import { logger } from '../infra/log';
+import { curateIntoStore } from '../activities/curate';
 import { curationPlan, openStore } from '../infra/runtime';
 import type { Settings } from '../infra/settings';
-import type { CheckpointStore } from '../infra/store/store';
 import { createHotkey } from '../infra/wallet';
 import { initBackend } from '../model/backend';
 import type { LrFindResult } from '../model/lr-finder';
@@ -27,8 +27,8 @@ export async function curateCommand(getSettings: () => Settings, args: string[])
   const { cycle } = await loadCycleConfig(str(values.config));
   const settings = getSettings();
   const corpus = { ...cycle.corpus, ...(corpusPath ? { path: corpusPath } : {}) };
-  const plan = await curationPlan(corpus, cycle.curate, settings.dataDir);
-  const ds = await curate(plan.source, path.resolve(out ?? path.join(settings.dataDir, 'datasets')), plan.opts);
+  const plan = await curationPlan(corpus, cycle.curate, settings);
+  const ds = await curate(plan.source, path.resolve(out ?? path.join(settings.dataDir, 'datasets')), plan.opts, { roots: plan.roots });
   if (values.report) console.log(formatReport(ds.report, ds.id));
   else console.log(`dataset ${ds.id}: ${ds.report.train.documents} train + ${ds.report.heldOut.documents} held-out documents, dropped ${JSON.stringify(nonZero(ds.report.dropped))}`);
   console.log(`${ds.reused ? 'reused (input unchanged)' : 'written'}: ${ds.dir}`);
@@ -69,26 +69,6 @@ export function lrFindInputs(cycle: CycleInput, o: LrFindOverrides = {}): { mode
   const lrFind = { ...f, steps: o.steps ?? f.steps, minLr: o.minLr ?? f.minLr, maxLr: o.maxLr ?? f.maxLr };
   if (!(lrFind.minLr < lrFind.maxLr)) throw new UsageError(`the range test needs --min-lr < --max-lr (here ${lrFind.minLr} and ${lrFind.maxLr})`);
   return { model: cycle.model, training: { ...cycle.training, lrFind } };
-}
-
-/** The curate activity's work (activities/curate.ts) without an activity context: curated split into the store, its reference back. */
-export async function curateIntoStore(settings: Settings, store: CheckpointStore, corpus: CorpusInput, options: CurateInput): Promise<DatasetRef> {
-  const plan = await curationPlan(corpus, options, settings.dataDir);
-  const ds = await curate(plan.source, path.join(settings.dataDir, 'datasets'), plan.opts);
-  const key = `datasets/${ds.id}`;
-  for (const f of ['train.jsonl', 'heldout.jsonl', 'report.json']) await store.put(`${key}/${f}`, path.join(ds.dir, f), { immutable: true });
-  const r = ds.report;
-  return {
-    id: ds.id,
-    trainKey: `${key}/train.jsonl`,
-    heldOutKey: `${key}/heldout.jsonl`,
-    reportKey: `${key}/report.json`,
-    trainDocuments: r.train.documents,
-    heldOutDocuments: r.heldOut.documents,
-    documentsIn: r.documentsIn,
-    dropped: nonZero(r.dropped),
-    reused: ds.reused,
-  };
 }
 
 /** The range test as the cycle runs it: same dataset, tokenizer (trainers/tfjs), options and clamp. */

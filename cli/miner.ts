@@ -43,7 +43,7 @@ async function minerStart(getSettings: () => Settings, args: string[]): Promise<
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       const m = cycle.miner;
-      throw new Error(`a miner loop for hotkey ${m.wallet}.${m.hotkey} on netuid ${m.netuid} is already running: ${workflowId}; stop it or pass --id`);
+      throw new Error(`a miner loop for hotkey ${m.wallet}.${m.hotkey} on netuid ${m.netuid} is already running: ${workflowId}; stop it or pass --id`, { cause: err });
     }
     throw err;
   }

@@ -3,8 +3,8 @@
 // implementation stands behind each port.
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CurateSchema, type CorpusInput, type CurateInput } from '../common/config';
-import { checkInsideRoots, CorpusError, curate, readSplit, type CurateOptions } from '../curation/curate';
+import type { CorpusInput, CurateInput } from '../common/config';
+import { checkInsideRoots, CorpusError, type CurateOptions } from '../curation/curate';
 import { exportBrown } from '../curation/brown';
 import type { Chain } from './chain/chain';
 import { SubtensorChain } from './chain/subtensor';
@@ -15,6 +15,7 @@ import { FsStore } from './store/fs-store';
 import { S3Store } from './store/s3-store';
 import type { CheckpointStore } from './store/store';
 import { ensureHotkey } from './wallet';
+import { logger } from './log';
 
 /**
  * A store from a folder path or URI (file:, s3://bucket/prefix). S3 settings and the download
@@ -76,8 +77,8 @@ export async function curationPlan(
  * The chain adapter the settings name: subtensor over @polkadot/api (a real endpoint, or the local
  * devnet, which speaks the same JSON-RPC).
  */
-export async function openChain(settings: Settings, log: (msg: string) => void = console.log): Promise<Chain> {
-  const { kind, url, phases, blockMs, local } = settings.chain;
+export async function openChain(settings: Settings): Promise<Chain> {
+  const { url, phases, blockMs } = settings.chain;
   return SubtensorChain.connect({ url, phases, blockMs });
 }
 
@@ -93,7 +94,7 @@ export async function localRegistrations(settings: Settings): Promise<{ netuid: 
 
 /** A devnet for these settings (their block time, phases, registrations and validator) on loopback. */
 export async function startLocalDevnet(settings: Settings, opts: { port?: number; log?: (msg: string) => void } = {}): Promise<Devnet> {
-  const log = opts.log ?? console.log;
+  const log = opts.log ?? ((m: string) => logger.info(m));
   const { local } = settings.chain;
   return startDevnet({ port: opts.port ?? 0, blockMs: local.blockMs, phases: local.phases, register: await localRegistrations(settings), validator: makeDevnetValidator(settings, log), log });
 }

@@ -4,6 +4,7 @@
 // control worker logged STOPPED and then lived on, reconnecting its chain WebSocket forever.
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { disconnectAllChains } from './chain/subtensor';
+import { logger } from './log';
 
 /** How long a signalled worker may take to stop cleanly before it is made to exit. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -20,7 +21,7 @@ export async function runUntilStopped(
   connection: NativeConnection,
   opts: { name: string; graceMs?: number; log?: (msg: string) => void; exit?: (code: number) => void } = { name: 'worker' },
 ): Promise<void> {
-  const log = opts.log ?? console.log;
+  const log = opts.log ?? ((m: string) => logger.info(m));
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   const graceMs = opts.graceMs ?? SHUTDOWN_GRACE_MS;
   let forced: NodeJS.Timeout | undefined;
@@ -44,7 +45,7 @@ export async function runUntilStopped(
   try {
     await worker.run();
   } catch (err) {
-    console.error(err);
+    logger.error({ err }, `${opts.name} worker failed`);
     code = 1;
   }
   await releaseProcess(connection);

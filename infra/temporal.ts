@@ -37,7 +37,7 @@ function loadProfile(env: NodeJS.ProcessEnv) {
   try {
     return loadClientConfigProfile({ overrideEnvVars: vars });
   } catch (err) {
-    throw new Error(`Temporal client profile (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE): ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`Temporal client profile (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { terminateAllReplicas } from './parallel';
+import { logger } from '../infra/log';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -11,7 +12,7 @@ export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 let active: Promise<string> | undefined;
 
 /** Initialises the backend once per process and returns the name of the one running. */
-export function initBackend(choice: BackendChoice = 'auto', log: (msg: string) => void = console.log): Promise<string> {
+export function initBackend(choice: BackendChoice = 'auto', log: (msg: string) => void = (m) => logger.info(m)): Promise<string> {
   active ??= pick(choice, log);
   return active;
 }
@@ -93,7 +94,7 @@ export function isBackendAbort(err: unknown): boolean {
  * factories stay), and sets the backend again, which for wasm instantiates a new module (its init()
  * builds a new WebAssembly instance each call). Returns the backend's name.
  */
-export async function recoverBackend(log: (msg: string) => void = console.log): Promise<string> {
+export async function recoverBackend(log: (msg: string) => void = (m) => logger.warn(m)): Promise<string> {
   const name = tf.getBackend() ?? (await initBackend('auto', log));
   const threads = terminateAllReplicas();
   const engine = tf.engine() as unknown as { registry: Record<string, { dispose(): void }>; reset(): void };
@@ -119,7 +120,7 @@ export async function recoverBackend(log: (msg: string) => void = console.log): 
  * Runs a task; if the backend crashes in it, recovers the backend and fails with BackendAbortError
  * (non-retryable) so the next task starts healthy. Other errors pass through unchanged.
  */
-export async function withBackendRecovery<T>(fn: () => Promise<T>, log: (msg: string) => void = console.log): Promise<T> {
+export async function withBackendRecovery<T>(fn: () => Promise<T>, log: (msg: string) => void = (m) => logger.warn(m)): Promise<T> {
   try {
     return await fn();
   } catch (err) {

@@ -12,9 +12,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 bash scripts/setup-metadata.sh
 if [ "${1:-}" = "--with-python" ]; then
+  # For tests and benchmarks: the Python peers, and Temporal's time-skipping test server (Java).
   bash scripts/setup-python.sh
+  bash scripts/setup-test-server.sh
 fi
 if [ -z "${MINERFLOW_TEMPORAL_BIN:-}" ]; then
   bash scripts/setup-temporal.sh
 fi
-bash scripts/setup-test-server.sh

@@ -1,9 +1,9 @@
-// Durable control of running cycles on the real Temporal dev server: pause/resume/extend, a
+// Durable control of running cycles on the real Temporal dev server (pause/resume/extend and the
+// windows arithmetic are covered on the time-skipping environment, test/cycle.timeskip.test.ts): a
 // planted LR spike and the backtrack it causes, a gpu worker killed mid-segment, and training cut
 // to make the commit windows (or a commit so slow it misses them, reported as such).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundle } from '@temporalio/worker';
@@ -12,7 +12,7 @@ import { TASK_QUEUES } from '../common/queues';
 import type { CommitWindow } from '../subnets/connito/types';
 import { controlActivities } from './helpers/activities';
 import { openChain, openStore } from '../infra/runtime';
-import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery } from '../workflows';
+import { miningCycle, statusQuery } from '../workflows';
 import { disconnectAllChains } from '../infra/chain/subtensor';
 import { startTestDevnet } from './helpers/devnet';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
@@ -29,38 +29,6 @@ let bundle: WorkflowBundle;
 useTemporal(long, (t) => ({ env, bundle } = t));
 
 const steady = { patience: 100, backtrackThreshold: 10 }; // these tests steer by hand; keep the policy out of the way
-
-test('pause holds the step count, resume continues, extend adds exactly N steps; an extension past the deadline is refused', { timeout: 240_000 }, async () => {
-  const input = { ...SMALL_CYCLE, corpus, curate: curateOpts, training: { ...SMALL_CYCLE.training, steps: 60, segmentSteps: 15 }, policy: steady, commit: { minTrainSeconds: 20, reserveSeconds: 1 } };
-  const workflowId = `pause-extend-${Date.now()}`;
-  const result = await withWorkers(env, bundle, long, async () => {
-    const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
-    await waitFor('the first segment', async () => ((await handle.query(statusQuery)).segments.length >= 1 ? true : undefined));
-    await handle.signal(pauseSignal);
-    const paused = await waitFor('the pause', async () => {
-      const s = await handle.query(statusQuery);
-      return s.phase === 'paused' ? s : undefined;
-    });
-    await new Promise((r) => setTimeout(r, 2500));
-    const later = await handle.query(statusQuery);
-    assert.equal(later.phase, 'paused');
-    assert.equal(later.stepsDone, paused.stepsDone, 'no training while paused');
-    assert.equal(later.segments.length, paused.segments.length);
-
-    const refused = await handle.executeUpdate(extendTrainingUpdate, { args: [{ steps: 10_000_000 }] }).then(() => undefined, (e: unknown) => e);
-    assert.ok(refused instanceof WorkflowUpdateFailedError);
-    assert.match(String((refused.cause as Error).message), /would end training at .* after the deadline/);
-
-    const extended = await handle.executeUpdate(extendTrainingUpdate, { args: [{ steps: 30 }] });
-    assert.equal(extended.plannedSteps, 90);
-    await handle.signal(resumeSignal);
-    return handle.result();
-  });
-  assert.equal(result.segments.at(-1)!.endStep, 90, 'final step count grew by the 30 extended steps');
-  assert.equal(result.training.plannedSteps, 90);
-  assert.equal(result.score.status, 'scored');
-  await recordHistory(env, long, workflowId, 'pause-extend');
-});
 
 test('a planted LR spike degrades held-out loss; the cycle backtracks to the best state and commits it', { timeout: 240_000 }, async () => {
   const input = {
@@ -89,7 +57,7 @@ test('a planted LR spike degrades held-out loss; the cycle backtracks to the bes
   await recordHistory(env, long, workflowId, 'backtrack');
 });
 
-test('a gpu worker killed (SIGKILL) mid-segment: the segment moves to a new worker, the cycle completes with the planned steps', { timeout: 240_000 }, async () => {
+test('a gpu worker killed (SIGKILL) mid-segment: the segment is retried from its start state on a new worker and the cycle commits', { timeout: 240_000 }, async () => {
   const input = {
     ...SMALL_CYCLE,
     corpus,
@@ -126,14 +94,16 @@ test('a gpu worker killed (SIGKILL) mid-segment: the segment moves to a new work
       { gpu: false },
     );
     assert.ok(killedAt);
-    assert.equal(result.segments.at(-1)!.endStep, 180, 'the planned step count was reached');
+    assert.equal(result.score.status, 'scored', 'the cycle committed and was scored');
     const retried = result.segments.filter((s) => s.attempt > 1);
     assert.equal(retried.length, 1, 'exactly one segment was retried');
     assert.equal(retried[0].segment, 2);
     assert.equal(retried[0].startStep, 60, 'the retry resumed from the state saved before the crash');
     const redone = killedAt.step - retried[0].startStep;
     assert.ok(redone > 0 && redone <= input.training.segmentSteps, `re-done ${redone} steps: at most one segment`);
-    assert.equal(result.segments.reduce((a, s) => a + s.endStep - s.startStep, 0), 180, 'completed segments cover each step once');
+    const last = result.segments.at(-1)!.endStep;
+    assert.equal(result.segments.reduce((a, s) => a + s.endStep - s.startStep, 0), last, 'completed segments cover each step once');
+    result.segments.forEach((s, i) => i > 0 && assert.equal(s.startStep, result.segments[i - 1].endStep, 'each segment continues where the last ended'));
     await recordHistory(env, long, workflowId, 'gpu-worker-killed');
   } finally {
     gpu.kill('SIGKILL');
@@ -159,9 +129,9 @@ test('a control worker killed (SIGKILL) mid-cycle loses nothing: another one car
       },
       { control: false },
     );
-    assert.equal(result.segments.at(-1)!.endStep, 120);
-    assert.equal(result.segments.length, 4, 'no segment was lost or re-run');
-    assert.ok(result.segments.every((s) => s.attempt === 1));
+    assert.ok(result.segments.length >= 2);
+    assert.ok(result.segments.every((s) => s.attempt === 1), 'no training segment was re-run');
+    result.segments.forEach((s, i) => i > 0 && assert.equal(s.startStep, result.segments[i - 1].endStep, 'no segment was lost'));
     assert.equal(result.score.status, 'scored');
   } finally {
     control.kill('SIGKILL');
@@ -202,8 +172,10 @@ test('a commit too slow for its window is reported as missed, loudly, and never 
     await devnet.close();
   });
   const real = controlActivities(fast, openStore(fast.store), () => openChain(fast));
+  const chain = await openChain(fast);
   const slowCommit = async (input: { window: CommitWindow } & Parameters<typeof real.commitSignature>[0]) => {
-    await new Promise((r) => setTimeout(r, Math.max(0, input.window.closesAt - Date.now()) + 300)); // a stuck signer
+    // A stuck signer: it comes back only once the window's last block is made.
+    while ((await chain.blockNumber()) + 1 < input.window.endBlock!) await new Promise((r) => setTimeout(r, 100));
     return real.commitSignature(input);
   };
   const input = { ...SMALL_CYCLE, corpus, curate: curateOpts, policy: steady, commit: { minTrainSeconds: 4, reserveSeconds: 0.5, maxRounds: 2 } };
@@ -211,9 +183,8 @@ test('a commit too slow for its window is reported as missed, loudly, and never 
   const result = await runCycle(env, bundle, fast, workflowId, input, { overrides: { commitSignature: slowCommit } });
   assert.equal(result.score.status, 'missed');
   assert.equal(result.missedWindows.length, 2, JSON.stringify(result.missedWindows));
-  assert.match(result.missedWindows[0], /commit1 window of round \d+ closed \d+ ms ago/);
+  assert.match(result.missedWindows[0], /commit1 window of round \d+ \(blocks \d+–\d+\) closed: the next block is \d+/);
   assert.deepEqual(result.commits, [], 'nothing was committed outside a window');
-  const chain = await openChain(fast);
   const { address } = await import('../infra/wallet').then((w) => w.loadHotkey(fast.walletsDir, 'default', 'default'));
   assert.equal(await chain.commitment(address, 102), null, 'the chain holds no commitment from this cycle');
   await recordHistory(env, fast, workflowId, 'missed-window');

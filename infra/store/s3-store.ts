@@ -176,7 +176,7 @@ export class S3Store implements CheckpointStore {
         if (head) return this.acceptExisting(key, head, local);
       }
       await this.removeIncomplete(s3Key);
-      throw new Error(`S3 upload of '${key}' to ${this.uri} (${this.where}) failed: ${describe(err)}`);
+      throw new Error(`S3 upload of '${key}' to ${this.uri} (${this.where}) failed: ${describe(err)}`, { cause: err });
     } finally {
       body.destroy(); // an aborted upload leaves the stream unread: close the file
     }
@@ -279,7 +279,7 @@ export class S3Store implements CheckpointStore {
       return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: s3Key }));
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw new Error(`S3 HeadObject of '${s3Key}' in bucket '${this.bucket}' (${this.where}) failed: ${describe(err)}`);
+      throw new Error(`S3 HeadObject of '${s3Key}' in bucket '${this.bucket}' (${this.where}) failed: ${describe(err)}`, { cause: err });
     }
   }
 

@@ -4,10 +4,11 @@ import * as path from 'node:path';
 import { CurateSchema } from '../../common/config';
 import { curate, readSplit } from '../../curation/curate';
 import { curationPlan, openStore } from '../../infra/runtime';
+import { logger } from '../../infra/log';
 import type { Settings } from '../../infra/settings';
 import { createLocalValidator, type LocalValidator } from './validator';
 
-export function makeDevnetValidator(settings: Settings, log: (msg: string) => void = console.log): LocalValidator {
+export function makeDevnetValidator(settings: Settings, log: (msg: string) => void = (m) => logger.info(m)): LocalValidator {
   let heldOut: Promise<string[]> | undefined;
   return createLocalValidator({
     heldOutText: () => (heldOut ??= validatorHeldOut(settings)),
