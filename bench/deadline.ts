@@ -183,6 +183,7 @@ async function runOurs(root: string, data: BenchData, budget: number): Promise<O
     MINERFLOW_UI_URL: `http://127.0.0.1:${uiPort}`,
     MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:j', // the devnet's validator scores on its own split of the domain
     MINERFLOW_CHAIN: 'devnet', // never a real chain from a benchmark
+    MINERFLOW_DATA_ROOTS: root, // the polluted corpus lives in the bench's own folder
     ...chainFor(),
   });
   const base = CycleInputSchema.parse({});

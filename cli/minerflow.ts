@@ -29,17 +29,18 @@ Logs (JSON lines, MINERFLOW_LOG_LEVEL) go to stderr; command output to stdout.`;
 type Command = (settings: () => Settings, args: string[]) => Promise<void>;
 
 // Loaded on use: a command pays only for its own imports (workers and TensorFlow.js are heavy).
-const COMMANDS: Record<string, () => Promise<Command>> = {
-  demo: async () => (await import('./local')).demo,
-  dev: async () => (await import('./local')).dev,
-  devnet: async () => (await import('./local')).devnetCommand,
-  worker: async () => (await import('./local')).worker,
-  cycle: async () => (await import('./cycle')).cycleCommand,
-  schedule: async () => (await import('./schedule')).scheduleCommand,
-  miner: async () => (await import('./miner')).minerCommand,
-  curate: async () => (await import('./data')).curateCommand,
-  'lr-find': async () => (await import('./data')).lrFindCommand,
-  wallet: async () => (await import('./data')).walletCommand,
+// require(), not import(): bin/minerflow.js runs this file through tsx's CommonJS hook only.
+const COMMANDS: Record<string, () => Command> = {
+  demo: () => (require('./local') as typeof import('./local')).demo,
+  dev: () => (require('./local') as typeof import('./local')).dev,
+  devnet: () => (require('./local') as typeof import('./local')).devnetCommand,
+  worker: () => (require('./local') as typeof import('./local')).worker,
+  cycle: () => (require('./cycle') as typeof import('./cycle')).cycleCommand,
+  schedule: () => (require('./schedule') as typeof import('./schedule')).scheduleCommand,
+  miner: () => (require('./miner') as typeof import('./miner')).minerCommand,
+  curate: () => (require('./data') as typeof import('./data')).curateCommand,
+  'lr-find': () => (require('./data') as typeof import('./data')).lrFindCommand,
+  wallet: () => (require('./data') as typeof import('./data')).walletCommand,
 };
 
 async function main(argv: string[]): Promise<void> {
@@ -52,7 +53,7 @@ async function main(argv: string[]): Promise<void> {
   if (!load) throw new UsageError(cmd.startsWith('-') ? `unknown flag '${cmd}' (flags come after the command)` : `unknown command '${cmd}'`);
   // Settings are read only once the command line is known to be right, so usage errors need no environment.
   let settings: Settings | undefined;
-  const run = await load();
+  const run = load();
   return run(() => (settings ??= loadSettings()), rest);
 }
 

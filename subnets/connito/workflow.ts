@@ -180,11 +180,11 @@ async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => 
     }
     state.commits = [];
     try {
-      state.enter('commit1', `round ${plan.round}: commit 1 window opens in ${Math.max(0, plan.commit1.opensAt - Date.now())} ms`);
+      state.enter('commit1', `round ${plan.round}: commit 1 window opens in ${Math.max(0, Math.round(plan.commit1.opensAt - Date.now()))} ms`);
       show();
       await sleepUntil(startOf(plan.commit1));
       state.commits.push(await stage('commit1', commitSignature({ miner: input.miner, hash: ckpt.hash, window: plan.commit1 })));
-      state.enter('commit2', `round ${plan.round}: commit 2 window opens in ${Math.max(0, plan.commit2.opensAt - Date.now())} ms`);
+      state.enter('commit2', `round ${plan.round}: commit 2 window opens in ${Math.max(0, Math.round(plan.commit2.opensAt - Date.now()))} ms`);
       show();
       await sleepUntil(startOf(plan.commit2));
       state.commits.push(await stage('commit2', commitLocation({ miner: input.miner, hash: ckpt.hash, location: ckpt.location, window: plan.commit2 })));

@@ -77,6 +77,7 @@ export function spawnWorker(which: 'control' | 'gpu', env: TestWorkflowEnvironme
       ...process.env,
       TEMPORAL_ADDRESS: env.address,
       MINERFLOW_DATA_DIR: settings.dataDir,
+      MINERFLOW_DATA_ROOTS: settings.dataRoots.join(path.delimiter),
       MINERFLOW_STORE: settings.store,
       MINERFLOW_CHAIN: settings.chain.kind === 'subtensor' ? settings.chain.url : settings.chain.kind,
       MINERFLOW_DEVNET_URL: settings.chain.url,
