@@ -18,8 +18,9 @@ import { tempDir, testSettings } from './helpers/settings';
 
 const root = path.join(__dirname, '..');
 
+/** The command as users run it: the package's bin (npx minerflow …). */
 function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'cli', 'minerflow.ts'), ...args], {
+  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'minerflow.js'), ...args], {
     cwd: root,
     encoding: 'utf8',
     env: { ...process.env, MINERFLOW_DATA_DIR: tempDir(), TEMPORAL_ADDRESS: '127.0.0.1:1' }, // nothing listens: a usage error must come first
