@@ -18,6 +18,7 @@ const PERMANENT = new Set([
   'ChainResetError',
   'LrFindInconclusiveError', // too few points to read a suggestion: the loop trains at the configured LR
   'InvalidStoreKeyError', // an absolute or '..' store key: a bug or hostile input
+  'ObjectNotFoundError', // a named store object (e.g. training.initFrom's state) is absent: retrying reads the same absence
   'ModelTooLargeError', // the model and batch cannot fit this machine's memory
   'BackendAbortError', // the TensorFlow.js backend aborted (e.g. out of wasm memory); retrying the same task aborts again
 ]);

@@ -19,6 +19,15 @@ export const CorpusSchema = z
 
 const fraction = () => z.number().min(0).max(1);
 
+/**
+ * A store key from input (training.initFrom): a plain relative path, as the stores require
+ * (infra/store/fs-store.ts checkStoreKey). They refuse other keys too, but only when a training
+ * segment reads one, naming the key and not the field; checked here, it fails at validation.
+ */
+export function isStoreKey(key: string): boolean {
+  return !/[\\\0]/.test(key) && !/^[a-zA-Z]:/.test(key) && key.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+}
+
 export const CurateSchema = z
   .object({
     minChars: int(0, 10_000_000).default(200),
@@ -118,7 +127,11 @@ export const TrainingSchema = z
     /** LR multiplier applied on each such return. */
     lrBackoff: z.number().gt(0).max(1).default(0.5),
     /** A training state to start from (store key, e.g. the previous cycle's best), or null for a fresh model. */
-    initFrom: z.string().min(1).nullable().default(null),
+    initFrom: z
+      .string()
+      .refine(isStoreKey, "must be a store key: a relative path such as runs/<id>/step-100 (no leading '/', no '.' or '..' or empty segment, no backslash)")
+      .nullable()
+      .default(null),
     /** A dead gpu worker is noticed after this long without a heartbeat; its segment moves to another worker. */
     heartbeatTimeoutSeconds: int(2, 3600).default(120),
     /**
@@ -207,20 +220,26 @@ export class InvalidInputError extends Error {
   override name = 'InvalidInputError';
 }
 
-/** Field names whose values are never echoed in an error (a hotkey *name* is not a secret). */
-const SECRET_FIELD = /secret|password|passphrase|token|mnemonic|private|api_?key|access_?key/i;
+/**
+ * Field names whose values are never echoed in an error (a hotkey *name* is not a secret). A token
+ * is a name that ends in it (token, apiToken, TEMPORAL_TOKEN): model.tokenizer and eval.maxTokens
+ * are settings, and hiding their values hid what was wrong.
+ */
+const SECRET_FIELD = /secret|password|passphrase|token$|mnemonic|private|api_?key|access_?key/i;
 
 /** Parses `raw` with `schema`, or throws InvalidInputError naming each field, its value and what is allowed. */
 export function parseOrExplain<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.infer<S> {
   // No input at all is a mistake, not a request for the defaults: those are spelled {}.
   if (raw === undefined || raw === null) throw new InvalidInputError(`invalid ${what}: (root) = ${raw === null ? 'null' : 'missing'}: expected an object ({} for all the defaults)`);
-  const result = schema.safeParse(raw);
+  // reportInput: a check on a field left out sees its default, and the message shows that value.
+  const result = schema.safeParse(raw, { reportInput: true });
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const field = issue.path.length ? issue.path.join('.') : '(root)';
     const value = valueAt(raw, issue.path);
     const secret = SECRET_FIELD.test(String(issue.path.at(-1) ?? ''));
-    const shown = value === undefined ? 'missing' : secret ? '(redacted)' : show(value);
+    const defaulted = value === undefined && issue.input !== undefined; // e.g. training.warmupSteps' 20 against steps: 10
+    const shown = value === undefined && !defaulted ? 'missing' : secret ? '(redacted)' : defaulted ? `${show(issue.input)} (the default)` : show(value);
     const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
     return `${field} = ${shown}: ${issue.message}${extra}`;
   });

@@ -38,6 +38,33 @@ test('secret-looking fields are never echoed', () => {
   );
 });
 
+test('settings whose names merely contain "token" are shown: model.tokenizer, eval.maxTokens', () => {
+  assert.throws(
+    () => parseOrExplain(CycleInputSchema, { model: { tokenizer: 'words' }, eval: { maxTokens: 0 } }, 'miningCycle input'),
+    (err: Error) => err.message.includes('model.tokenizer = "words"') && err.message.includes('eval.maxTokens = 0') && !err.message.includes('(redacted)'),
+  );
+  const schema = z.object({ apiToken: z.string().min(64), TEMPORAL_TOKEN: z.string().min(64) });
+  assert.throws(
+    () => parseOrExplain(schema, { apiToken: 'tok-secret-1', TEMPORAL_TOKEN: 'tok-secret-2' }, 'environment'),
+    (err: Error) => !err.message.includes('tok-secret') && err.message.includes('apiToken = (redacted)') && err.message.includes('TEMPORAL_TOKEN = (redacted)'),
+  );
+});
+
+test('training.initFrom must be a plain relative store key, refused at validation naming the field', () => {
+  for (const bad of ['../../etc', '/etc/passwd', 'runs/../../x', 'runs//x', './runs', 'runs\\x', 'C:/x', '']) {
+    assert.throws(() => parseOrExplain(CycleInputSchema, { training: { initFrom: bad } }, 'miningCycle input'), (err: Error) => err.message.includes(`training.initFrom = ${JSON.stringify(bad)}: must be a store key`), bad);
+  }
+  assert.equal(parseOrExplain(CycleInputSchema, { training: { initFrom: 'runs/cycle-1/step-100' } }, 'miningCycle input').training.initFrom, 'runs/cycle-1/step-100');
+});
+
+test('a check that fails on a field left out shows its default, not "missing"', () => {
+  assert.throws(
+    () => parseOrExplain(CycleInputSchema, { training: { steps: 10 } }, 'miningCycle input'),
+    (err: Error) => err.message.includes('training.warmupSteps = 20 (the default): must not exceed training.steps (10)'),
+  );
+  assert.throws(() => parseOrExplain(z.object({ a: z.number() }), {}, 'x'), /a = missing:/);
+});
+
 test('a hotkey or wallet *name* is shown as it is: names are not secrets', () => {
   assert.throws(
     () => parseOrExplain(CycleInputSchema, { miner: { hotkey: '..', wallet: 'a/b' } }, 'miningCycle input'),
