@@ -147,7 +147,7 @@ const CASES: BadCase[] = [
 
   // --- store keys
   { name: "initFrom '../../etc'", input: { ...SMALL, training: { ...SMALL.training, initFrom: '../../etc' } }, expect: /training\.initFrom = "\.\.\/\.\.\/etc": must be a store key/ },
-  { name: "initFrom 'runs/nope/step-1' (missing)", input: { ...SMALL, training: { ...SMALL.training, initFrom: 'runs/nope/step-1' } }, expect: /^train failed: store object 'runs\/nope\/step-1\/[\w.]+' not found/ },
+  { name: "initFrom 'runs/nope/step-1' (missing)", input: { ...SMALL, training: { ...SMALL.training, initFrom: 'runs/nope/step-1' } }, expect: /^preflight failed: training\.initFrom 'runs\/nope\/step-1': no saved training state there/ },
 
   // --- a model that cannot fit (the gpu worker's capacity check, at preflight)
   {

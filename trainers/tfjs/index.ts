@@ -6,6 +6,8 @@ import type { CheckpointStore } from '../../infra/store/store';
 import { ModelSchema, parseOrExplain, TrainingSchema } from '../../common/config';
 import { initBackend } from '../../model/backend';
 import { machineMemoryBytes } from '../../model/memory';
+import { WEIGHTS_FILE } from '../../model/checkpoint';
+import { ObjectNotFoundError } from '../../infra/store/store';
 import type { Trainer } from '../trainer';
 import { modelConfig } from './data';
 import { checkFits } from './fits';
@@ -23,6 +25,10 @@ export function createTfjsTrainer(dataDir: string, store: CheckpointStore, log: 
     async checkCapacity(req) {
       const model = parseOrExplain(ModelSchema, req.model, 'capacity check model');
       const training = parseOrExplain(TrainingSchema, req.training, 'capacity check training');
+      // A warm start that is not in the store would only surface at the first segment, after curation.
+      if (training.initFrom && !(await store.exists(`${training.initFrom}/${WEIGHTS_FILE}`))) {
+        throw new ObjectNotFoundError(`training.initFrom '${training.initFrom}': no saved training state there (${WEIGHTS_FILE} is not in ${store.uri})`);
+      }
       const backend = await initBackend(model.backend, (m) => log.info(m));
       // Before curation the tokenizer is not trained yet: its vocabulary is at most model.vocabSize.
       const est = checkFits(modelConfig(model, { vocabSize: model.tokenizer === 'bytes' ? 256 : model.vocabSize }), training);
