@@ -5,7 +5,14 @@ import { builtinModules } from 'node:module';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const WORKFLOW_CODE = ['workflows/**/*.ts', 'subnets/*/workflow.ts', 'subnets/*/cycle-state.ts', 'subnets/*/config.ts', 'subnets/*/types.ts', 'common/**/*.ts'];
+const WORKFLOW_CODE = [
+  'workflows/**/*.ts',
+  'subnets/*/workflow.ts',
+  'subnets/*/cycle-state.ts',
+  'subnets/*/config.ts',
+  'subnets/*/types.ts',
+  'common/**/*.ts',
+];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.tools/**', '.minerflow/**', 'bin/**', 'model/replica-worker.js'] },
@@ -16,7 +23,14 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       // node:test's test()/describe() return promises the runner awaits itself.
-      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] }] }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] },
+          ],
+        },
+      ],
       // Optional backends (tfjs-node, wasm) load with require() only when chosen.
       '@typescript-eslint/no-require-imports': 'off',
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
@@ -31,8 +45,23 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: [...builtinModules, ...builtinModules.map((m) => `node:${m}`)].map((name) => ({ name, message: 'workflow code runs in the deterministic sandbox: no Node built-ins' })),
-          patterns: [{ group: ['@temporalio/activity', '@temporalio/worker', '@temporalio/client', '**/infra/**', '**/activities/*', '!**/activities/index'], message: 'workflow code imports only @temporalio/workflow, types and pure modules' }],
+          paths: [...builtinModules, ...builtinModules.map((m) => `node:${m}`)].map((name) => ({
+            name,
+            message: 'workflow code runs in the deterministic sandbox: no Node built-ins',
+          })),
+          patterns: [
+            {
+              group: [
+                '@temporalio/activity',
+                '@temporalio/worker',
+                '@temporalio/client',
+                '**/infra/**',
+                '**/activities/*',
+                '!**/activities/index',
+              ],
+              message: 'workflow code imports only @temporalio/workflow, types and pure modules',
+            },
+          ],
         },
       ],
     },

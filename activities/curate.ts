@@ -18,11 +18,21 @@ export interface CurateActivityInput {
  * Curates a corpus into the store and returns its reference: the activity's work, also what
  * `minerflow lr-find` calls outside an activity. `run` carries progress and cancellation.
  */
-export async function curateIntoStore(settings: Settings, store: CheckpointStore, corpus: CorpusInput, options: CurateInput, run: Omit<CurateRun, 'roots'> = {}): Promise<DatasetRef> {
+export async function curateIntoStore(
+  settings: Settings,
+  store: CheckpointStore,
+  corpus: CorpusInput,
+  options: CurateInput,
+  run: Omit<CurateRun, 'roots'> = {},
+): Promise<DatasetRef> {
   const plan = await curationPlan(corpus, options, settings);
-  const ds = await curate(plan.source, path.join(settings.dataDir, 'datasets'), plan.opts, { ...run, roots: plan.roots });
+  const ds = await curate(plan.source, path.join(settings.dataDir, 'datasets'), plan.opts, {
+    ...run,
+    roots: plan.roots,
+  });
   const key = `datasets/${ds.id}`;
-  for (const f of ['train.jsonl', 'heldout.jsonl', 'report.json']) await store.put(`${key}/${f}`, path.join(ds.dir, f), { immutable: true });
+  for (const f of ['train.jsonl', 'heldout.jsonl', 'report.json'])
+    await store.put(`${key}/${f}`, path.join(ds.dir, f), { immutable: true });
   const r = ds.report;
   return {
     id: ds.id,
@@ -45,8 +55,17 @@ export function makeCurate(settings: Settings, store: CheckpointStore) {
       heartbeat({ stage: 'reading corpus' });
       // Heartbeats carry progress; the signal stops an attempt that timed out or was cancelled, so it
       // does not keep reading beside its retry.
-      const ds = await curateIntoStore(settings, store, corpus, opts, { onProgress: (p) => heartbeat(p), signal: cancellationSignal() });
-      log.info('curated corpus', { dataset: ds.id, reused: ds.reused, train: ds.trainDocuments, heldOut: ds.heldOutDocuments, dropped: ds.dropped });
+      const ds = await curateIntoStore(settings, store, corpus, opts, {
+        onProgress: (p) => heartbeat(p),
+        signal: cancellationSignal(),
+      });
+      log.info('curated corpus', {
+        dataset: ds.id,
+        reused: ds.reused,
+        train: ds.trainDocuments,
+        heldOut: ds.heldOutDocuments,
+        dropped: ds.dropped,
+      });
       return ds;
     });
   };

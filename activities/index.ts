@@ -15,7 +15,12 @@ function context(settings: Settings, store: CheckpointStore, chain: () => Promis
 }
 
 /** minerflow-control: CPU work, the chain, and each subnet's control activities. */
-export function createControlActivities(settings: Settings, store: CheckpointStore, chain: () => Promise<Chain>, log: Logger) {
+export function createControlActivities(
+  settings: Settings,
+  store: CheckpointStore,
+  chain: () => Promise<Chain>,
+  log: Logger,
+) {
   const ctx = context(settings, store, chain, log);
   return {
     curateCorpus: makeCurate(settings, store),

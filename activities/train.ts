@@ -4,7 +4,14 @@
 // from the same starting state: at most one segment is lost.
 import { activityInfo, cancellationSignal, heartbeat } from '@temporalio/activity';
 import type { LrFindReport, SegmentResult } from '../common/types';
-import type { Capacity, CapacityRequest, LrFindRequest, SegmentRequest, Trainer, TrainerHooks } from '../trainers/trainer';
+import type {
+  Capacity,
+  CapacityRequest,
+  LrFindRequest,
+  SegmentRequest,
+  Trainer,
+  TrainerHooks,
+} from '../trainers/trainer';
 import type { TrainerInput } from '../common/config';
 import { mapErrors } from './errors';
 

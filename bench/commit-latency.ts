@@ -32,7 +32,11 @@ export async function commitLatencyBench(work: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true });
   const miner = new Keyring({ type: 'sr25519', ss58Format: 42 }).addFromUri('//bench-commit-latency');
   // A long Train phase: no commit window logic here, only the chain's own inclusion.
-  const devnet = await startDevnet({ blockMs: BLOCK_MS, phases: parsePhases('Train:20000,MinerCommit1:10,MinerCommit2:10,Validate:10'), register: [{ netuid: NETUID, address: miner.address }] });
+  const devnet = await startDevnet({
+    blockMs: BLOCK_MS,
+    phases: parsePhases('Train:20000,MinerCommit1:10,MinerCommit2:10,Validate:10'),
+    register: [{ netuid: NETUID, address: miner.address }],
+  });
   const chain = await SubtensorChain.connect({ url: devnet.url, phases: [], blockMs: BLOCK_MS }); // the worker's connection, open before training ends
   try {
     const tensors = syntheticCheckpoint(CHECKPOINT_MB);
@@ -44,9 +48,15 @@ export async function commitLatencyBench(work: string): Promise<void> {
     }
     const oursMs = median(ours.map((r) => r.total));
     const refMs = median(reference.map((r) => r.total));
-    note(`${CHECKPOINT_MB} MB checkpoint, ${BLOCK_MS} ms blocks, median of ${RUNS}; ours ${ours.map((r) => Math.round(r.total)).join('/')} ms, reference ${reference.map((r) => Math.round(r.total)).join('/')} ms`);
-    note(`writing the checkpoint: ours (hashing as it writes, refusing NaN, fsync before rename) ${Math.round(median(ours.map((r) => r.write)))} ms, reference ${Math.round(median(reference.map((r) => r.write)))} ms`);
-    note(`reference's extra steps: hash after writing ${Math.round(median(reference.map((r) => r.hash)))} ms, new chain connection ${Math.round(median(reference.map((r) => r.connect)))} ms`);
+    note(
+      `${CHECKPOINT_MB} MB checkpoint, ${BLOCK_MS} ms blocks, median of ${RUNS}; ours ${ours.map((r) => Math.round(r.total)).join('/')} ms, reference ${reference.map((r) => Math.round(r.total)).join('/')} ms`,
+    );
+    note(
+      `writing the checkpoint: ours (hashing as it writes, refusing NaN, fsync before rename) ${Math.round(median(ours.map((r) => r.write)))} ms, reference ${Math.round(median(reference.map((r) => r.write)))} ms`,
+    );
+    note(
+      `reference's extra steps: hash after writing ${Math.round(median(reference.map((r) => r.hash)))} ms, new chain connection ${Math.round(median(reference.map((r) => r.connect)))} ms`,
+    );
     benchLine('commit-latency', oursMs / 1000, 's', refMs / 1000, 's', refMs / oursMs);
   } finally {
     await chain.close();
@@ -55,7 +65,12 @@ export async function commitLatencyBench(work: string): Promise<void> {
   }
 }
 
-async function oursOnce(file: string, tensors: Map<string, StoredTensor>, miner: KeyringPair, chain: SubtensorChain): Promise<{ total: number; write: number }> {
+async function oursOnce(
+  file: string,
+  tensors: Map<string, StoredTensor>,
+  miner: KeyringPair,
+  chain: SubtensorChain,
+): Promise<{ total: number; write: number }> {
   const t0 = performance.now();
   const hash = await writeSafetensors(file, tensors); // hashed while written
   const t1 = performance.now();
@@ -63,13 +78,22 @@ async function oursOnce(file: string, tensors: Map<string, StoredTensor>, miner:
   return { total: performance.now() - t0, write: t1 - t0 };
 }
 
-async function referenceOnce(file: string, tensors: Map<string, StoredTensor>, miner: KeyringPair, url: string): Promise<{ total: number; write: number; hash: number; connect: number }> {
+async function referenceOnce(
+  file: string,
+  tensors: Map<string, StoredTensor>,
+  miner: KeyringPair,
+  url: string,
+): Promise<{ total: number; write: number; hash: number; connect: number }> {
   const t0 = performance.now();
   await fs.writeFile(file, safetensorsBytes(tensors));
   const t1 = performance.now();
   const hash = await hashSafetensorsFile(file);
   const t2 = performance.now();
-  const api = await ApiPromise.create({ provider: new WsProvider(url), signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS, noInitWarn: true });
+  const api = await ApiPromise.create({
+    provider: new WsProvider(url),
+    signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS,
+    noInitWarn: true,
+  });
   const t3 = performance.now();
   try {
     const payload = Buffer.from(encodeSignatureCommit(Buffer.from(miner.sign(hash)).toString('base64url')), 'utf8');

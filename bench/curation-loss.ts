@@ -43,16 +43,34 @@ export async function curationLossBench(work: string): Promise<void> {
   for (const d of inDomain) await add(d.name, d.text);
   for (const d of offDomain) await add(d.name, d.text);
   // Pollution in the proportions of a raw crawl: a few pages re-posted many times, and junk.
-  for (let i = 0; i < 4; i++) for (let k = 0; k < 15; k++) await add(`copy-${i}-${k}.txt`, nearCopy(inDomain[i].text, rng));
+  for (let i = 0; i < 4; i++)
+    for (let k = 0; k < 15; k++) await add(`copy-${i}-${k}.txt`, nearCopy(inDomain[i].text, rng));
   for (let i = 0; i < 120; i++) await add(`junk-${i}.txt`, junkDoc(rng));
 
-  const opts = { ...CurateSchema.parse({ heldOutFraction: 0.05 }), format: 'auto' as const, textField: 'text', domain: { reference: refDir, quantile: 0.05 } };
+  const opts = {
+    ...CurateSchema.parse({ heldOutFraction: 0.05 }),
+    format: 'auto' as const,
+    textField: 'text',
+    domain: { reference: refDir, quantile: 0.05 },
+  };
   const ds = await curate(corpus, path.join(root, 'datasets'), opts);
   const curated = await readSplit(path.join(ds.dir, 'train.jsonl'));
-  note(`raw: ${raw.length} documents (${inDomain.length} in-domain, ${offDomain.length} off-domain, 60 near copies, 120 junk; ${(raw.join('').length / 1e6).toFixed(1)} M chars); curated: ${curated.length} train documents, dropped ${JSON.stringify(Object.fromEntries(Object.entries(ds.report.dropped).filter(([, n]) => n > 0)))}`);
+  note(
+    `raw: ${raw.length} documents (${inDomain.length} in-domain, ${offDomain.length} off-domain, 60 near copies, 120 junk; ${(raw.join('').length / 1e6).toFixed(1)} M chars); curated: ${curated.length} train documents, dropped ${JSON.stringify(Object.fromEntries(Object.entries(ds.report.dropped).filter(([, n]) => n > 0)))}`,
+  );
 
   const cfg: GptConfig = { vocabSize: BYTE_VOCAB_SIZE, seqLen: 64, dModel: 64, nLayer: 2, nHead: 4 };
-  const training = { steps: 300, batchSize: 16, learningRate: 3e-3, warmupSteps: 20, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 1 };
+  const training = {
+    steps: 300,
+    batchSize: 16,
+    learningRate: 3e-3,
+    warmupSteps: 20,
+    weightDecay: 0.1,
+    gradClip: 1,
+    beta1: 0.9,
+    beta2: 0.95,
+    seed: 1,
+  };
   const heldOut = encodeDocuments(evalDocs.map((d) => normalise(d.text)));
   const lossAfterTraining = async (texts: string[]) => {
     const weights = initWeights(cfg, 0);
@@ -65,7 +83,10 @@ export async function curationLossBench(work: string): Promise<void> {
   };
   const curatedLoss = await lossAfterTraining(curated);
   const rawLoss = await lossAfterTraining(raw);
-  note(`same model (${cfg.nLayer}×${cfg.dModel}), same budget (${training.steps} steps × ${training.batchSize} × ${cfg.seqLen} tokens), held-out = ${evalDocs.length} clean in-domain documents`);
+  note(
+    `same model (${cfg.nLayer}×${cfg.dModel}), same budget (${training.steps} steps × ${training.batchSize} × ${cfg.seqLen} tokens), held-out = ${evalDocs.length} clean in-domain documents`,
+  );
   benchLine('curation-loss', curatedLoss, 'nats', rawLoss, 'nats', rawLoss / curatedLoss);
-  if (!Number.isFinite(curatedLoss) || !Number.isFinite(rawLoss)) throw new Error('a contender did not produce a finite loss');
+  if (!Number.isFinite(curatedLoss) || !Number.isFinite(rawLoss))
+    throw new Error('a contender did not produce a finite loss');
 }

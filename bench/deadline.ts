@@ -61,45 +61,93 @@ export async function deadlineBench(work: string): Promise<void> {
   // Its own folder outside the shared bench folder: the run takes ~12 minutes at the default budget.
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'mf-deadline-bench-'));
   const data = await buildCorpus(work, root);
-  note(`corpus: ${data.rawDocs.length} raw documents (in-domain, off-domain genres, near copies, junk, malformed files); held-out: ${data.evalDocs.length} clean in-domain documents neither contender sees`);
+  note(
+    `corpus: ${data.rawDocs.length} raw documents (in-domain, off-domain genres, near copies, junk, malformed files); held-out: ${data.evalDocs.length} clean in-domain documents neither contender sees`,
+  );
 
   const ours = await runOurs(root, data, budget);
   const tokenizer = ours.tokenizer;
   const cfg = ours.cfg;
   const heldOut = tokenizer.encodeDocuments(data.evalDocs);
   const oursRun = await scoreOurs(ours, cfg, heldOut);
-  note(`ours: window ${oursRun.windowSeconds.toFixed(1)} s, published checkpoint after ${oursRun.final.tokens} tokens (${ours.result.checkpoint.weights} weights, LR ${ours.result.training.learningRate.toExponential(2)}${ours.result.training.lrFind ? ` from the LR range test, ${ours.result.training.lrFind.steps} steps in ${ours.result.training.lrFind.seconds.toFixed(1)} s` : ''}), ${ours.result.segments.length} segments, decisions ${ours.result.decisions.map((d) => d.action).join(',')}`);
+  note(
+    `ours: window ${oursRun.windowSeconds.toFixed(1)} s, published checkpoint after ${oursRun.final.tokens} tokens (${ours.result.checkpoint.weights} weights, LR ${ours.result.training.learningRate.toExponential(2)}${ours.result.training.lrFind ? ` from the LR range test, ${ours.result.training.lrFind.steps} steps in ${ours.result.training.lrFind.seconds.toFixed(1)} s` : ''}), ${ours.result.segments.length} segments, decisions ${ours.result.decisions.map((d) => d.action).join(',')}`,
+  );
 
   // The reference gets exactly the wall clock our training window had, on the raw corpus in our tokens.
-  const refRun = await runReference(root, cfg, tokenizer, tokenizer.encodeDocuments(data.rawDocs), oursRun.windowSeconds, heldOut);
+  const refRun = await runReference(
+    root,
+    cfg,
+    tokenizer,
+    tokenizer.encodeDocuments(data.rawDocs),
+    oursRun.windowSeconds,
+    heldOut,
+  );
   note(`reference: ${refRun.final.tokens} tokens in ${refRun.windowSeconds.toFixed(1)} s`);
 
-  for (const [who, r] of [['ours', oursRun], ['reference', refRun]] as const) {
-    if (!(r.final.tokens > 0) || !Number.isFinite(r.final.loss)) throw new Error(`${who} did not train: ${r.final.tokens} tokens, held-out loss ${r.final.loss}; no ratio from a broken run`);
+  for (const [who, r] of [
+    ['ours', oursRun],
+    ['reference', refRun],
+  ] as const) {
+    if (!(r.final.tokens > 0) || !Number.isFinite(r.final.loss))
+      throw new Error(
+        `${who} did not train: ${r.final.tokens} tokens, held-out loss ${r.final.loss}; no ratio from a broken run`,
+      );
   }
   const svg = path.join(root, 'deadline-loss.svg');
-  await fs.writeFile(svg, lineChartSvg(
-    [
-      { name: 'minerflow (segments)', color: '#1f77b4', points: oursRun.points.map((p) => ({ x: p.seconds, y: p.loss })) },
-      { name: 'minerflow (published)', color: '#d62728', points: [{ x: oursRun.final.seconds, y: oursRun.final.loss }] },
-      { name: 'reference (PyTorch)', color: '#ff7f0e', points: refRun.points.map((p) => ({ x: p.seconds, y: p.loss })) },
-    ],
-    { title: `held-out loss vs wall time (${data.evalDocs.length} clean in-domain docs, our evaluator)`, xLabel: 'seconds since the training window opened', yLabel: 'held-out loss (nats/token)' },
-  ));
+  await fs.writeFile(
+    svg,
+    lineChartSvg(
+      [
+        {
+          name: 'minerflow (segments)',
+          color: '#1f77b4',
+          points: oursRun.points.map((p) => ({ x: p.seconds, y: p.loss })),
+        },
+        {
+          name: 'minerflow (published)',
+          color: '#d62728',
+          points: [{ x: oursRun.final.seconds, y: oursRun.final.loss }],
+        },
+        {
+          name: 'reference (PyTorch)',
+          color: '#ff7f0e',
+          points: refRun.points.map((p) => ({ x: p.seconds, y: p.loss })),
+        },
+      ],
+      {
+        title: `held-out loss vs wall time (${data.evalDocs.length} clean in-domain docs, our evaluator)`,
+        xLabel: 'seconds since the training window opened',
+        yLabel: 'held-out loss (nats/token)',
+      },
+    ),
+  );
   const kept = path.join(work, 'deadline-loss.svg');
   await fs.mkdir(work, { recursive: true });
   await fs.copyFile(svg, kept);
   note(`plot: ${kept} (run folder ${root})`);
 
-  benchLine('deadline-loss', oursRun.final.loss, 'nats', refRun.final.loss, 'nats', refRun.final.loss / oursRun.final.loss);
+  benchLine(
+    'deadline-loss',
+    oursRun.final.loss,
+    'nats',
+    refRun.final.loss,
+    'nats',
+    refRun.final.loss / oursRun.final.loss,
+  );
   // Equal tokens: the reference's checkpoint nearest to the tokens our published model trained on
   // or, when ours trained on more than the reference managed, our state nearest to the reference's total.
-  const nearest = (points: Point[], tokens: number) => points.reduce((b, p) => (Math.abs(p.tokens - tokens) < Math.abs(b.tokens - tokens) ? p : b));
+  const nearest = (points: Point[], tokens: number) =>
+    points.reduce((b, p) => (Math.abs(p.tokens - tokens) < Math.abs(b.tokens - tokens) ? p : b));
   const oursMore = oursRun.final.tokens > refRun.final.tokens;
-  const [oursAt, refAt] = oursMore ? [nearest(oursRun.points, refRun.final.tokens), refRun.final] : [oursRun.final, nearest(refRun.points, oursRun.final.tokens)];
-  note(oursMore
-    ? `equal tokens: ours trained on more tokens (${oursRun.final.tokens}) than the reference did (${refRun.final.tokens}): our segment state at ${oursAt.tokens} tokens (${oursAt.seconds.toFixed(1)} s, raw weights, mid-schedule) against the reference's last checkpoint`
-    : `equal tokens: the reference's checkpoint at ${refAt.tokens} tokens (${refAt.seconds.toFixed(1)} s) against our published checkpoint at ${oursAt.tokens}`);
+  const [oursAt, refAt] = oursMore
+    ? [nearest(oursRun.points, refRun.final.tokens), refRun.final]
+    : [oursRun.final, nearest(refRun.points, oursRun.final.tokens)];
+  note(
+    oursMore
+      ? `equal tokens: ours trained on more tokens (${oursRun.final.tokens}) than the reference did (${refRun.final.tokens}): our segment state at ${oursAt.tokens} tokens (${oursAt.seconds.toFixed(1)} s, raw weights, mid-schedule) against the reference's last checkpoint`
+      : `equal tokens: the reference's checkpoint at ${refAt.tokens} tokens (${refAt.seconds.toFixed(1)} s) against our published checkpoint at ${oursAt.tokens}`,
+  );
   benchLine('token-budget-loss', oursAt.loss, 'nats', refAt.loss, 'nats', refAt.loss / oursAt.loss);
 }
 
@@ -141,10 +189,15 @@ async function buildCorpus(work: string, root: string): Promise<BenchData> {
     rawDocs.push(normalise(typeof content === 'string' ? content : new TextDecoder().decode(content)));
   };
   for (const d of [...inDomain, ...offDomain]) await add(d.name, d.text);
-  for (let i = 0; i < 4; i++) for (let k = 0; k < 15; k++) await add(`copy-${i}-${k}.txt`, nearCopy(inDomain[i].text, rng));
+  for (let i = 0; i < 4; i++)
+    for (let k = 0; k < 15; k++) await add(`copy-${i}-${k}.txt`, nearCopy(inDomain[i].text, rng));
   for (let i = 0; i < 120; i++) await add(`junk-${i}.txt`, junkDoc(rng));
   // Malformed: binary blobs with a .txt name (a crawler's mis-typed downloads).
-  for (let i = 0; i < 10; i++) await add(`blob-${i}.txt`, Uint8Array.from({ length: 4000 }, () => rng.int(256)));
+  for (let i = 0; i < 10; i++)
+    await add(
+      `blob-${i}.txt`,
+      Uint8Array.from({ length: 4000 }, () => rng.int(256)),
+    );
   return { corpusDir, referenceDir, rawDocs, evalDocs: evalDocs.map((d) => normalise(d.text)) };
 }
 
@@ -167,7 +220,8 @@ interface OursOutcome {
  * The reference then gets the window ours actually had, to the millisecond.
  */
 function chainFor(): Record<string, string> {
-  const phases = 'Distribute:1,Train:4,MinerCommit1:15,MinerCommit2:15,Submission:2,Validate:5,Merge:1,ValidatorCommit1:1,ValidatorCommit2:1';
+  const phases =
+    'Distribute:1,Train:4,MinerCommit1:15,MinerCommit2:15,Submission:2,Validate:5,Merge:1,ValidatorCommit1:1,ValidatorCommit2:1';
   return { MINERFLOW_LOCAL_BLOCK_MS: String(BLOCK_MS), MINERFLOW_LOCAL_PHASES: phases };
 }
 
@@ -188,11 +242,19 @@ async function runOurs(root: string, data: BenchData, budget: number): Promise<O
   });
   const base = CycleInputSchema.parse({});
   const plan = await planSteps(base, budget);
-  note(`ours: calibrated ${plan.secondsPerStep.toFixed(3)} s/step, ${plan.evalSeconds.toFixed(2)} s per evaluation → ${plan.steps} planned steps in segments of ${plan.segmentSteps}`);
+  note(
+    `ours: calibrated ${plan.secondsPerStep.toFixed(3)} s/step, ${plan.evalSeconds.toFixed(2)} s per evaluation → ${plan.steps} planned steps in segments of ${plan.segmentSteps}`,
+  );
   const input = {
     corpus: { path: data.corpusDir },
     curate: { heldOutFraction: 0.05, domain: { reference: data.referenceDir, quantile: 0.05 } },
-    training: { steps: plan.steps, segmentSteps: plan.segmentSteps, warmupSteps: 20, emaDecay: 0.995, lrFind: { enabled: true, steps: LR_FIND_STEPS } },
+    training: {
+      steps: plan.steps,
+      segmentSteps: plan.segmentSteps,
+      warmupSteps: 20,
+      emaDecay: 0.995,
+      lrFind: { enabled: true, steps: LR_FIND_STEPS },
+    },
     commit: { minTrainSeconds: budget, reserveSeconds: RESERVE_SECONDS, maxRounds: 3 },
     // The score is not what this bench measures; do not wait long for it.
     score: { timeoutSeconds: 30, pollSeconds: 1 },
@@ -203,19 +265,27 @@ async function runOurs(root: string, data: BenchData, budget: number): Promise<O
   const server = await ensureDevServer(settings, note);
   // The embedded devnet on a free port, started as the demo and the tests start it.
   const devnetLog = path.join(root, 'devnet.log');
-  const devnet = await startLocalDevnet(settings, { log: (m) => void fs.appendFile(devnetLog, `${new Date().toISOString()} ${m}\n`) });
+  const devnet = await startLocalDevnet(settings, {
+    log: (m) => void fs.appendFile(devnetLog, `${new Date().toISOString()} ${m}\n`),
+  });
   settings.chain.url = devnet.url;
   const connection = await connectWorker(settings);
   const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
   const running = workers.map((w) => w.run());
   try {
     const client = await connectClient(settings);
-    const handle = await client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId: `bench-deadline-${Date.now()}`, args: [input] });
+    const handle = await client.workflow.start(miningCycle, {
+      taskQueue: TASK_QUEUES.control,
+      workflowId: `bench-deadline-${Date.now()}`,
+      args: [input],
+    });
     note(`ours: miningCycle ${handle.workflowId} (${workflowUrl(settings, handle.workflowId)})`);
     const result = await follow(handle);
     const times = await activityTimes(handle);
     const status = await handle.query(statusQuery);
-    note(`ours: score ${result.score.status}${result.score.reason ? ` (${result.score.reason})` : ''}; devnet log ${devnetLog}`);
+    note(
+      `ours: score ${result.score.status}${result.score.reason ? ` (${result.score.reason})` : ''}; devnet log ${devnetLog}`,
+    );
     const windowStart = times.completed.find((a) => a.name === 'planCommit')!.at;
     const store = openStore(settings.store, settings);
     // The tokenizer the published weights were trained with, as the train activity keeps it.
@@ -245,12 +315,18 @@ async function runOurs(root: string, data: BenchData, budget: number): Promise<O
  * throughput. Measured on the cycle's model just before it starts; the LR range test and one
  * held-out evaluation per segment (two with EMA) come out of the same window.
  */
-async function planSteps(cycle: CycleInput, budget: number): Promise<{ steps: number; segmentSteps: number; secondsPerStep: number; evalSeconds: number }> {
+async function planSteps(
+  cycle: CycleInput,
+  budget: number,
+): Promise<{ steps: number; segmentSteps: number; secondsPerStep: number; evalSeconds: number }> {
   await initBackend(cycle.model.backend, () => undefined);
   // The vocabulary the cycle's tokenizer asks for (a BPE on a small corpus may come out a little smaller).
   const cfg = modelConfig(cycle.model, { vocabSize: cycle.model.tokenizer === 'bytes' ? 256 : cycle.model.vocabSize });
   const rng = new Rng(5);
-  const tokens: TokenIds = cfg.vocabSize > 256 ? Uint16Array.from({ length: 1 << 18 }, () => rng.int(cfg.vocabSize)) : Uint8Array.from({ length: 1 << 18 }, () => rng.int(256));
+  const tokens: TokenIds =
+    cfg.vocabSize > 256
+      ? Uint16Array.from({ length: 1 << 18 }, () => rng.int(cfg.vocabSize))
+      : Uint8Array.from({ length: 1 << 18 }, () => rng.int(256));
   const weights = initWeights(cfg, 0);
   const trainer = new Trainer(cfg, weights, { ...cycle.training, steps: 1000 }, tokens);
   await trainer.run({ untilStep: 3 }); // warm-up: kernels, allocations, replica threads
@@ -271,11 +347,16 @@ async function planSteps(cycle: CycleInput, budget: number): Promise<{ steps: nu
 async function follow(handle: WorkflowHandle<typeof miningCycle>): Promise<CycleResult> {
   const done = handle.result();
   let finished = false;
-  void done.then(() => (finished = true), () => (finished = true));
+  void done.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
   let last = '';
   while (!finished) {
     const s = await handle.query(statusQuery).catch(() => undefined);
-    const line = s ? `${s.phase} step ${s.stepsDone}/${s.plannedSteps}${s.best ? `, best held-out ${s.best.heldOutLoss.toFixed(4)}` : ''}` : '';
+    const line = s
+      ? `${s.phase} step ${s.stepsDone}/${s.plannedSteps}${s.best ? `, best held-out ${s.best.heldOutLoss.toFixed(4)}` : ''}`
+      : '';
     if (s && line !== last && (s.phase !== 'train' || s.segments.length !== 0)) note(`ours: ${(last = line)}`);
     await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
   }
@@ -288,10 +369,14 @@ async function activityTimes(handle: WorkflowHandle): Promise<{ completed: { nam
   const scheduled = new Map<string, string>();
   const completed: { name: string; at: number }[] = [];
   for (const e of events) {
-    if (e.activityTaskScheduledEventAttributes) scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
+    if (e.activityTaskScheduledEventAttributes)
+      scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
     if (e.activityTaskCompletedEventAttributes) {
       const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
-      completed.push({ name: scheduled.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) ?? '', at });
+      completed.push({
+        name: scheduled.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) ?? '',
+        at,
+      });
     }
   }
   return { completed };
@@ -300,7 +385,7 @@ async function activityTimes(handle: WorkflowHandle): Promise<{ completed: { nam
 /** Our evaluator on the cycle's states: the untrained start, each segment's end, and the published checkpoint. */
 async function scoreOurs(o: OursOutcome, cfg: GptConfig, heldOut: TokenIds): Promise<ContenderRun> {
   const store = openStore(o.settings.store, o.settings);
-  const tokensPerStep = o.result.training.stepsRun > 0 ? (CycleInputSchema.parse({}).training.batchSize * cfg.seqLen) : 0;
+  const tokensPerStep = o.result.training.stepsRun > 0 ? CycleInputSchema.parse({}).training.batchSize * cfg.seqLen : 0;
   const lossOf = async (key: string) => {
     const w = await loadWeights(await store.get(`${key}/model.safetensors`), cfg);
     try {
@@ -311,18 +396,34 @@ async function scoreOurs(o: OursOutcome, cfg: GptConfig, heldOut: TokenIds): Pro
   };
   const points: Point[] = [];
   const first = o.result.segments[0];
-  if (first && first.startStep === 0) points.push({ seconds: 0, tokens: 0, loss: await lossOf(`runs/${o.result.workflowId}/step-0`) });
+  if (first && first.startStep === 0)
+    points.push({ seconds: 0, tokens: 0, loss: await lossOf(`runs/${o.result.workflowId}/step-0`) });
   for (const [i, s] of o.result.segments.entries()) {
     if (s.endStep === s.startStep) continue;
-    points.push({ seconds: (o.segmentEnds[i] - o.windowStart) / 1000, tokens: s.endStep * tokensPerStep, loss: await lossOf(s.state.key) });
+    points.push({
+      seconds: (o.segmentEnds[i] - o.windowStart) / 1000,
+      tokens: s.endStep * tokensPerStep,
+      loss: await lossOf(s.state.key),
+    });
   }
   const windowSeconds = (o.deadline - o.windowStart) / 1000;
-  const final = { seconds: windowSeconds, tokens: o.result.training.steps * tokensPerStep, loss: await lossOf(o.result.checkpoint.key) };
+  const final = {
+    seconds: windowSeconds,
+    tokens: o.result.training.steps * tokensPerStep,
+    loss: await lossOf(o.result.checkpoint.key),
+  };
   return { points, final, windowSeconds };
 }
 
 // --- The reference: plain PyTorch on the raw corpus ----------------------------------------------
-async function runReference(root: string, cfg: GptConfig, tokenizer: Tokenizer, raw: TokenIds, seconds: number, heldOut: TokenIds): Promise<ContenderRun> {
+async function runReference(
+  root: string,
+  cfg: GptConfig,
+  tokenizer: Tokenizer,
+  raw: TokenIds,
+  seconds: number,
+  heldOut: TokenIds,
+): Promise<ContenderRun> {
   const dir = path.join(root, 'reference-run');
   await fs.mkdir(dir, { recursive: true });
   const tokens = path.join(dir, 'raw-tokens.bin');
@@ -347,12 +448,25 @@ async function runReference(root: string, cfg: GptConfig, tokenizer: Tokenizer, 
   };
   const cfgFile = path.join(dir, 'config.json');
   await fs.writeFile(cfgFile, JSON.stringify(config));
-  execFileSync('bash', [path.join(projectRoot(), 'scripts', 'setup-torch.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('bash', [path.join(projectRoot(), 'scripts', 'setup-torch.sh')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   const py = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
   note(`reference: PyTorch training for ${seconds.toFixed(1)} s on ${raw.length} raw tokens`);
-  const out = execFileSync(py, [path.join(__dirname, 'python', 'reference_miner.py'), cfgFile], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  const summary = JSON.parse(out.trim().split('\n').at(-1)!) as { checkpoints: { file: string; step: number; tokens: number; seconds: number }[]; tokens: number; seconds: number; threads: number; torch: string };
-  note(`reference: PyTorch ${summary.torch} on ${summary.threads} thread(s) (the faster on this machine, probed before its clock started), ${summary.checkpoints.length} checkpoints`);
+  const out = execFileSync(py, [path.join(__dirname, 'python', 'reference_miner.py'), cfgFile], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
+  const summary = JSON.parse(out.trim().split('\n').at(-1)!) as {
+    checkpoints: { file: string; step: number; tokens: number; seconds: number }[];
+    tokens: number;
+    seconds: number;
+    threads: number;
+    torch: string;
+  };
+  note(
+    `reference: PyTorch ${summary.torch} on ${summary.threads} thread(s) (the faster on this machine, probed before its clock started), ${summary.checkpoints.length} checkpoints`,
+  );
   const points: Point[] = [];
   for (const c of summary.checkpoints) {
     const w = await loadWeights(c.file, cfg);

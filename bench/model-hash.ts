@@ -24,21 +24,32 @@ export async function modelHashBench(work: string): Promise<void> {
   const file = path.join(dir, 'model.safetensors');
   try {
     const bytes = await writeCheckpoint(file);
-    note(`${TENSORS.length} F32 tensors, ${(bytes / MIB).toFixed(0)} MiB of tensor data, file in the page cache for both (just written)`);
+    note(
+      `${TENSORS.length} F32 tensors, ${(bytes / MIB).toFixed(0)} MiB of tensor data, file in the page cache for both (just written)`,
+    );
 
     const t0 = performance.now();
     const ours = await hashSafetensorsFile(file);
     const oursSeconds = (performance.now() - t0) / 1000;
 
     const py = path.join(projectRoot(), '.tools', 'venv', 'bin', 'python');
-    const out = execFileSync(existsSync(py) ? py : 'python3', [path.join(__dirname, 'python', 'blake2b_file.py'), file], { encoding: 'utf8' });
+    const out = execFileSync(
+      existsSync(py) ? py : 'python3',
+      [path.join(__dirname, 'python', 'blake2b_file.py'), file],
+      { encoding: 'utf8' },
+    );
     const ref = JSON.parse(out) as { hex: string; seconds: number; bytes: number };
 
     if (ours.length !== MODEL_HASH_HEX_LENGTH || ours !== ref.hex) {
-      throw new Error(`model hash mismatch on ${file}: ours ${ours}, Python hashlib.blake2b(digest_size=24) ${ref.hex}`);
+      throw new Error(
+        `model hash mismatch on ${file}: ours ${ours}, Python hashlib.blake2b(digest_size=24) ${ref.hex}`,
+      );
     }
-    if (ref.bytes !== bytes) throw new Error(`the Python reference hashed ${ref.bytes} tensor bytes, the file holds ${bytes}`);
-    note(`digest ${ours} (both); ours ${oursSeconds.toFixed(2)} s, hashlib ${ref.seconds.toFixed(2)} s; MB = 10^6 bytes`);
+    if (ref.bytes !== bytes)
+      throw new Error(`the Python reference hashed ${ref.bytes} tensor bytes, the file holds ${bytes}`);
+    note(
+      `digest ${ours} (both); ours ${oursSeconds.toFixed(2)} s, hashlib ${ref.seconds.toFixed(2)} s; MB = 10^6 bytes`,
+    );
     const oursRate = bytes / MB / oursSeconds;
     const refRate = bytes / MB / ref.seconds;
     benchLine('model-hash', oursRate, 'MB/s', refRate, 'MB/s', oursRate / refRate);

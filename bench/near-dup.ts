@@ -51,19 +51,39 @@ export async function nearDupBench(work: string): Promise<void> {
   const ourSeconds = (performance.now() - t0) / 1000;
 
   const py = path.join(projectRoot(), '.tools', 'venv', 'bin', 'python');
-  const out = JSON.parse(execFileSync(py, [path.join(__dirname, 'python', 'near_dup.py'), file, String(threshold), String(permutations), String(shingleWords)], { encoding: 'utf8', maxBuffer: 1 << 26 })) as {
+  const out = JSON.parse(
+    execFileSync(
+      py,
+      [
+        path.join(__dirname, 'python', 'near_dup.py'),
+        file,
+        String(threshold),
+        String(permutations),
+        String(shingleWords),
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 26 },
+    ),
+  ) as {
     seconds: number;
     pairs: [string, string][];
   };
   const ours = score(ourPairs);
   const ref = score(out.pairs);
-  note(`${docs.length} documents (${originals.length} Brown + ${planted.size} planted near copies), threshold ${threshold}, ${permutations} permutations, word ${shingleWords}-grams, LSH ${index.bands}×${index.rows}`);
-  note(`ours:       precision ${ours.precision.toFixed(3)} recall ${ours.recall.toFixed(3)} in ${ourSeconds.toFixed(2)} s`);
-  note(`datasketch: precision ${ref.precision.toFixed(3)} recall ${ref.recall.toFixed(3)} in ${out.seconds.toFixed(2)} s`);
+  note(
+    `${docs.length} documents (${originals.length} Brown + ${planted.size} planted near copies), threshold ${threshold}, ${permutations} permutations, word ${shingleWords}-grams, LSH ${index.bands}×${index.rows}`,
+  );
+  note(
+    `ours:       precision ${ours.precision.toFixed(3)} recall ${ours.recall.toFixed(3)} in ${ourSeconds.toFixed(2)} s`,
+  );
+  note(
+    `datasketch: precision ${ref.precision.toFixed(3)} recall ${ref.recall.toFixed(3)} in ${out.seconds.toFixed(2)} s`,
+  );
   const oursRate = docs.length / ourSeconds;
   const refRate = docs.length / out.seconds;
   benchLine('near-dup', oursRate, 'docs/s', refRate, 'docs/s', oursRate / refRate);
   if (ours.precision < 0.95 || ours.recall < 0.95) {
-    throw new Error(`near-duplicate precision ${ours.precision.toFixed(3)} / recall ${ours.recall.toFixed(3)} is below the 0.95 goal`);
+    throw new Error(
+      `near-duplicate precision ${ours.precision.toFixed(3)} / recall ${ours.recall.toFixed(3)} is below the 0.95 goal`,
+    );
   }
 }

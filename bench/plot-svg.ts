@@ -31,17 +31,33 @@ export function lineChartSvg(series: Series[], opts: ChartOptions): string {
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(opts.title)}</text>`,
   ];
-  for (const t of xTicks) out.push(`<line x1="${sx(t)}" y1="${m.top}" x2="${sx(t)}" y2="${H - m.bottom}" stroke="#eee"/><text x="${sx(t)}" y="${H - m.bottom + 16}" text-anchor="middle">${label(t)}</text>`);
-  for (const t of yTicks) out.push(`<line x1="${m.left}" y1="${sy(t)}" x2="${W - m.right}" y2="${sy(t)}" stroke="#eee"/><text x="${m.left - 6}" y="${sy(t) + 4}" text-anchor="end">${label(t)}</text>`);
-  out.push(`<rect x="${m.left}" y="${m.top}" width="${W - m.left - m.right}" height="${H - m.top - m.bottom}" fill="none" stroke="#888"/>`);
+  for (const t of xTicks)
+    out.push(
+      `<line x1="${sx(t)}" y1="${m.top}" x2="${sx(t)}" y2="${H - m.bottom}" stroke="#eee"/><text x="${sx(t)}" y="${H - m.bottom + 16}" text-anchor="middle">${label(t)}</text>`,
+    );
+  for (const t of yTicks)
+    out.push(
+      `<line x1="${m.left}" y1="${sy(t)}" x2="${W - m.right}" y2="${sy(t)}" stroke="#eee"/><text x="${m.left - 6}" y="${sy(t) + 4}" text-anchor="end">${label(t)}</text>`,
+    );
+  out.push(
+    `<rect x="${m.left}" y="${m.top}" width="${W - m.left - m.right}" height="${H - m.top - m.bottom}" fill="none" stroke="#888"/>`,
+  );
   out.push(`<text x="${(m.left + W - m.right) / 2}" y="${H - 10}" text-anchor="middle">${esc(opts.xLabel)}</text>`);
-  out.push(`<text transform="translate(16 ${(m.top + H - m.bottom) / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`);
+  out.push(
+    `<text transform="translate(16 ${(m.top + H - m.bottom) / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`,
+  );
   series.forEach((s, i) => {
     const p = s.points.filter((q) => Number.isFinite(q.x) && Number.isFinite(q.y)).sort((a, b) => a.x - b.x);
-    if (p.length > 1) out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${p.map((q) => `${sx(q.x).toFixed(1)},${sy(q.y).toFixed(1)}`).join(' ')}"/>`);
-    for (const q of p) out.push(`<circle cx="${sx(q.x).toFixed(1)}" cy="${sy(q.y).toFixed(1)}" r="3" fill="${s.color}"/>`);
+    if (p.length > 1)
+      out.push(
+        `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${p.map((q) => `${sx(q.x).toFixed(1)},${sy(q.y).toFixed(1)}`).join(' ')}"/>`,
+      );
+    for (const q of p)
+      out.push(`<circle cx="${sx(q.x).toFixed(1)}" cy="${sy(q.y).toFixed(1)}" r="3" fill="${s.color}"/>`);
     const ly = m.top + 16 + i * 18;
-    out.push(`<line x1="${W - m.right - 200}" y1="${ly}" x2="${W - m.right - 180}" y2="${ly}" stroke="${s.color}" stroke-width="2"/><text x="${W - m.right - 174}" y="${ly + 4}">${esc(s.name)}</text>`);
+    out.push(
+      `<line x1="${W - m.right - 200}" y1="${ly}" x2="${W - m.right - 180}" y2="${ly}" stroke="${s.color}" stroke-width="2"/><text x="${W - m.right - 174}" y="${ly + 4}">${esc(s.name)}</text>`,
+    );
   });
   out.push('</svg>');
   return out.join('\n') + '\n';
@@ -54,7 +70,8 @@ function ticks(lo: number, hi: number): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((k) => k * mag).find((s) => s >= raw)!;
   const out: number[] = [];
-  for (let t = Math.floor(lo / step) * step; t < hi + step - 1e-9 * step; t += step) out.push(Number(t.toPrecision(12)));
+  for (let t = Math.floor(lo / step) * step; t < hi + step - 1e-9 * step; t += step)
+    out.push(Number(t.toPrecision(12)));
   return out;
 }
 

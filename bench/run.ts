@@ -22,8 +22,11 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   // In a fresh process with a callable GC: RSS left over from earlier benches, or garbage not yet
   // collected, would otherwise read as growth.
   'train-memory': async () => {
-    if (typeof global.gc === 'function' && process.argv.includes('train-memory')) return import('./train-memory').then((m) => m.trainMemoryBench());
-    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, 'train-memory'], { stdio: 'inherit' });
+    if (typeof global.gc === 'function' && process.argv.includes('train-memory'))
+      return import('./train-memory').then((m) => m.trainMemoryBench());
+    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, 'train-memory'], {
+      stdio: 'inherit',
+    });
   },
   interop: interopBench,
   'model-hash': modelHashBench,
@@ -33,7 +36,8 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
 
 async function main(): Promise<void> {
   const names = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--')); // flags (--seconds N) belong to the benches
-  for (const n of names) if (!(n in BENCHES)) throw new Error(`unknown bench '${n}'; known: ${Object.keys(BENCHES).join(', ')}`);
+  for (const n of names)
+    if (!(n in BENCHES)) throw new Error(`unknown bench '${n}'; known: ${Object.keys(BENCHES).join(', ')}`);
   const work = path.join(projectRoot(), '.minerflow', 'bench');
   mkdirSync(work, { recursive: true });
   // Every bench runs even if one fails, so one broken comparison does not hide the others' figures.

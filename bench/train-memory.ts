@@ -24,13 +24,23 @@ export async function trainMemoryBench(): Promise<void> {
   const rng = new Rng(1);
   const data = Uint8Array.from({ length: 1 << 16 }, () => rng.int(256));
   const weights = initWeights(cfg, 0);
-  const trainer = new Trainer(cfg, weights, { ...cycle.training, steps: STEPS, batchSize: 4, gradAccumSteps: 2, emaDecay: 0.999, skipLimit: 3, threads: 2 }, data);
+  const trainer = new Trainer(
+    cfg,
+    weights,
+    { ...cycle.training, steps: STEPS, batchSize: 4, gradAccumSteps: 2, emaDecay: 0.999, skipLimit: 3, threads: 2 },
+    data,
+  );
   trainer.plantNonFinite = (step) => step >= 5000 && step < 5003; // one restore mid-run
   const mb = (bytes: number) => bytes / (1 << 20);
   try {
     await trainer.run({ untilStep: FIRST });
     global.gc?.();
-    const early = { tensors: tf.memory(), workers: trainer.replicaMemory(), rss: mb(process.memoryUsage().rss), heap: mb(process.memoryUsage().heapUsed) };
+    const early = {
+      tensors: tf.memory(),
+      workers: trainer.replicaMemory(),
+      rss: mb(process.memoryUsage().rss),
+      heap: mb(process.memoryUsage().heapUsed),
+    };
     const t0 = performance.now();
     const rssAlong: string[] = [];
     for (let at = 1000; at <= STEPS; at += 1000) {
@@ -39,15 +49,28 @@ export async function trainMemoryBench(): Promise<void> {
     }
     const seconds = (performance.now() - t0) / 1000;
     global.gc?.();
-    const late = { tensors: tf.memory(), workers: trainer.replicaMemory(), rss: mb(process.memoryUsage().rss), heap: mb(process.memoryUsage().heapUsed) };
-    note(`${STEPS - FIRST} steps in ${seconds.toFixed(0)} s on ${backend}, ${trainer.threads} thread(s), ${trainer.restores} restore(s)`);
-    note(`tensors: ${early.tensors.numTensors} → ${late.tensors.numTensors}, ${early.tensors.numBytes} → ${late.tensors.numBytes} bytes (main thread)`);
+    const late = {
+      tensors: tf.memory(),
+      workers: trainer.replicaMemory(),
+      rss: mb(process.memoryUsage().rss),
+      heap: mb(process.memoryUsage().heapUsed),
+    };
+    note(
+      `${STEPS - FIRST} steps in ${seconds.toFixed(0)} s on ${backend}, ${trainer.threads} thread(s), ${trainer.restores} restore(s)`,
+    );
+    note(
+      `tensors: ${early.tensors.numTensors} → ${late.tensors.numTensors}, ${early.tensors.numBytes} → ${late.tensors.numBytes} bytes (main thread)`,
+    );
     note(`worker replicas: ${JSON.stringify(early.workers)} → ${JSON.stringify(late.workers)} (tensors, bytes)`);
     note(`RSS every 1000 steps: ${rssAlong.join(', ')} MB`);
-    note(`RSS ${early.rss.toFixed(1)} → ${late.rss.toFixed(1)} MB, heap ${early.heap.toFixed(1)} → ${late.heap.toFixed(1)} MB`);
+    note(
+      `RSS ${early.rss.toFixed(1)} → ${late.rss.toFixed(1)} MB, heap ${early.heap.toFixed(1)} → ${late.heap.toFixed(1)} MB`,
+    );
     const problems: string[] = [];
-    if (late.tensors.numTensors !== early.tensors.numTensors || late.tensors.numBytes !== early.tensors.numBytes) problems.push('tensors leaked');
-    if (JSON.stringify(late.workers) !== JSON.stringify(early.workers)) problems.push('a worker replica leaked tensors');
+    if (late.tensors.numTensors !== early.tensors.numTensors || late.tensors.numBytes !== early.tensors.numBytes)
+      problems.push('tensors leaked');
+    if (JSON.stringify(late.workers) !== JSON.stringify(early.workers))
+      problems.push('a worker replica leaked tensors');
     if (late.rss > early.rss + RSS_SLACK_MB) problems.push(`RSS grew more than ${RSS_SLACK_MB} MB`);
     if (late.heap > early.heap + HEAP_SLACK_MB) problems.push(`heap grew more than ${HEAP_SLACK_MB} MB`);
     if (trainer.restores !== 1) problems.push(`expected 1 restore, saw ${trainer.restores}`);

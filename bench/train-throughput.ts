@@ -16,7 +16,9 @@ export async function trainThroughputBench(work: string): Promise<void> {
   const backend = await initBackend('auto', () => undefined);
   const cycle = CycleInputSchema.parse({}); // the demo's model and batch
   // The demo's vocabulary (its output layer is a large part of the work), filled with random ids.
-  const cfg = modelConfig(cycle.model, { vocabSize: cycle.model.tokenizer === 'bytes' ? BYTE_VOCAB_SIZE : cycle.model.vocabSize });
+  const cfg = modelConfig(cycle.model, {
+    vocabSize: cycle.model.tokenizer === 'bytes' ? BYTE_VOCAB_SIZE : cycle.model.vocabSize,
+  });
   const steps = 40;
   const rng = new Rng(1);
   const data = Uint16Array.from({ length: 1 << 20 }, () => rng.int(cfg.vocabSize));
@@ -36,8 +38,12 @@ export async function trainThroughputBench(work: string): Promise<void> {
   const one = await measure(1);
   const all = await measure(cycle.training.threads);
   const ours = all.tokensPerSec;
-  note(`model ${cfg.nLayer}×${cfg.dModel}, seq ${cfg.seqLen}, batch ${cycle.training.batchSize}, ${all.params} parameters; ours on ${backend}`);
-  note(`ours: ${all.tokensPerSec.toFixed(0)} tokens/s on ${all.threads} thread(s), ${one.tokensPerSec.toFixed(0)} on 1 (×${(all.tokensPerSec / one.tokensPerSec).toFixed(2)})`);
+  note(
+    `model ${cfg.nLayer}×${cfg.dModel}, seq ${cfg.seqLen}, batch ${cycle.training.batchSize}, ${all.params} parameters; ours on ${backend}`,
+  );
+  note(
+    `ours: ${all.tokensPerSec.toFixed(0)} tokens/s on ${all.threads} thread(s), ${one.tokensPerSec.toFixed(0)} on 1 (×${(all.tokensPerSec / one.tokensPerSec).toFixed(2)})`,
+  );
   const cfgFile = path.join(work, 'throughput-config.json');
   await fs.writeFile(cfgFile, JSON.stringify({ ...cfg, batchSize: cycle.training.batchSize, steps, threads: 2 }));
   const ref = torchReference(['throughput', cfgFile]) as { tokens_per_sec: number; threads: number; torch: string };

@@ -27,17 +27,30 @@ export interface Parsed {
  * positionals. Unknown flags, flags without their value and extra arguments are UsageErrors
  * naming the flag and what followed it.
  */
-export function parseCommand(command: string, args: string[], options: OptionSpec, positionals: { min?: number; max?: number; names?: string } = {}): Parsed {
+export function parseCommand(
+  command: string,
+  args: string[],
+  options: OptionSpec,
+  positionals: { min?: number; max?: number; names?: string } = {},
+): Parsed {
   let parsed: Parsed;
   try {
-    parsed = parseArgs({ args: joinNegativeValues(args, options), options, strict: true, allowPositionals: true }) as Parsed;
+    parsed = parseArgs({
+      args: joinNegativeValues(args, options),
+      options,
+      strict: true,
+      allowPositionals: true,
+    }) as Parsed;
   } catch (err) {
     throw new UsageError(`${command}: ${explainParseError(err, args, options)}`);
   }
   const { min = 0, max = 0, names = 'arguments' } = positionals;
   const n = parsed.positionals.length;
   if (n < min) throw new UsageError(`${command} needs ${names}`);
-  if (n > max) throw new UsageError(`${command}: unexpected argument '${parsed.positionals[max]}'${max === 0 ? ' (it takes flags only)' : ''}`);
+  if (n > max)
+    throw new UsageError(
+      `${command}: unexpected argument '${parsed.positionals[max]}'${max === 0 ? ' (it takes flags only)' : ''}`,
+    );
   return parsed;
 }
 
@@ -47,7 +60,13 @@ function joinNegativeValues(args: string[], options: OptionSpec): string[] {
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const next = args[i + 1];
-    if (a.startsWith('--') && !a.includes('=') && options[a.slice(2)]?.type === 'string' && next !== undefined && /^-[\d.]/.test(next)) {
+    if (
+      a.startsWith('--') &&
+      !a.includes('=') &&
+      options[a.slice(2)]?.type === 'string' &&
+      next !== undefined &&
+      /^-[\d.]/.test(next)
+    ) {
       out.push(`${a}=${next}`);
       i++;
     } else out.push(a);
@@ -64,7 +83,10 @@ function explainParseError(err: unknown, args: string[], options: OptionSpec): s
       if (t.kind !== 'option' || t.name in options) continue;
       const next = tokens.find((x) => x.index === t.index + 1);
       const value = t.value ?? (next?.kind === 'positional' ? next.value : undefined);
-      const known = Object.keys(options).map((k) => `--${k}`).join(', ') || 'none';
+      const known =
+        Object.keys(options)
+          .map((k) => `--${k}`)
+          .join(', ') || 'none';
       return `unknown flag ${t.rawName}${value !== undefined ? ` (with value '${value}')` : ''}; known flags: ${known}`;
     }
   }
@@ -87,17 +109,25 @@ export function intFlag(flag: string, raw: string | boolean | undefined, min: nu
   if (raw === undefined) return undefined;
   const text = String(raw);
   const n = /^[+-]?\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${flag} '${text}': must be an integer from ${min} to ${max}`);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new UsageError(`--${flag} '${text}': must be an integer from ${min} to ${max}`);
   return n;
 }
 
 /** A number flag in (min, max] (or [min, max] when `inclusiveMin`), or undefined when absent. */
-export function numberFlag(flag: string, raw: string | boolean | undefined, min: number, max: number, inclusiveMin = false): number | undefined {
+export function numberFlag(
+  flag: string,
+  raw: string | boolean | undefined,
+  min: number,
+  max: number,
+  inclusiveMin = false,
+): number | undefined {
   if (raw === undefined) return undefined;
   const text = String(raw);
   const n = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text.trim()) ? Number(text) : NaN;
   const aboveMin = inclusiveMin ? n >= min : n > min;
-  if (!Number.isFinite(n) || !aboveMin || n > max) throw new UsageError(`--${flag} '${text}': must be a number ${inclusiveMin ? '≥' : '>'} ${min} and ≤ ${max}`);
+  if (!Number.isFinite(n) || !aboveMin || n > max)
+    throw new UsageError(`--${flag} '${text}': must be a number ${inclusiveMin ? '≥' : '>'} ${min} and ≤ ${max}`);
   return n;
 }
 
@@ -116,16 +146,25 @@ export async function readConfigFile(file: string | undefined): Promise<unknown>
     text = await fs.readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`config file ${file}: ${code === 'ENOENT' ? 'not found' : code === 'EISDIR' ? 'is a folder' : (err as Error).message}`, false);
+    throw new UsageError(
+      `config file ${file}: ${code === 'ENOENT' ? 'not found' : code === 'EISDIR' ? 'is a folder' : (err as Error).message}`,
+      false,
+    );
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`config file ${file}: not valid JSON: ${(err as Error).message}${jsonPosition(text, (err as Error).message)}`, false);
+    throw new UsageError(
+      `config file ${file}: not valid JSON: ${(err as Error).message}${jsonPosition(text, (err as Error).message)}`,
+      false,
+    );
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new UsageError(`config file ${file}: the config must be a JSON object, not ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`, false);
+    throw new UsageError(
+      `config file ${file}: the config must be a JSON object, not ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
+      false,
+    );
   }
   return value;
 }

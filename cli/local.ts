@@ -22,9 +22,22 @@ const log = logger.child({ module: 'cli' });
 
 /** The Temporal SDK's logger (worker state, activity and workflow logs) writing through pino. */
 export function sdkLogger(target: Logger): SdkLogger {
-  const levels: Record<SdkLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
+  const levels: Record<SdkLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
   const at = (level: SdkLevel) => (message: string, meta?: LogMetadata) => target[levels[level]]({ ...meta }, message);
-  return { log: (level, message, meta) => at(level)(message, meta), trace: at('TRACE'), debug: at('DEBUG'), info: at('INFO'), warn: at('WARN'), error: at('ERROR') };
+  return {
+    log: (level, message, meta) => at(level)(message, meta),
+    trace: at('TRACE'),
+    debug: at('DEBUG'),
+    info: at('INFO'),
+    warn: at('WARN'),
+    error: at('ERROR'),
+  };
 }
 
 /** Routes the SDK's logs through pino; once per process, before any worker or connection. */
@@ -46,14 +59,34 @@ export async function demo(getSettings: () => Settings, args: string[]): Promise
   try {
     const client = await connectClient(settings);
     // Its own id per run (not the hotkey's), so the demo also runs beside a cycle left on the dev server.
-    const handle = await startCycle(client, {}, CycleInputSchema.parse({}), `cycle-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    const handle = await startCycle(
+      client,
+      {},
+      CycleInputSchema.parse({}),
+      `cycle-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    );
     printStarted(settings, handle);
     const result = await watchCycle(handle);
     printResult(settings, result);
     if (server.started) {
       console.log(`\n$ temporal workflow list   (against the dev server, before it stops)`);
-      spawnSync(settings.temporal.bin, ['workflow', 'list', '--address', settings.temporal.address, '--namespace', settings.temporal.namespace, '--limit', '5'], { stdio: 'inherit' });
-      console.log(`\nThe dev server stops with the demo; its history stays in ${path.join(settings.dataDir, 'temporal.db')}.`);
+      spawnSync(
+        settings.temporal.bin,
+        [
+          'workflow',
+          'list',
+          '--address',
+          settings.temporal.address,
+          '--namespace',
+          settings.temporal.namespace,
+          '--limit',
+          '5',
+        ],
+        { stdio: 'inherit' },
+      );
+      console.log(
+        `\nThe dev server stops with the demo; its history stays in ${path.join(settings.dataDir, 'temporal.db')}.`,
+      );
       console.log(`Run \`npx minerflow dev\` to bring it back with the Web UI at ${settings.temporal.uiUrl}.`);
     }
   } finally {
@@ -70,11 +103,15 @@ export async function dev(getSettings: () => Settings, args: string[]): Promise<
   installSdkLogger();
   const base = getSettings();
   // The configured devnet port when it is free, so workers started elsewhere on this host find it.
-  const { settings, stopDevnet } = await withDevnet(base, Number(new URL(base.chain.url).port) || 9944).catch(() => withDevnet(base, 0));
+  const { settings, stopDevnet } = await withDevnet(base, Number(new URL(base.chain.url).port) || 9944).catch(() =>
+    withDevnet(base, 0),
+  );
   const server = await ensureDevServer(settings, (m) => log.info(m));
   const connection = await connectWorker(settings);
   const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
-  console.log(`minerflow: workers on '${TASK_QUEUES.control}' and '${TASK_QUEUES.gpu}'. Start a cycle from the Web UI (workflow type miningCycle, task queue ${TASK_QUEUES.control}, input {}) or with \`npx minerflow cycle start\`. Ctrl-C stops.`);
+  console.log(
+    `minerflow: workers on '${TASK_QUEUES.control}' and '${TASK_QUEUES.gpu}'. Start a cycle from the Web UI (workflow type miningCycle, task queue ${TASK_QUEUES.control}, input {}) or with \`npx minerflow cycle start\`. Ctrl-C stops.`,
+  );
   const stop = () => workers.forEach((w) => w.shutdown());
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -85,11 +122,17 @@ export async function dev(getSettings: () => Settings, args: string[]): Promise<
 }
 
 /** With the devnet chain (the default), starts one in this process on loopback and points the settings at it. */
-async function withDevnet(settings: Settings, port: number): Promise<{ settings: Settings; stopDevnet: () => Promise<void> }> {
+async function withDevnet(
+  settings: Settings,
+  port: number,
+): Promise<{ settings: Settings; stopDevnet: () => Promise<void> }> {
   if (settings.chain.kind !== 'devnet') return { settings, stopDevnet: () => disconnectAllChains() };
   const devnetLog = logger.child({ module: 'devnet' });
   const devnet = await startLocalDevnet(settings, { port, log: (m) => devnetLog.info(m) });
-  log.info({ url: devnet.url }, `devnet (subtensor JSON-RPC, finney metadata) at ${devnet.url}; other workers reach it with MINERFLOW_DEVNET_URL=${devnet.url}`);
+  log.info(
+    { url: devnet.url },
+    `devnet (subtensor JSON-RPC, finney metadata) at ${devnet.url}; other workers reach it with MINERFLOW_DEVNET_URL=${devnet.url}`,
+  );
   return {
     settings: { ...settings, chain: { ...settings.chain, url: devnet.url } },
     stopDevnet: async () => {
@@ -110,8 +153,12 @@ export async function devnetCommand(getSettings: () => Settings, args: string[])
   const { blockMs, phases, register } = settings.chain.local;
   console.log(`minerflow devnet: ${devnet.url}`);
   console.log(`  ${blockMs} ms blocks; phases ${phases.map((p) => `${p.name}:${p.blocks}`).join(',')}`);
-  console.log(`  registered: ${register.map((r) => `${r.wallet}/${r.hotkey}@${r.netuid}`).join(', ') || 'none'} (wallets in ${settings.walletsDir})`);
-  console.log(`  workers: MINERFLOW_CHAIN=devnet MINERFLOW_DEVNET_URL=${devnet.url}. Ctrl-C stops (the devnet keeps no state).`);
+  console.log(
+    `  registered: ${register.map((r) => `${r.wallet}/${r.hotkey}@${r.netuid}`).join(', ') || 'none'} (wallets in ${settings.walletsDir})`,
+  );
+  console.log(
+    `  workers: MINERFLOW_CHAIN=devnet MINERFLOW_DEVNET_URL=${devnet.url}. Ctrl-C stops (the devnet keeps no state).`,
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -126,7 +173,8 @@ export async function worker(getSettings: () => Settings, args: string[]): Promi
   const settings = getSettings();
   installSdkLogger();
   const connection = await connectWorker(settings);
-  const w = which === 'control' ? await createControlWorker(settings, connection) : await createGpuWorker(settings, connection);
+  const w =
+    which === 'control' ? await createControlWorker(settings, connection) : await createGpuWorker(settings, connection);
   log.info({ worker: which, taskQueue: TASK_QUEUES[which], temporal: settings.temporal.address }, 'worker polling');
   await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   await connection.close();

@@ -15,7 +15,10 @@ export function minerWorkflowId(miner: MinerInput): string {
 export async function minerCommand(getSettings: () => Settings, args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   if (sub === 'start') return minerStart(getSettings, rest);
-  if (sub !== 'status' && sub !== 'stop') throw new UsageError(sub === undefined ? "'miner' needs a command: start, status or stop" : `unknown 'miner' command '${sub}'`);
+  if (sub !== 'status' && sub !== 'stop')
+    throw new UsageError(
+      sub === undefined ? "'miner' needs a command: start, status or stop" : `unknown 'miner' command '${sub}'`,
+    );
   const { positionals } = parseCommand(`miner ${sub}`, rest, {}, { min: 1, max: 1, names: 'a workflow id' });
   const id = positionals[0];
   const settings = getSettings();
@@ -26,12 +29,21 @@ export async function minerCommand(getSettings: () => Settings, args: string[]):
     return;
   }
   const s = await handle.query(loopStatusQuery);
-  console.log(`${id}: ${s.completed} cycles${s.stopping ? ' (stopping)' : ''}; best ${s.best ? `${s.best.hash} held-out ${s.best.heldOutLoss.toFixed(4)} (cycle ${s.best.cycle})` : '-'}`);
-  for (const c of s.scores) console.log(`  cycle ${c.cycle} round ${c.round}: ${c.status}${c.heldOutLoss !== undefined ? ` held-out ${c.heldOutLoss.toFixed(4)}` : ''}${c.incentiveShare !== undefined ? ` share ${c.incentiveShare.toFixed(4)}` : ''}${c.error ? ` — ${c.error}` : ''}`);
+  console.log(
+    `${id}: ${s.completed} cycles${s.stopping ? ' (stopping)' : ''}; best ${s.best ? `${s.best.hash} held-out ${s.best.heldOutLoss.toFixed(4)} (cycle ${s.best.cycle})` : '-'}`,
+  );
+  for (const c of s.scores)
+    console.log(
+      `  cycle ${c.cycle} round ${c.round}: ${c.status}${c.heldOutLoss !== undefined ? ` held-out ${c.heldOutLoss.toFixed(4)}` : ''}${c.incentiveShare !== undefined ? ` share ${c.incentiveShare.toFixed(4)}` : ''}${c.error ? ` — ${c.error}` : ''}`,
+    );
 }
 
 async function minerStart(getSettings: () => Settings, args: string[]): Promise<void> {
-  const { values } = parseCommand('miner start', args, { config: { type: 'string' }, cycles: { type: 'string' }, id: { type: 'string' } });
+  const { values } = parseCommand('miner start', args, {
+    config: { type: 'string' },
+    cycles: { type: 'string' },
+    id: { type: 'string' },
+  });
   const cycles = intFlag('cycles', values.cycles, 1, 1_000_000) ?? null;
   const id = stringFlag('id', values.id);
   const { raw, cycle } = await loadCycleConfig(str(values.config));
@@ -39,13 +51,23 @@ async function minerStart(getSettings: () => Settings, args: string[]): Promise<
   const client = await connectClient(settings);
   const workflowId = id ?? minerWorkflowId(cycle.miner);
   try {
-    await client.workflow.start(minerLoop, { taskQueue: TASK_QUEUES.control, workflowId, workflowIdConflictPolicy: 'FAIL', args: [{ cycle: raw as Record<string, unknown>, cycles }] });
+    await client.workflow.start(minerLoop, {
+      taskQueue: TASK_QUEUES.control,
+      workflowId,
+      workflowIdConflictPolicy: 'FAIL',
+      args: [{ cycle: raw as Record<string, unknown>, cycles }],
+    });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       const m = cycle.miner;
-      throw new Error(`a miner loop for hotkey ${m.wallet}.${m.hotkey} on netuid ${m.netuid} is already running: ${workflowId}; stop it or pass --id`, { cause: err });
+      throw new Error(
+        `a miner loop for hotkey ${m.wallet}.${m.hotkey} on netuid ${m.netuid} is already running: ${workflowId}; stop it or pass --id`,
+        { cause: err },
+      );
     }
     throw err;
   }
-  console.log(`minerflow: started minerLoop ${workflowId} (${cycles ?? 'unlimited'} cycles)\n           ${workflowUrl(settings, workflowId)}`);
+  console.log(
+    `minerflow: started minerLoop ${workflowId} (${cycles ?? 'unlimited'} cycles)\n           ${workflowUrl(settings, workflowId)}`,
+  );
 }

@@ -50,7 +50,10 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
-  if (!load) throw new UsageError(cmd.startsWith('-') ? `unknown flag '${cmd}' (flags come after the command)` : `unknown command '${cmd}'`);
+  if (!load)
+    throw new UsageError(
+      cmd.startsWith('-') ? `unknown flag '${cmd}' (flags come after the command)` : `unknown command '${cmd}'`,
+    );
   // Settings are read only once the command line is known to be right, so usage errors need no environment.
   let settings: Settings | undefined;
   const run = load();

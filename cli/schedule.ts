@@ -8,10 +8,17 @@ export async function scheduleCommand(getSettings: () => Settings, args: string[
   const [sub, ...rest] = args;
   switch (sub) {
     case 'create': {
-      const { values } = parseCommand('schedule create', rest, { cron: { type: 'string' }, config: { type: 'string' }, id: { type: 'string' } });
+      const { values } = parseCommand('schedule create', rest, {
+        cron: { type: 'string' },
+        config: { type: 'string' },
+        id: { type: 'string' },
+      });
       const cron = str(values.cron);
       if (!cron?.trim()) throw new UsageError('schedule create needs --cron "<expr>" (e.g. "0 */2 * * *")');
-      if (cron.trim().split(/\s+/).length < 5 && !cron.trim().startsWith('@')) throw new UsageError(`--cron '${cron}': a cron expression has five fields (minute hour day month weekday), e.g. "0 */2 * * *"`);
+      if (cron.trim().split(/\s+/).length < 5 && !cron.trim().startsWith('@'))
+        throw new UsageError(
+          `--cron '${cron}': a cron expression has five fields (minute hour day month weekday), e.g. "0 */2 * * *"`,
+        );
       const id = stringFlag('id', values.id);
       const { raw } = await loadCycleConfig(str(values.config));
       const client = await connectClient(getSettings());
@@ -26,7 +33,9 @@ export async function scheduleCommand(getSettings: () => Settings, args: string[
       for await (const s of client.schedule.list()) {
         const d = await client.schedule.getHandle(s.scheduleId).describe();
         const when = (d.spec.calendars ?? []).map((c) => c.comment || JSON.stringify(c)).join(' | ');
-        console.log(`${s.scheduleId}  ${when}  overlap ${d.policies.overlap}  ${d.state.paused ? 'paused' : 'active'}  next ${d.info.nextActionTimes[0]?.toISOString() ?? '-'}`);
+        console.log(
+          `${s.scheduleId}  ${when}  overlap ${d.policies.overlap}  ${d.state.paused ? 'paused' : 'active'}  next ${d.info.nextActionTimes[0]?.toISOString() ?? '-'}`,
+        );
       }
       return;
     }
@@ -43,6 +52,10 @@ export async function scheduleCommand(getSettings: () => Settings, args: string[
       return;
     }
     default:
-      throw new UsageError(sub === undefined ? "'schedule' needs a command: create, list, delete, pause or unpause" : `unknown 'schedule' command '${sub}'`);
+      throw new UsageError(
+        sub === undefined
+          ? "'schedule' needs a command: create, list, delete, pause or unpause"
+          : `unknown 'schedule' command '${sub}'`,
+      );
   }
 }

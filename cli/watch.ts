@@ -22,9 +22,15 @@ export async function watchCycle(handle: WorkflowHandle<typeof miningCycle>): Pr
   let lastDecile = -1;
   const done = handle.result();
   let finished = false;
-  void done.then(() => (finished = true), () => (finished = true));
+  void done.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
   while (!finished) {
-    const [status, desc] = await Promise.all([handle.query(statusQuery).catch(() => undefined), handle.describe().catch(() => undefined)]);
+    const [status, desc] = await Promise.all([
+      handle.query(statusQuery).catch(() => undefined),
+      handle.describe().catch(() => undefined),
+    ]);
     if (status && status.phase !== lastPhase) {
       if (tty) process.stdout.write('\n');
       console.log(`[${status.phase}] ${status.events.at(-1)?.replace(/^\S+ /, '') ?? ''}`);
@@ -44,7 +50,12 @@ export async function watchCycle(handle: WorkflowHandle<typeof miningCycle>): Pr
   return done;
 }
 
-export function trainProgress(pending: { activityType?: { name?: string | null } | null; heartbeatDetails?: { payloads?: unknown[] | null } | null }[]): TrainProgress | undefined {
+export function trainProgress(
+  pending: {
+    activityType?: { name?: string | null } | null;
+    heartbeatDetails?: { payloads?: unknown[] | null } | null;
+  }[],
+): TrainProgress | undefined {
   const a = pending.find((x) => x.activityType?.name === 'trainSegment');
   const payload = a?.heartbeatDetails?.payloads?.[0];
   if (!payload) return undefined;
@@ -59,12 +70,23 @@ export function progressLine(p: TrainProgress): string {
 }
 
 export function printStatus(s: CycleStatus): void {
-  console.log(`phase: ${s.phase}${s.paused ? ' (paused)' : ''}   step ${s.stepsDone}/${s.plannedSteps}${s.round !== undefined ? `   round ${s.round}` : ''}`);
-  if (s.trainingDeadline) console.log(`training deadline: ${new Date(s.trainingDeadline).toISOString()} (commit 1 opens ${s.plan ? new Date(s.plan.commit1.opensAt).toISOString() : '?'})`);
-  for (const g of s.segments) console.log(`  segment ${g.segment}${g.attempt > 1 ? ` (attempt ${g.attempt})` : ''}: steps ${g.startStep}→${g.endStep}  train ${fmt(g.trainLoss)}  held-out ${fmt(g.heldOutLoss)}  ${Math.round(g.tokensPerSec)} tok/s`);
+  console.log(
+    `phase: ${s.phase}${s.paused ? ' (paused)' : ''}   step ${s.stepsDone}/${s.plannedSteps}${s.round !== undefined ? `   round ${s.round}` : ''}`,
+  );
+  if (s.trainingDeadline)
+    console.log(
+      `training deadline: ${new Date(s.trainingDeadline).toISOString()} (commit 1 opens ${s.plan ? new Date(s.plan.commit1.opensAt).toISOString() : '?'})`,
+    );
+  for (const g of s.segments)
+    console.log(
+      `  segment ${g.segment}${g.attempt > 1 ? ` (attempt ${g.attempt})` : ''}: steps ${g.startStep}→${g.endStep}  train ${fmt(g.trainLoss)}  held-out ${fmt(g.heldOutLoss)}  ${Math.round(g.tokensPerSec)} tok/s`,
+    );
   for (const d of s.decisions) console.log(`  after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
   if (s.best) console.log(`best: step ${s.best.step}, held-out ${fmt(s.best.heldOutLoss)} (${s.best.key})`);
-  if (s.checkpoint) console.log(`checkpoint: ${s.checkpoint.hash} held-out loss ${fmt(s.checkpoint.heldOutLoss)} (untrained ${fmt(s.checkpoint.baselineLoss)})`);
+  if (s.checkpoint)
+    console.log(
+      `checkpoint: ${s.checkpoint.hash} held-out loss ${fmt(s.checkpoint.heldOutLoss)} (untrained ${fmt(s.checkpoint.baselineLoss)})`,
+    );
   for (const m of s.missedWindows) console.log(`MISSED: ${m}`);
   if (s.score) console.log(`score: ${JSON.stringify(s.score)}`);
   console.log('events:');
@@ -74,16 +96,28 @@ export function printStatus(s: CycleStatus): void {
 export function printResult(settings: Settings, r: CycleResult): void {
   const s = r.score;
   console.log('\nminerflow: cycle complete');
-  console.log(`  dataset         ${r.dataset.id}: ${r.dataset.trainDocuments} train / ${r.dataset.heldOutDocuments} held-out documents, dropped ${JSON.stringify(r.dataset.dropped)}`);
-  console.log(`  training        best at step ${r.training.steps} of ${r.training.plannedSteps} planned (${r.training.segments} segments, ${r.training.stepsRun} steps run), ${Math.round(r.training.tokensPerSec)} tok/s on ${r.training.backend}, train loss ${r.training.trainLoss.toFixed(4)}`);
-  for (const d of r.decisions.filter((x) => x.action !== 'continue')) console.log(`  decision        after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
+  console.log(
+    `  dataset         ${r.dataset.id}: ${r.dataset.trainDocuments} train / ${r.dataset.heldOutDocuments} held-out documents, dropped ${JSON.stringify(r.dataset.dropped)}`,
+  );
+  console.log(
+    `  training        best at step ${r.training.steps} of ${r.training.plannedSteps} planned (${r.training.segments} segments, ${r.training.stepsRun} steps run), ${Math.round(r.training.tokensPerSec)} tok/s on ${r.training.backend}, train loss ${r.training.trainLoss.toFixed(4)}`,
+  );
+  for (const d of r.decisions.filter((x) => x.action !== 'continue'))
+    console.log(`  decision        after segment ${d.afterSegment}: ${d.action} — ${d.reason}`);
   for (const m of r.missedWindows) console.log(`  MISSED          ${m}`);
-  const ema = r.checkpoint.emaHeldOutLoss !== undefined ? `; raw ${fmt(r.checkpoint.rawHeldOutLoss)}, EMA ${fmt(r.checkpoint.emaHeldOutLoss)}` : '';
-  console.log(`  held-out loss   ${fmt(r.checkpoint.heldOutLoss)} nats/token = ${r.checkpoint.heldOutBitsPerByte?.toFixed(3)} bits/byte (${r.checkpoint.tokenizer} ${r.checkpoint.vocabSize}), ${r.checkpoint.weights} weights (untrained model: ${fmt(r.checkpoint.baselineLoss)}${ema})`);
+  const ema =
+    r.checkpoint.emaHeldOutLoss !== undefined
+      ? `; raw ${fmt(r.checkpoint.rawHeldOutLoss)}, EMA ${fmt(r.checkpoint.emaHeldOutLoss)}`
+      : '';
+  console.log(
+    `  held-out loss   ${fmt(r.checkpoint.heldOutLoss)} nats/token = ${r.checkpoint.heldOutBitsPerByte?.toFixed(3)} bits/byte (${r.checkpoint.tokenizer} ${r.checkpoint.vocabSize}), ${r.checkpoint.weights} weights (untrained model: ${fmt(r.checkpoint.baselineLoss)}${ema})`,
+  );
   console.log(`  checkpoint      ${r.checkpoint.hash} in ${r.checkpoint.location}/${r.checkpoint.key}`);
   console.log(`  commits         ${r.commits.map((c) => `${c.phase}@block ${c.block} (${c.bytes} B)`).join(', ')}`);
   if (s.status === 'scored') {
-    console.log(`  score           round ${s.round}: validator loss ${s.validatorLoss?.toFixed(4)}, raw score ${s.rawScore?.toFixed(4)}, rank ${s.rank ?? '-'}, reward ${s.reward}, incentive share ${s.incentiveShare?.toFixed(4)}`);
+    console.log(
+      `  score           round ${s.round}: validator loss ${s.validatorLoss?.toFixed(4)}, raw score ${s.rawScore?.toFixed(4)}, rank ${s.rank ?? '-'}, reward ${s.reward}, incentive share ${s.incentiveShare?.toFixed(4)}`,
+    );
   } else console.log(`  score           ${s.status}: ${s.reason}`);
   console.log(`  Temporal UI     ${workflowUrl(settings, r.workflowId)}`);
 }
@@ -93,7 +127,10 @@ export async function readMetrics(settings: Settings, keys: string[]): Promise<n
   const store = openStore(settings.store, settings);
   const out: number[] = [];
   for (const key of keys) {
-    const text = await store.get(key).then((f) => fs.readFile(f, 'utf8'), () => '');
+    const text = await store.get(key).then(
+      (f) => fs.readFile(f, 'utf8'),
+      () => '',
+    );
     for (const line of text.split('\n')) if (line) out.push((JSON.parse(line) as { loss: number }).loss);
   }
   return out;

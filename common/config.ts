@@ -25,7 +25,9 @@ const fraction = () => z.number().min(0).max(1);
  * segment reads one, naming the key and not the field; checked here, it fails at validation.
  */
 export function isStoreKey(key: string): boolean {
-  return !/[\\\0]/.test(key) && !/^[a-zA-Z]:/.test(key) && key.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+  return (
+    !/[\\\0]/.test(key) && !/^[a-zA-Z]:/.test(key) && key.split('/').every((s) => s !== '' && s !== '.' && s !== '..')
+  );
 }
 
 export const CurateSchema = z
@@ -92,13 +94,28 @@ export const ModelSchema = z
   .strict()
   .superRefine((m, ctx) => {
     if (m.dModel % m.nHead !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['nHead'], input: m.nHead, message: `must divide model.dModel (${m.dModel})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['nHead'],
+        input: m.nHead,
+        message: `must divide model.dModel (${m.dModel})`,
+      });
     }
     if (m.moe && m.moe.topK > m.moe.experts) {
-      ctx.addIssue({ code: 'custom', path: ['moe', 'topK'], input: m.moe.topK, message: `must be at most model.moe.experts (${m.moe.experts})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['moe', 'topK'],
+        input: m.moe.topK,
+        message: `must be at most model.moe.experts (${m.moe.experts})`,
+      });
     }
     if (m.moe && m.moe.every > m.nLayer) {
-      ctx.addIssue({ code: 'custom', path: ['moe', 'every'], input: m.moe.every, message: `must be at most model.nLayer (${m.nLayer}), or no block would be MoE` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['moe', 'every'],
+        input: m.moe.every,
+        message: `must be at most model.nLayer (${m.nLayer}), or no block would be MoE`,
+      });
     }
   });
 
@@ -129,7 +146,10 @@ export const TrainingSchema = z
     /** A training state to start from (store key, e.g. the previous cycle's best), or null for a fresh model. */
     initFrom: z
       .string()
-      .refine(isStoreKey, "must be a store key: a relative path such as runs/<id>/step-100 (no leading '/', no '.' or '..' or empty segment, no backslash)")
+      .refine(
+        isStoreKey,
+        "must be a store key: a relative path such as runs/<id>/step-100 (no leading '/', no '.' or '..' or empty segment, no backslash)",
+      )
       .nullable()
       .default(null),
     /** A dead gpu worker is noticed after this long without a heartbeat; its segment moves to another worker. */
@@ -152,13 +172,22 @@ export const TrainingSchema = z
       .refine((f) => f.minLr < f.maxLr && f.floor <= f.ceiling, { message: 'needs minLr < maxLr and floor ≤ ceiling' }),
     /** Drill: multiply the LR of one segment (1-based) by a factor, to rehearse the backtracking policy. */
     drill: z
-      .object({ lrSpikeSegment: int(1, 1_000_000).nullable().default(null), lrSpikeFactor: z.number().gt(0).default(30) })
+      .object({
+        lrSpikeSegment: int(1, 1_000_000).nullable().default(null),
+        lrSpikeFactor: z.number().gt(0).default(30),
+      })
       .strict()
       .prefault({}),
   })
   .strict()
   .superRefine((t, ctx) => {
-    if (t.warmupSteps > t.steps) ctx.addIssue({ code: 'custom', path: ['warmupSteps'], input: t.warmupSteps, message: `must not exceed training.steps (${t.steps})` });
+    if (t.warmupSteps > t.steps)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['warmupSteps'],
+        input: t.warmupSteps,
+        message: `must not exceed training.steps (${t.steps})`,
+      });
   });
 
 /** How the cycle reacts to held-out loss after each segment (workflows/policy.ts). */
@@ -204,7 +233,8 @@ export const TrainingLoopInputSchema = z.object(TrainingLoopShape).strict();
 
 /** Names of wallets, hotkeys and the like: one path segment, never . or .. */
 export const NAME_PATTERN = /^(?!\.\.?$)[\w.-]{1,64}$/;
-export const nameSchema = () => z.string().regex(NAME_PATTERN, 'letters, digits, _ . - only (1–64 characters, not . or ..)');
+export const nameSchema = () =>
+  z.string().regex(NAME_PATTERN, 'letters, digits, _ . - only (1–64 characters, not . or ..)');
 
 export type CorpusInput = z.infer<typeof CorpusSchema>;
 export type CurateInput = z.infer<typeof CurateSchema>;
@@ -230,7 +260,10 @@ const SECRET_FIELD = /secret|password|passphrase|token$|mnemonic|private|api_?ke
 /** Parses `raw` with `schema`, or throws InvalidInputError naming each field, its value and what is allowed. */
 export function parseOrExplain<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.infer<S> {
   // No input at all is a mistake, not a request for the defaults: those are spelled {}.
-  if (raw === undefined || raw === null) throw new InvalidInputError(`invalid ${what}: (root) = ${raw === null ? 'null' : 'missing'}: expected an object ({} for all the defaults)`);
+  if (raw === undefined || raw === null)
+    throw new InvalidInputError(
+      `invalid ${what}: (root) = ${raw === null ? 'null' : 'missing'}: expected an object ({} for all the defaults)`,
+    );
   // reportInput: a check on a field left out sees its default, and the message shows that value.
   const result = schema.safeParse(raw, { reportInput: true });
   if (result.success) return result.data;
@@ -239,7 +272,14 @@ export function parseOrExplain<S extends z.ZodType>(schema: S, raw: unknown, wha
     const value = valueAt(raw, issue.path);
     const secret = SECRET_FIELD.test(String(issue.path.at(-1) ?? ''));
     const defaulted = value === undefined && issue.input !== undefined; // e.g. training.warmupSteps' 20 against steps: 10
-    const shown = value === undefined && !defaulted ? 'missing' : secret ? '(redacted)' : defaulted ? `${show(issue.input)} (the default)` : show(value);
+    const shown =
+      value === undefined && !defaulted
+        ? 'missing'
+        : secret
+          ? '(redacted)'
+          : defaulted
+            ? `${show(issue.input)} (the default)`
+            : show(value);
     const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
     return `${field} = ${shown}: ${issue.message}${extra}`;
   });
@@ -249,7 +289,10 @@ export function parseOrExplain<S extends z.ZodType>(schema: S, raw: unknown, wha
 /** JSON for people: Infinity and NaN as themselves (JSON.stringify would say null). */
 function show(value: unknown): string {
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-  return JSON.stringify(value, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x)) ?? String(value);
+  return (
+    JSON.stringify(value, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x)) ??
+    String(value)
+  );
 }
 
 function valueAt(raw: unknown, path: PropertyKey[]): unknown {

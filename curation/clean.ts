@@ -18,14 +18,16 @@ export type QualityReason = 'empty' | 'tooShort' | 'tooLong' | 'repetitive' | 'b
 
 /** NFC, LF line ends, no control characters but tab and newline, no trailing spaces, ≤1 blank line. */
 export function normalise(text: string): string {
-  return text
-    .normalize('NFC')
-    .replace(/\r\n?/g, '\n')
-    // eslint-disable-next-line no-control-regex -- control characters are exactly what this removes
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\u200B\uFEFF]/g, '')
-    .replace(/[ \t]+$/gm, '')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
+  return (
+    text
+      .normalize('NFC')
+      .replace(/\r\n?/g, '\n')
+      // eslint-disable-next-line no-control-regex -- control characters are exactly what this removes
+      .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\u200B\uFEFF]/g, '')
+      .replace(/[ \t]+$/gm, '')
+      .replace(/\n{3,}/g, '\n\n')
+      .trim()
+  );
 }
 
 const BOILERPLATE = [
@@ -40,10 +42,15 @@ const BOILERPLATE = [
 /** The first rule `text` (already normalised) breaks, or undefined if it passes all. */
 export function checkQuality(text: string, rules: QualityRules): { reason: QualityReason; why: string } | undefined {
   if (text.length === 0) return { reason: 'empty', why: 'no text after normalisation' };
-  if (text.length < rules.minChars) return { reason: 'tooShort', why: `${text.length} chars < curate.minChars ${rules.minChars}` };
-  if (text.length > rules.maxChars) return { reason: 'tooLong', why: `${text.length} chars > curate.maxChars ${rules.maxChars}` };
+  if (text.length < rules.minChars)
+    return { reason: 'tooShort', why: `${text.length} chars < curate.minChars ${rules.minChars}` };
+  if (text.length > rules.maxChars)
+    return { reason: 'tooLong', why: `${text.length} chars > curate.maxChars ${rules.maxChars}` };
 
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const seen = new Set<string>();
   let dupLines = 0;
   let boiler = 0;
@@ -58,16 +65,23 @@ export function checkQuality(text: string, rules: QualityRules): { reason: Quali
   }
   const ngramFrac = repeatedNgramFraction(text, 3);
   if (ngramFrac > rules.maxRepeatedNgramFraction) {
-    return { reason: 'repetitive', why: `${pct(ngramFrac)} of word 3-grams repeat (> ${pct(rules.maxRepeatedNgramFraction)})` };
+    return {
+      reason: 'repetitive',
+      why: `${pct(ngramFrac)} of word 3-grams repeat (> ${pct(rules.maxRepeatedNgramFraction)})`,
+    };
   }
   const boilerFrac = boiler / lines.length;
   if (boilerFrac > rules.maxBoilerplateLineFraction) {
-    return { reason: 'boilerplate', why: `${pct(boilerFrac)} of lines are boilerplate (> ${pct(rules.maxBoilerplateLineFraction)})` };
+    return {
+      reason: 'boilerplate',
+      why: `${pct(boilerFrac)} of lines are boilerplate (> ${pct(rules.maxBoilerplateLineFraction)})`,
+    };
   }
   const visible = text.length - (text.match(/\s/g)?.length ?? 0);
   const letters = text.match(/\p{L}/gu)?.length ?? 0;
   const alpha = letters / Math.max(1, visible);
-  if (alpha < rules.minAlphaFraction) return { reason: 'lowAlpha', why: `${pct(alpha)} letters (< ${pct(rules.minAlphaFraction)})` };
+  if (alpha < rules.minAlphaFraction)
+    return { reason: 'lowAlpha', why: `${pct(alpha)} letters (< ${pct(rules.minAlphaFraction)})` };
   return undefined;
 }
 

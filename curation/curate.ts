@@ -32,7 +32,19 @@ export interface CurateOptions extends SourceOptions, QualityRules {
 
 export type DropReason = QualityReason | 'malformed' | 'duplicate' | 'nearDuplicate' | 'offDomain' | 'overBudget';
 
-const DROP_REASONS: DropReason[] = ['malformed', 'empty', 'tooShort', 'tooLong', 'repetitive', 'boilerplate', 'lowAlpha', 'duplicate', 'nearDuplicate', 'offDomain', 'overBudget'];
+const DROP_REASONS: DropReason[] = [
+  'malformed',
+  'empty',
+  'tooShort',
+  'tooLong',
+  'repetitive',
+  'boilerplate',
+  'lowAlpha',
+  'duplicate',
+  'nearDuplicate',
+  'offDomain',
+  'overBudget',
+];
 
 export interface CurateReport {
   source: string;
@@ -83,7 +95,10 @@ class ProgressTicker {
   private lastDocuments = 0;
   private lastTime = performance.now();
 
-  constructor(private readonly run: CurateRun, private readonly stage: CurateProgress['stage']) {}
+  constructor(
+    private readonly run: CurateRun,
+    private readonly stage: CurateProgress['stage'],
+  ) {}
 
   tick(text: string | undefined): void {
     this.run.signal?.throwIfAborted();
@@ -102,11 +117,18 @@ class ProgressTicker {
 const MAX_EXAMPLES = 3;
 const MAX_CLUSTERS = 20;
 
-export async function curate(corpusPath: string, outRoot: string, opts: CurateOptions, run: CurateRun = {}): Promise<CuratedDataset> {
+export async function curate(
+  corpusPath: string,
+  outRoot: string,
+  opts: CurateOptions,
+  run: CurateRun = {},
+): Promise<CuratedDataset> {
   const t0 = performance.now();
   run.signal?.throwIfAborted();
   const files = await listCorpusFiles(corpusPath, opts.format, { roots: run.roots, field: 'corpus.path' });
-  const refFiles = opts.domain.reference ? await listCorpusFiles(opts.domain.reference, 'auto', { roots: run.roots, field: 'curate.domain.reference' }) : [];
+  const refFiles = opts.domain.reference
+    ? await listCorpusFiles(opts.domain.reference, 'auto', { roots: run.roots, field: 'curate.domain.reference' })
+    : [];
   const fingerprint = inputFingerprint(files, refFiles, opts);
   const cached = await reuse(outRoot, fingerprint);
   if (cached) return cached;
@@ -115,8 +137,17 @@ export async function curate(corpusPath: string, outRoot: string, opts: CurateOp
   await fs.mkdir(tmp, { recursive: true });
   try {
     const report = emptyReport(corpusPath, opts, files.length);
-    const domain = opts.domain.reference ? await buildDomainScorer(refFiles, opts, report, new ProgressTicker(run, 'reference')) : undefined;
-    const { digests, sketches } = await filterPass(files, opts, domain, report, path.join(tmp, 'kept.jsonl'), new ProgressTicker(run, 'filter'));
+    const domain = opts.domain.reference
+      ? await buildDomainScorer(refFiles, opts, report, new ProgressTicker(run, 'reference'))
+      : undefined;
+    const { digests, sketches } = await filterPass(
+      files,
+      opts,
+      domain,
+      report,
+      path.join(tmp, 'kept.jsonl'),
+      new ProgressTicker(run, 'filter'),
+    );
     report.kept = digests.length;
 
     // Under a budget, keep a diverse subset; otherwise everything that passed.
@@ -125,7 +156,14 @@ export async function curate(corpusPath: string, outRoot: string, opts: CurateOp
       selected = new Set(farthestFirst(sketches, opts.maxDocuments, 0));
       report.dropped.overBudget = digests.length - selected.size;
     }
-    const id = await splitPass(path.join(tmp, 'kept.jsonl'), tmp, selected, opts, report, new ProgressTicker(run, 'split'));
+    const id = await splitPass(
+      path.join(tmp, 'kept.jsonl'),
+      tmp,
+      selected,
+      opts,
+      report,
+      new ProgressTicker(run, 'split'),
+    );
     run.signal?.throwIfAborted(); // the last moment an abort can stop the dataset from appearing
     await fs.rm(path.join(tmp, 'kept.jsonl'));
     report.seconds = (performance.now() - t0) / 1000;
@@ -143,13 +181,22 @@ export async function curate(corpusPath: string, outRoot: string, opts: CurateOp
 }
 
 /** Pass 1, streaming: every rule but the budget; survivors go to `keptFile` in input order. */
-async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: DomainScorer | undefined, report: CurateReport, keptFile: string, progress: ProgressTicker) {
+async function filterPass(
+  files: CorpusFile[],
+  opts: CurateOptions,
+  domain: DomainScorer | undefined,
+  report: CurateReport,
+  keptFile: string,
+  progress: ProgressTicker,
+) {
   const out = await fs.open(keptFile, 'w');
   const seen = new Set<string>();
   const digests: string[] = [];
   const sketches: Float32Array[] = [];
   const hasher = opts.nearDuplicates.enabled ? new MinHasher({ ...opts.nearDuplicates, seed: opts.seed }) : undefined;
-  const index = hasher ? new NearDuplicateIndex(opts.nearDuplicates.threshold, opts.nearDuplicates.permutations) : undefined;
+  const index = hasher
+    ? new NearDuplicateIndex(opts.nearDuplicates.threshold, opts.nearDuplicates.permutations)
+    : undefined;
   if (index) report.lsh = { bands: index.bands, rows: index.rows };
   const sources: string[] = []; // by near-dup index id, for clusters
   const clusters = new Map<number, { source: string; similarity: number }[]>();
@@ -164,7 +211,10 @@ async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: Doma
         progress.tick(doc.text);
         report.documentsIn += 1;
         if (doc.malformed !== undefined) {
-          if (opts.onMalformed === 'fail') throw new CorpusError(`${doc.source}: ${doc.malformed} (curate.onMalformed is 'fail'; set it to 'skip' to drop and count such documents)`);
+          if (opts.onMalformed === 'fail')
+            throw new CorpusError(
+              `${doc.source}: ${doc.malformed} (curate.onMalformed is 'fail'; set it to 'skip' to drop and count such documents)`,
+            );
           drop('malformed', doc.source, doc.malformed);
           continue;
         }
@@ -190,7 +240,12 @@ async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: Doma
           const sig = hasher.signature(text);
           const match = index.query(sig);
           if (match) {
-            drop('nearDuplicate', doc.source, `~${(100 * match.similarity).toFixed(0)}% similar to ${sources[match.id]}`, text);
+            drop(
+              'nearDuplicate',
+              doc.source,
+              `~${(100 * match.similarity).toFixed(0)}% similar to ${sources[match.id]}`,
+              text,
+            );
             const c = clusters.get(match.id) ?? [];
             c.push({ source: doc.source, similarity: match.similarity });
             clusters.set(match.id, c);
@@ -215,7 +270,14 @@ async function filterPass(files: CorpusFile[], opts: CurateOptions, domain: Doma
 }
 
 /** Pass 2, streaming: the selected documents to train.jsonl / heldout.jsonl; returns the dataset id. */
-async function splitPass(keptFile: string, dir: string, selected: Set<number> | undefined, opts: CurateOptions, report: CurateReport, progress: ProgressTicker): Promise<string> {
+async function splitPass(
+  keptFile: string,
+  dir: string,
+  selected: Set<number> | undefined,
+  opts: CurateOptions,
+  report: CurateReport,
+  progress: ProgressTicker,
+): Promise<string> {
   const train = await fs.open(path.join(dir, 'train.jsonl'), 'w');
   const heldOut = await fs.open(path.join(dir, 'heldout.jsonl'), 'w');
   const id = createHash('sha256').update(JSON.stringify({ v: CURATE_VERSION, opts }));
@@ -246,7 +308,12 @@ async function splitPass(keptFile: string, dir: string, selected: Set<number> | 
   return id.digest('hex').slice(0, 32);
 }
 
-async function buildDomainScorer(refFiles: CorpusFile[], opts: CurateOptions, report: CurateReport, progress: ProgressTicker): Promise<DomainScorer> {
+async function buildDomainScorer(
+  refFiles: CorpusFile[],
+  opts: CurateOptions,
+  report: CurateReport,
+  progress: ProgressTicker,
+): Promise<DomainScorer> {
   const texts: string[] = [];
   for (const f of refFiles) {
     for await (const doc of readDocuments(f, { format: f.format, textField: opts.textField })) {
@@ -269,12 +336,17 @@ export function isHeldOut(digestHex: string, seed: number, fraction: number): bo
 /** What the result depends on: the files (by path, size and modification time) and the options. */
 function inputFingerprint(files: CorpusFile[], refFiles: CorpusFile[], opts: CurateOptions): string {
   const describe = (fs_: CorpusFile[]) => fs_.map((f) => [path.resolve(f.path), f.size, f.mtimeMs]);
-  return createHash('sha256').update(JSON.stringify({ v: CURATE_VERSION, files: describe(files), ref: describe(refFiles), opts })).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(JSON.stringify({ v: CURATE_VERSION, files: describe(files), ref: describe(refFiles), opts }))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 async function reuse(outRoot: string, fingerprint: string): Promise<CuratedDataset | undefined> {
   try {
-    const { id } = JSON.parse(await fs.readFile(path.join(outRoot, 'inputs', `${fingerprint}.json`), 'utf8')) as { id: string };
+    const { id } = JSON.parse(await fs.readFile(path.join(outRoot, 'inputs', `${fingerprint}.json`), 'utf8')) as {
+      id: string;
+    };
     const dir = path.join(outRoot, id);
     const report = JSON.parse(await fs.readFile(path.join(dir, 'report.json'), 'utf8')) as CurateReport;
     await fs.access(path.join(dir, 'train.jsonl'));
@@ -318,14 +390,32 @@ export function formatReport(r: CurateReport, id?: string): string {
   const lines = [
     `dataset ${id ?? ''} from ${r.source}: ${r.documentsIn} documents in ${r.files} files → ${r.train.documents} train + ${r.heldOut.documents} held-out (${r.seconds.toFixed(1)} s)`,
     'dropped:',
-    ...DROP_REASONS.filter((k) => r.dropped[k] > 0).map((k) => `  ${k.padEnd(14)} ${String(r.dropped[k]).padStart(7)}   e.g. ${r.examples[k]?.[0] ? `${r.examples[k]![0].source}: ${r.examples[k]![0].why}` : ''}`),
+    ...DROP_REASONS.filter((k) => r.dropped[k] > 0).map(
+      (k) =>
+        `  ${k.padEnd(14)} ${String(r.dropped[k]).padStart(7)}   e.g. ${r.examples[k]?.[0] ? `${r.examples[k]![0].source}: ${r.examples[k]![0].why}` : ''}`,
+    ),
   ];
-  if (r.domain) lines.push(`domain filter: similarity ≥ ${r.domain.threshold.toFixed(3)} (reference of ${r.domain.referenceDocuments} docs scores ${r.domain.reference.min.toFixed(3)}…${r.domain.reference.max.toFixed(3)}, median ${r.domain.reference.median.toFixed(3)})`);
-  if (r.lsh) lines.push(`near-duplicates: MinHash ${r.options.nearDuplicates.permutations} permutations, LSH ${r.lsh.bands} bands × ${r.lsh.rows} rows, threshold ${r.options.nearDuplicates.threshold}`);
-  for (const c of r.nearDuplicateClusters.slice(0, 5)) lines.push(`  cluster of ${c.duplicates.length + 1}: ${c.kept} ← ${c.duplicates.map((d) => d.source).slice(0, 3).join(', ')}${c.duplicates.length > 3 ? ', …' : ''}`);
+  if (r.domain)
+    lines.push(
+      `domain filter: similarity ≥ ${r.domain.threshold.toFixed(3)} (reference of ${r.domain.referenceDocuments} docs scores ${r.domain.reference.min.toFixed(3)}…${r.domain.reference.max.toFixed(3)}, median ${r.domain.reference.median.toFixed(3)})`,
+    );
+  if (r.lsh)
+    lines.push(
+      `near-duplicates: MinHash ${r.options.nearDuplicates.permutations} permutations, LSH ${r.lsh.bands} bands × ${r.lsh.rows} rows, threshold ${r.options.nearDuplicates.threshold}`,
+    );
+  for (const c of r.nearDuplicateClusters.slice(0, 5))
+    lines.push(
+      `  cluster of ${c.duplicates.length + 1}: ${c.kept} ← ${c.duplicates
+        .map((d) => d.source)
+        .slice(0, 3)
+        .join(', ')}${c.duplicates.length > 3 ? ', …' : ''}`,
+    );
   return lines.join('\n');
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.access(p).then(() => true, () => false);
+  return fs.access(p).then(
+    () => true,
+    () => false,
+  );
 }

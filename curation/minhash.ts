@@ -115,7 +115,10 @@ export class NearDuplicateIndex {
   private readonly buckets: Map<number, number[]>[];
   private readonly signatures: Uint32Array[] = [];
 
-  constructor(readonly threshold: number, permutations: number) {
+  constructor(
+    readonly threshold: number,
+    permutations: number,
+  ) {
     ({ bands: this.bands, rows: this.rows } = optimalBands(threshold, permutations));
     this.buckets = Array.from({ length: this.bands }, () => new Map());
   }

@@ -77,7 +77,11 @@ async function realPathOf(p: string): Promise<string> {
 }
 
 /** The files of a corpus: `spec` is a file, a folder (walked recursively) or a glob such as data/**\/*.jsonl. */
-export async function listCorpusFiles(spec: string, format: SourceOptions['format'], access: CorpusAccess = {}): Promise<CorpusFile[]> {
+export async function listCorpusFiles(
+  spec: string,
+  format: SourceOptions['format'],
+  access: CorpusAccess = {},
+): Promise<CorpusFile[]> {
   const field = access.field ?? 'corpus.path';
   const formatOf = (p: string): CorpusFile['format'] | undefined => {
     if (format !== 'auto') return format;
@@ -107,7 +111,8 @@ export async function listCorpusFiles(spec: string, format: SourceOptions['forma
   const stat = await fs.stat(spec).catch(() => undefined);
   if (!stat) throw new CorpusError(`${field} '${spec}' does not exist`);
   if (stat.isFile()) {
-    if (!formatOf(spec)) throw new CorpusError(`${field} '${spec}': unknown file type; use .txt, .md or .jsonl, or set corpus.format`);
+    if (!formatOf(spec))
+      throw new CorpusError(`${field} '${spec}': unknown file type; use .txt, .md or .jsonl, or set corpus.format`);
     await add(spec);
     return out;
   }
@@ -124,7 +129,11 @@ export async function listCorpusFiles(spec: string, format: SourceOptions['forma
 class Walker {
   private readonly visited = new Set<string>(); // real folders walked: a link loop ends here
 
-  constructor(private readonly roots: string[] | undefined, private readonly field: string, private readonly spec: string) {}
+  constructor(
+    private readonly roots: string[] | undefined,
+    private readonly field: string,
+    private readonly spec: string,
+  ) {}
 
   async walk(dir: string): Promise<string[]> {
     const real = await fs.realpath(dir).catch(() => path.resolve(dir));
@@ -227,6 +236,7 @@ function documentText(value: unknown, opts: SourceOptions): string | { error: st
     return `${ins}\n\n${res}`;
   }
   const text = v[opts.textField];
-  if (typeof text !== 'string') return { error: `field '${opts.textField}' is ${text === undefined ? 'missing' : 'not a string'}` };
+  if (typeof text !== 'string')
+    return { error: `field '${opts.textField}' is ${text === undefined ? 'missing' : 'not a string'}` };
   return text;
 }

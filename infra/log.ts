@@ -7,7 +7,19 @@ import pino from 'pino';
 export type Logger = pino.Logger;
 
 /** Field names whose values never reach a log, at any depth we log at. */
-export const REDACTED_FIELDS = ['secretPhrase', 'secretSeed', 'privateKey', 'mnemonic', 'password', 'token', 'apiKey', 'authorization', 'HF_TOKEN', 'AWS_SECRET_ACCESS_KEY', 'TEMPORAL_API_KEY'];
+export const REDACTED_FIELDS = [
+  'secretPhrase',
+  'secretSeed',
+  'privateKey',
+  'mnemonic',
+  'password',
+  'token',
+  'apiKey',
+  'authorization',
+  'HF_TOKEN',
+  'AWS_SECRET_ACCESS_KEY',
+  'TEMPORAL_API_KEY',
+];
 
 function redactPaths(): string[] {
   return REDACTED_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]);

@@ -6,7 +6,8 @@ export function projectRoot(): string {
   let dir = __dirname;
   for (;;) {
     const pkg = path.join(dir, 'package.json');
-    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'minerflow') return dir;
+    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'minerflow')
+      return dir;
     const up = path.dirname(dir);
     if (up === dir) throw new Error(`cannot find minerflow's package.json above ${__dirname}`);
     dir = up;

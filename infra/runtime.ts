@@ -28,7 +28,9 @@ export function openStore(location: string, settings?: Pick<Settings, 'dataDir' 
     return new S3Store(location, { cacheDir: path.join(dataDir, 'cache', 's3'), ...s3 });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
-    throw new Error(`checkpoint store '${location}': unsupported scheme; use a folder path, a file: URI or s3://bucket/prefix`);
+    throw new Error(
+      `checkpoint store '${location}': unsupported scheme; use a folder path, a file: URI or s3://bucket/prefix`,
+    );
   }
   return new FsStore(location);
 }
@@ -38,10 +40,18 @@ export function openStore(location: string, settings?: Pick<Settings, 'dataDir' 
  * is a path, which must lie inside `roots` (symlinks resolved) before anything is read from it.
  * `field` names the input the spec came from, for messages.
  */
-export async function resolveCorpus(spec: string, dataDir: string, roots?: string[], field = 'corpus.path'): Promise<string> {
+export async function resolveCorpus(
+  spec: string,
+  dataDir: string,
+  roots?: string[],
+  field = 'corpus.path',
+): Promise<string> {
   const m = /^sample:brown(?::([a-r]+))?$/.exec(spec);
   if (m) return exportBrown(sampleCorporaDir(dataDir), m[1]);
-  if (spec.startsWith('sample:')) throw new CorpusError(`${field} '${spec}': unknown sample corpus; use sample:brown or sample:brown:<genres> (genres a–r)`);
+  if (spec.startsWith('sample:'))
+    throw new CorpusError(
+      `${field} '${spec}': unknown sample corpus; use sample:brown or sample:brown:<genres> (genres a–r)`,
+    );
   if (spec.includes('\0')) throw new CorpusError(`${field} contains a NUL character; give a plain path`);
   const resolved = path.resolve(spec);
   if (roots) await checkInsideRoots(resolved, roots, field, spec);
@@ -64,8 +74,14 @@ export async function curationPlan(
   where: string | Pick<Settings, 'dataDir' | 'dataRoots'>,
 ): Promise<{ source: string; opts: CurateOptions; roots: string[] }> {
   const dataDir = typeof where === 'string' ? where : where.dataDir;
-  const roots = [...(typeof where === 'string' ? parseDataRoots(process.env.MINERFLOW_DATA_ROOTS, dataDir) : where.dataRoots), sampleCorporaDir(dataDir)];
-  const reference = options.domain.reference === null ? null : await resolveCorpus(options.domain.reference, dataDir, roots, 'curate.domain.reference');
+  const roots = [
+    ...(typeof where === 'string' ? parseDataRoots(process.env.MINERFLOW_DATA_ROOTS, dataDir) : where.dataRoots),
+    sampleCorporaDir(dataDir),
+  ];
+  const reference =
+    options.domain.reference === null
+      ? null
+      : await resolveCorpus(options.domain.reference, dataDir, roots, 'curate.domain.reference');
   return {
     source: await resolveCorpus(corpus.path, dataDir, roots, 'corpus.path'),
     opts: { ...options, ...corpus, domain: { ...options.domain, reference } },
@@ -93,8 +109,18 @@ export async function localRegistrations(settings: Settings): Promise<{ netuid: 
 }
 
 /** A devnet for these settings (their block time, phases, registrations and validator) on loopback. */
-export async function startLocalDevnet(settings: Settings, opts: { port?: number; log?: (msg: string) => void } = {}): Promise<Devnet> {
+export async function startLocalDevnet(
+  settings: Settings,
+  opts: { port?: number; log?: (msg: string) => void } = {},
+): Promise<Devnet> {
   const log = opts.log ?? ((m: string) => logger.info(m));
   const { local } = settings.chain;
-  return startDevnet({ port: opts.port ?? 0, blockMs: local.blockMs, phases: local.phases, register: await localRegistrations(settings), validator: makeDevnetValidator(settings, log), log });
+  return startDevnet({
+    port: opts.port ?? 0,
+    blockMs: local.blockMs,
+    phases: local.phases,
+    register: await localRegistrations(settings),
+    validator: makeDevnetValidator(settings, log),
+    log,
+  });
 }

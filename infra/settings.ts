@@ -30,14 +30,20 @@ const EnvSchema = z.object({
   // (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, roles): no secret enters Settings.
   MINERFLOW_S3_ENDPOINT: z.string().url().optional(),
   MINERFLOW_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).optional(),
-  AWS_REGION: z.string().regex(/^[a-z0-9-]+$/).optional(),
+  AWS_REGION: z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .optional(),
   // devnet: the local devnet (started by demo, dev, `minerflow devnet` and the tests) at
   // MINERFLOW_DEVNET_URL; ws://…|wss://…: a subtensor node.
   MINERFLOW_CHAIN: z
     .string()
     .regex(/^(devnet|wss?:\/\/\S+)$/, 'must be devnet or a ws:// or wss:// subtensor endpoint')
     .default('devnet'),
-  MINERFLOW_DEVNET_URL: z.string().regex(/^wss?:\/\/\S+$/, 'must be a ws:// or wss:// URL').default('ws://127.0.0.1:9944'),
+  MINERFLOW_DEVNET_URL: z
+    .string()
+    .regex(/^wss?:\/\/\S+$/, 'must be a ws:// or wss:// URL')
+    .default('ws://127.0.0.1:9944'),
   MINERFLOW_PHASES: z.string().min(1).optional(),
   MINERFLOW_BLOCK_MS: z.coerce.number().int().min(10).max(600_000).default(12_000),
   MINERFLOW_WALLETS: z.string().min(1).optional(),
@@ -80,7 +86,10 @@ export interface Settings {
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const e = parseOrExplain(EnvSchema, pick(env), 'environment');
   const dataDir = path.resolve(e.MINERFLOW_DATA_DIR ?? '.minerflow');
-  const tlsWanted = e.TEMPORAL_TLS === 'true' || !!e.TEMPORAL_TLS_CLIENT_CERT_PATH || (!!e.TEMPORAL_API_KEY && e.TEMPORAL_TLS !== 'false');
+  const tlsWanted =
+    e.TEMPORAL_TLS === 'true' ||
+    !!e.TEMPORAL_TLS_CLIENT_CERT_PATH ||
+    (!!e.TEMPORAL_API_KEY && e.TEMPORAL_TLS !== 'false');
   return {
     dataDir,
     dataRoots: parseDataRoots(e.MINERFLOW_DATA_ROOTS, dataDir),
@@ -104,7 +113,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       endpoint: e.MINERFLOW_S3_ENDPOINT,
       region: e.AWS_REGION ?? 'us-east-1',
       // S3-compatible servers mostly want path-style; AWS wants virtual-hosted style.
-      forcePathStyle: e.MINERFLOW_S3_FORCE_PATH_STYLE ? e.MINERFLOW_S3_FORCE_PATH_STYLE === 'true' : !!e.MINERFLOW_S3_ENDPOINT,
+      forcePathStyle: e.MINERFLOW_S3_FORCE_PATH_STYLE
+        ? e.MINERFLOW_S3_FORCE_PATH_STYLE === 'true'
+        : !!e.MINERFLOW_S3_ENDPOINT,
     },
     chain: {
       kind: e.MINERFLOW_CHAIN === 'devnet' ? 'devnet' : 'subtensor',
@@ -117,14 +128,22 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
         register: parseRegistrations(e.MINERFLOW_LOCAL_REGISTER),
       },
     },
-    walletsDir: path.resolve(e.MINERFLOW_WALLETS ?? (e.MINERFLOW_CHAIN === 'devnet' ? path.join(dataDir, 'wallets') : path.join(os.homedir(), '.bittensor', 'wallets'))),
+    walletsDir: path.resolve(
+      e.MINERFLOW_WALLETS ??
+        (e.MINERFLOW_CHAIN === 'devnet'
+          ? path.join(dataDir, 'wallets')
+          : path.join(os.homedir(), '.bittensor', 'wallets')),
+    ),
     validatorCorpus: e.MINERFLOW_VALIDATOR_CORPUS,
   };
 }
 
 /** MINERFLOW_DATA_ROOTS (path.delimiter-separated) → absolute folders; unset: just the data folder. */
 export function parseDataRoots(text: string | undefined, dataDir: string): string[] {
-  const roots = (text ?? '').split(path.delimiter).map((r) => r.trim()).filter((r) => r !== '');
+  const roots = (text ?? '')
+    .split(path.delimiter)
+    .map((r) => r.trim())
+    .filter((r) => r !== '');
   return roots.length === 0 ? [path.resolve(dataDir)] : roots.map((r) => path.resolve(r));
 }
 

@@ -19,7 +19,9 @@ export const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 export async function runUntilStopped(
   worker: Worker,
   connection: NativeConnection,
-  opts: { name: string; graceMs?: number; log?: (msg: string) => void; exit?: (code: number) => void } = { name: 'worker' },
+  opts: { name: string; graceMs?: number; log?: (msg: string) => void; exit?: (code: number) => void } = {
+    name: 'worker',
+  },
 ): Promise<void> {
   const log = opts.log ?? ((m: string) => logger.info(m));
   const exit = opts.exit ?? ((code: number) => process.exit(code));

@@ -23,11 +23,17 @@ type TlsOption = NativeConnectionOptions['tls'];
  * Connection options from envconfig's profile (file, then TEMPORAL_* over it), with
  * `settings.temporal` taking precedence for address, API key and TLS files it names.
  */
-export async function connectionOptions(t: Settings['temporal'], env: NodeJS.ProcessEnv = process.env): Promise<{ address: string; apiKey?: string; tls?: TlsOption; metadata?: NativeConnectionOptions['metadata'] }> {
+export async function connectionOptions(
+  t: Settings['temporal'],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ address: string; apiKey?: string; tls?: TlsOption; metadata?: NativeConnectionOptions['metadata'] }> {
   const fromEnvconfig = toClientOptions(loadProfile(env)).connectionOptions;
-  const address = t.address !== DEFAULT_ADDRESS || env.TEMPORAL_ADDRESS ? t.address : (fromEnvconfig.address ?? t.address);
+  const address =
+    t.address !== DEFAULT_ADDRESS || env.TEMPORAL_ADDRESS ? t.address : (fromEnvconfig.address ?? t.address);
   const apiKey = t.apiKey ?? (typeof fromEnvconfig.apiKey === 'string' ? fromEnvconfig.apiKey : undefined);
-  const tls = t.tls ? await tlsFromSettings(t.tls, fromEnvconfig.tls) : (fromEnvconfig.tls ?? (apiKey ? true : undefined));
+  const tls = t.tls
+    ? await tlsFromSettings(t.tls, fromEnvconfig.tls)
+    : (fromEnvconfig.tls ?? (apiKey ? true : undefined));
   return { address, apiKey, tls, metadata: fromEnvconfig.metadata };
 }
 
@@ -37,7 +43,10 @@ function loadProfile(env: NodeJS.ProcessEnv) {
   try {
     return loadClientConfigProfile({ overrideEnvVars: vars });
   } catch (err) {
-    throw new Error(`Temporal client profile (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(
+      `Temporal client profile (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE): ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
 }
 
@@ -47,21 +56,32 @@ async function tlsFromSettings(tls: NonNullable<Settings['temporal']['tls']>, fa
   return {
     ...base,
     serverNameOverride: tls.serverName ?? base.serverNameOverride,
-    serverRootCACertificate: tls.serverCaCertPath ? await fs.readFile(tls.serverCaCertPath) : base.serverRootCACertificate,
-    clientCertPair: tls.clientCertPath && tls.clientKeyPath ? { crt: await fs.readFile(tls.clientCertPath), key: await fs.readFile(tls.clientKeyPath) } : base.clientCertPair,
+    serverRootCACertificate: tls.serverCaCertPath
+      ? await fs.readFile(tls.serverCaCertPath)
+      : base.serverRootCACertificate,
+    clientCertPair:
+      tls.clientCertPath && tls.clientKeyPath
+        ? { crt: await fs.readFile(tls.clientCertPath), key: await fs.readFile(tls.clientKeyPath) }
+        : base.clientCertPair,
   };
 }
 
 export async function connectClient(settings: Settings): Promise<Client> {
   const options = await connectionOptions(settings.temporal);
-  log.debug({ address: options.address, namespace: settings.temporal.namespace, tls: !!options.tls }, 'connecting client');
+  log.debug(
+    { address: options.address, namespace: settings.temporal.namespace, tls: !!options.tls },
+    'connecting client',
+  );
   const connection = await Connection.connect(options);
   return new Client({ connection, namespace: settings.temporal.namespace });
 }
 
 export async function connectWorker(settings: Settings): Promise<NativeConnection> {
   const options = await connectionOptions(settings.temporal);
-  log.debug({ address: options.address, namespace: settings.temporal.namespace, tls: !!options.tls }, 'connecting worker');
+  log.debug(
+    { address: options.address, namespace: settings.temporal.namespace, tls: !!options.tls },
+    'connecting worker',
+  );
   return NativeConnection.connect(options);
 }
 

@@ -36,7 +36,9 @@ export function hotkeyPath(walletsDir: string, wallet: string, hotkey: string): 
   const file = path.join(walletsDir, wallet, 'hotkeys', hotkey);
   const rel = path.relative(path.resolve(walletsDir), path.resolve(file));
   if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new WalletError(`hotkey '${hotkey}' of wallet '${wallet}' resolves to ${file}, outside the wallets folder ${walletsDir}`);
+    throw new WalletError(
+      `hotkey '${hotkey}' of wallet '${wallet}' resolves to ${file}, outside the wallets folder ${walletsDir}`,
+    );
   }
   return file;
 }
@@ -46,7 +48,9 @@ export async function loadHotkey(walletsDir: string, wallet: string, hotkey: str
   await cryptoWaitReady();
   const file = hotkeyPath(walletsDir, wallet, hotkey);
   const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw new WalletError(`hotkey '${hotkey}' of wallet '${wallet}' not found at ${file} (${err.code}); create it with btcli or \`minerflow wallet create\``);
+    throw new WalletError(
+      `hotkey '${hotkey}' of wallet '${wallet}' not found at ${file} (${err.code}); create it with btcli or \`minerflow wallet create\``,
+    );
   });
   if (text.startsWith('$NACL') || text.startsWith('$BT_') || text.startsWith('gAAAAA')) {
     // bittensor-wallet's password-protected formats (NaCl secretbox, older ansible-vault/Fernet).
@@ -62,7 +66,9 @@ export async function loadHotkey(walletsDir: string, wallet: string, hotkey: str
   }
   // bittensor-wallet ≥ 4 records the scheme: 1 = sr25519, 0 = ed25519. Subtensor hotkeys are sr25519.
   if (json.cryptoType !== undefined && json.cryptoType !== SR25519_CRYPTO_TYPE) {
-    throw new WalletError(`hotkey file ${file} holds a cryptoType ${JSON.stringify(json.cryptoType)} key; minerflow signs with sr25519 hotkeys (cryptoType ${SR25519_CRYPTO_TYPE})`);
+    throw new WalletError(
+      `hotkey file ${file} holds a cryptoType ${JSON.stringify(json.cryptoType)} key; minerflow signs with sr25519 hotkeys (cryptoType ${SR25519_CRYPTO_TYPE})`,
+    );
   }
   const keyring = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX });
   let pair: KeyringPair;
@@ -72,25 +78,35 @@ export async function loadHotkey(walletsDir: string, wallet: string, hotkey: str
       pair = keyring.addFromUri(json.secretPhrase.trim());
     } catch {
       // The library's message may quote the phrase: say what is wrong without it.
-      throw new WalletError(`${where}: secretPhrase is not a valid mnemonic; restore the hotkey with btcli (regen_hotkey) or fix the file`);
+      throw new WalletError(
+        `${where}: secretPhrase is not a valid mnemonic; restore the hotkey with btcli (regen_hotkey) or fix the file`,
+      );
     }
   } else if (typeof json.secretSeed === 'string' && isHex(json.secretSeed) && hexToU8a(json.secretSeed).length === 32) {
     try {
       pair = keyring.addFromSeed(hexToU8a(json.secretSeed));
     } catch {
-      throw new WalletError(`${where}: secretSeed is not a usable sr25519 seed; restore the hotkey with btcli (regen_hotkey) or fix the file`);
+      throw new WalletError(
+        `${where}: secretSeed is not a usable sr25519 seed; restore the hotkey with btcli (regen_hotkey) or fix the file`,
+      );
     }
   } else {
     throw new WalletError(`hotkey file ${file} has neither a secretPhrase nor a 32-byte hex secretSeed`);
   }
   if (typeof json.ss58Address === 'string' && json.ss58Address !== pair.address) {
-    throw new WalletError(`hotkey file ${file}: its secret derives ${pair.address}, but the file says ss58Address ${json.ss58Address}`);
+    throw new WalletError(
+      `hotkey file ${file}: its secret derives ${pair.address}, but the file says ss58Address ${json.ss58Address}`,
+    );
   }
   return pair;
 }
 
 /** Creates a new hotkey file in Bittensor's format (mode 0600); refuses to overwrite one. */
-export async function createHotkey(walletsDir: string, wallet: string, hotkey: string): Promise<{ address: string; file: string }> {
+export async function createHotkey(
+  walletsDir: string,
+  wallet: string,
+  hotkey: string,
+): Promise<{ address: string; file: string }> {
   await cryptoWaitReady();
   const file = hotkeyPath(walletsDir, wallet, hotkey);
   const phrase = mnemonicGenerate(12);
@@ -116,7 +132,10 @@ export async function createHotkey(walletsDir: string, wallet: string, hotkey: s
 
 /** Loads the hotkey, creating it first if it does not exist (for the devnet only). */
 export async function ensureHotkey(walletsDir: string, wallet: string, hotkey: string): Promise<KeyringPair> {
-  const exists = await fs.access(hotkeyPath(walletsDir, wallet, hotkey)).then(() => true, () => false);
+  const exists = await fs.access(hotkeyPath(walletsDir, wallet, hotkey)).then(
+    () => true,
+    () => false,
+  );
   if (!exists) {
     await createHotkey(walletsDir, wallet, hotkey).catch((err: unknown) => {
       if (!(err instanceof WalletError)) throw err; // created concurrently by another worker: fine

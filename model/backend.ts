@@ -12,7 +12,10 @@ export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 let active: Promise<string> | undefined;
 
 /** Initialises the backend once per process and returns the name of the one running. */
-export function initBackend(choice: BackendChoice = 'auto', log: (msg: string) => void = (m) => logger.info(m)): Promise<string> {
+export function initBackend(
+  choice: BackendChoice = 'auto',
+  log: (msg: string) => void = (m) => logger.info(m),
+): Promise<string> {
   active ??= pick(choice, log);
   return active;
 }
@@ -56,10 +59,14 @@ async function load(name: BackendChoice): Promise<void> {
 
 function describe(name: BackendChoice): string {
   switch (name) {
-    case 'tensorflow-gpu': return 'libtensorflow with CUDA';
-    case 'tensorflow': return 'libtensorflow on CPU';
-    case 'wasm': return 'WebAssembly fallback, single-threaded per instance (training adds one replica thread per core when it pays); install @tensorflow/tfjs-node(-gpu) for more speed';
-    default: return 'pure JavaScript, slow';
+    case 'tensorflow-gpu':
+      return 'libtensorflow with CUDA';
+    case 'tensorflow':
+      return 'libtensorflow on CPU';
+    case 'wasm':
+      return 'WebAssembly fallback, single-threaded per instance (training adds one replica thread per core when it pays); install @tensorflow/tfjs-node(-gpu) for more speed';
+    default:
+      return 'pure JavaScript, slow';
   }
 }
 
@@ -78,7 +85,8 @@ export class BackendAbortError extends Error {
 
 // What a dead Emscripten module throws: its abort(), and the wasm traps a corrupted heap produces.
 // Replica threads report the same text inside "training replica N failed: …".
-const ABORT_PATTERN = /\bAborted\(|memory access out of bounds|table index is out of bounds|RuntimeError: unreachable|null function or function signature mismatch/;
+const ABORT_PATTERN =
+  /\bAborted\(|memory access out of bounds|table index is out of bounds|RuntimeError: unreachable|null function or function signature mismatch/;
 
 /** True when `err` means the TensorFlow.js backend itself is broken (not the input or the step). */
 export function isBackendAbort(err: unknown): boolean {
@@ -110,9 +118,14 @@ export async function recoverBackend(log: (msg: string) => void = (m) => logger.
     };
   }
   engine.reset();
-  if (!(await tf.setBackend(name))) throw new Error(`recovering the TensorFlow.js backend: tf.setBackend('${name}') returned false; restart the worker`);
+  if (!(await tf.setBackend(name)))
+    throw new Error(
+      `recovering the TensorFlow.js backend: tf.setBackend('${name}') returned false; restart the worker`,
+    );
   await tf.ready();
-  log(`minerflow: TensorFlow.js backend '${name}' re-initialised after a crash${threads ? ` (${threads} replica threads ended)` : ''}`);
+  log(
+    `minerflow: TensorFlow.js backend '${name}' re-initialised after a crash${threads ? ` (${threads} replica threads ended)` : ''}`,
+  );
   return name;
 }
 
@@ -120,7 +133,10 @@ export async function recoverBackend(log: (msg: string) => void = (m) => logger.
  * Runs a task; if the backend crashes in it, recovers the backend and fails with BackendAbortError
  * (non-retryable) so the next task starts healthy. Other errors pass through unchanged.
  */
-export async function withBackendRecovery<T>(fn: () => Promise<T>, log: (msg: string) => void = (m) => logger.warn(m)): Promise<T> {
+export async function withBackendRecovery<T>(
+  fn: () => Promise<T>,
+  log: (msg: string) => void = (m) => logger.warn(m),
+): Promise<T> {
   try {
     return await fn();
   } catch (err) {

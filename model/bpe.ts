@@ -29,7 +29,7 @@ export function* preSplit(text: string): Generator<string> {
       yield chunk;
       continue;
     }
-    for (let i = 0; i < chunk.length; ) {
+    for (let i = 0; i < chunk.length;) {
       let end = Math.min(chunk.length, i + MAX_CHUNK_UNITS);
       // Never cut a surrogate pair in two: each half would encode as U+FFFD.
       if (end < chunk.length && isHighSurrogate(chunk.charCodeAt(end - 1))) end -= 1;
@@ -77,7 +77,11 @@ export interface BpeTrainingStats {
  * only in the chunks that contain the pair. Ties go to the smallest pair (left id, then right id),
  * so the same texts always give the same merges.
  */
-export function trainBpe(texts: Iterable<string>, vocabSize: number, opts: TrainBpeOptions = {}): { tokenizer: BpeTokenizer; stats: BpeTrainingStats } {
+export function trainBpe(
+  texts: Iterable<string>,
+  vocabSize: number,
+  opts: TrainBpeOptions = {},
+): { tokenizer: BpeTokenizer; stats: BpeTrainingStats } {
   checkVocabSize(vocabSize, 'vocabSize');
   const minPairCount = opts.minPairCount ?? 2;
   const t0 = performance.now();
@@ -86,7 +90,11 @@ export function trainBpe(texts: Iterable<string>, vocabSize: number, opts: Train
   const report = (stage: BpeProgress['stage'], texts: number, merges: number) => {
     if (!opts.onProgress) return;
     const now = performance.now();
-    if (texts - lastReport.texts >= PROGRESS_TEXTS || merges - lastReport.merges >= PROGRESS_MERGES || now - lastReport.at >= PROGRESS_MS) {
+    if (
+      texts - lastReport.texts >= PROGRESS_TEXTS ||
+      merges - lastReport.merges >= PROGRESS_MERGES ||
+      now - lastReport.at >= PROGRESS_MS
+    ) {
       lastReport = { at: now, texts, merges };
       opts.onProgress({ stage, texts, merges });
     }
@@ -145,7 +153,11 @@ export function trainBpe(texts: Iterable<string>, vocabSize: number, opts: Train
       const w = words[wi];
       const f = freqs[wi];
       let found = false;
-      for (let i = 0; i + 1 < w.length; i++) if (w[i] === a && w[i + 1] === b) { found = true; break; }
+      for (let i = 0; i + 1 < w.length; i++)
+        if (w[i] === a && w[i + 1] === b) {
+          found = true;
+          break;
+        }
       if (!found) continue; // a stale entry: an earlier merge consumed the pair here
       for (let i = 0; i + 1 < w.length; i++) bump(pairKey(w[i], w[i + 1]), -f);
       const merged: number[] = [];
@@ -173,7 +185,10 @@ export function trainBpe(texts: Iterable<string>, vocabSize: number, opts: Train
     }
   }
   const tokenizer = new BpeTokenizer(merges);
-  return { tokenizer, stats: { chunks, distinctChunks: distinct.length, merges: merges.length, seconds: (performance.now() - t0) / 1000 } };
+  return {
+    tokenizer,
+    stats: { chunks, distinctChunks: distinct.length, merges: merges.length, seconds: (performance.now() - t0) / 1000 },
+  };
 }
 
 /** Pops heap entries until one matches the pair's current count (older entries are stale). */
@@ -202,7 +217,7 @@ class PairHeap {
   push(count: number, key: number): void {
     this.counts.push(count);
     this.keys.push(key);
-    for (let i = this.counts.length - 1; i > 0; ) {
+    for (let i = this.counts.length - 1; i > 0;) {
       const p = (i - 1) >> 1;
       if (!this.before(i, p)) break;
       this.swap(i, p);
@@ -217,7 +232,7 @@ class PairHeap {
     this.swap(0, n - 1);
     this.counts.pop();
     this.keys.pop();
-    for (let i = 0; ; ) {
+    for (let i = 0; ;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
@@ -233,7 +248,9 @@ class PairHeap {
 
 function checkVocabSize(vocabSize: number, what: string): void {
   if (!Number.isInteger(vocabSize) || vocabSize < BASE_VOCAB || vocabSize > MAX_BPE_VOCAB) {
-    throw new RangeError(`${what} = ${vocabSize}: a byte-level BPE vocabulary needs an integer from ${BASE_VOCAB} to ${MAX_BPE_VOCAB}`);
+    throw new RangeError(
+      `${what} = ${vocabSize}: a byte-level BPE vocabulary needs an integer from ${BASE_VOCAB} to ${MAX_BPE_VOCAB}`,
+    );
   }
 }
 
@@ -260,7 +277,8 @@ export class BpeTokenizer {
         throw new RangeError(`merge ${i} (token ${id}) is ${JSON.stringify(m)}: expected two token ids below ${id}`);
       }
       const k = pairKey(m[0], m[1]);
-      if (this.ranks.has(k)) throw new RangeError(`merge ${i} (token ${id}) repeats merge ${this.ranks.get(k)} [${m[0]}, ${m[1]}]`);
+      if (this.ranks.has(k))
+        throw new RangeError(`merge ${i} (token ${id}) repeats merge ${this.ranks.get(k)} [${m[0]}, ${m[1]}]`);
       this.ranks.set(k, i);
       const [left, right] = [this.tokenBytes[m[0]], this.tokenBytes[m[1]]];
       const bytes = new Uint8Array(left.length + right.length);
@@ -330,7 +348,10 @@ export class BpeTokenizer {
 
   private bytesOf(id: number, position: number): Uint8Array {
     const b = this.tokenBytes[id];
-    if (b === undefined) throw new RangeError(`token id ${id} at position ${position} is outside this tokenizer's vocabulary of ${this.vocabSize}`);
+    if (b === undefined)
+      throw new RangeError(
+        `token id ${id} at position ${position} is outside this tokenizer's vocabulary of ${this.vocabSize}`,
+      );
     return b;
   }
 

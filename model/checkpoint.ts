@@ -36,7 +36,11 @@ export interface Manifest {
 }
 
 /** Writes the weights as safetensors (atomically) and returns the model hash computed while writing. */
-export async function saveWeights(file: string, weights: Weights, metadata: Record<string, string> = {}): Promise<string> {
+export async function saveWeights(
+  file: string,
+  weights: Weights,
+  metadata: Record<string, string> = {},
+): Promise<string> {
   const tensors = new Map<string, StoredTensor>();
   for (const [name, w] of weights) tensors.set(name, { shape: w.shape, data: w.dataSync() as Float32Array });
   return writeSafetensors(file, tensors, metadata);
@@ -75,7 +79,14 @@ export interface TrainingStateMeta {
 }
 
 /** Writes model.safetensors (weights), optimizer.safetensors (AdamW moments), tokenizer.json and state.json into `dir`. */
-export async function saveTrainingState(dir: string, weights: Weights, optimizer: AdamW, meta: Omit<TrainingStateMeta, 'modelHash'>, ema?: Weights, tokenizer?: Tokenizer): Promise<TrainingStateMeta> {
+export async function saveTrainingState(
+  dir: string,
+  weights: Weights,
+  optimizer: AdamW,
+  meta: Omit<TrainingStateMeta, 'modelHash'>,
+  ema?: Weights,
+  tokenizer?: Tokenizer,
+): Promise<TrainingStateMeta> {
   if (tokenizer) await saveTokenizer(path.join(dir, TOKENIZER_FILE), tokenizer);
   const modelHash = await saveWeights(path.join(dir, WEIGHTS_FILE), weights, { format: 'pt' });
   if (ema) await saveWeights(path.join(dir, EMA_FILE), ema, { format: 'pt' });
@@ -95,7 +106,13 @@ export async function saveTrainingState(dir: string, weights: Weights, optimizer
 /** The tokenizer saved in a state or checkpoint folder; folders written before tokenizers were saved hold byte-level models. */
 export async function loadTokenizerIn(dir: string): Promise<Tokenizer> {
   const file = path.join(dir, TOKENIZER_FILE);
-  if (!(await fs.access(file).then(() => true, () => false))) return new ByteTokenizer();
+  if (
+    !(await fs.access(file).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return new ByteTokenizer();
   return loadTokenizer(file);
 }
 

@@ -6,7 +6,11 @@ import type { Weights } from './gpt';
 export class Ema {
   readonly shadow: Weights = new Map();
 
-  constructor(weights: Weights, readonly decay: number, public updates = 0) {
+  constructor(
+    weights: Weights,
+    readonly decay: number,
+    public updates = 0,
+  ) {
     for (const [name, w] of weights) this.shadow.set(name, tf.variable(w.clone(), false));
   }
 

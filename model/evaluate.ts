@@ -38,7 +38,11 @@ export function evaluate(weights: Weights, cfg: GptConfig, tokens: TokenIds, opt
 }
 
 /** Inputs [B, T] and next-token targets [B·T] for windows starting at `starts`. */
-export function windowsToTensors(tokens: TokenIds, starts: number[], T: number): { ids: tf.Tensor2D; targets: tf.Tensor1D } {
+export function windowsToTensors(
+  tokens: TokenIds,
+  starts: number[],
+  T: number,
+): { ids: tf.Tensor2D; targets: tf.Tensor1D } {
   const ids = new Int32Array(starts.length * T);
   const targets = new Int32Array(starts.length * T);
   starts.forEach((s, b) => {

@@ -127,13 +127,25 @@ function gelu(x: tf.Tensor): tf.Tensor {
 }
 
 /** Causal self-attention over x [B·T, d]; returns [B·T, d]. */
-function attention(w: Weights, p: string, x: tf.Tensor2D, cfg: GptConfig, B: number, T: number, mask: tf.Tensor): tf.Tensor2D {
+function attention(
+  w: Weights,
+  p: string,
+  x: tf.Tensor2D,
+  cfg: GptConfig,
+  B: number,
+  T: number,
+  mask: tf.Tensor,
+): tf.Tensor2D {
   const d = cfg.dModel;
   const H = cfg.nHead;
   const hd = d / H;
   const qkv = linear(x, w.get(p + 'attn.c_attn.weight')!, w.get(p + 'attn.c_attn.bias')!);
   const heads = (part: number) =>
-    tf.reshape(tf.transpose(tf.reshape(tf.slice(qkv, [0, part * d], [B * T, d]), [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]);
+    tf.reshape(tf.transpose(tf.reshape(tf.slice(qkv, [0, part * d], [B * T, d]), [B, T, H, hd]), [0, 2, 1, 3]), [
+      B * H,
+      T,
+      hd,
+    ]);
   const q = heads(0);
   const k = heads(1);
   const v = heads(2);
@@ -154,7 +166,12 @@ function mlp(w: Weights, p: string, x: tf.Tensor2D): tf.Tensor2D {
  * expert runs on every token (E× a dense MLP's work) because picking rows out needs tf.gather,
  * whose gradient the wasm backend lacks; a token's gate is 0 for experts that do not serve it.
  */
-function moeMlp(w: Weights, p: string, x: tf.Tensor2D, moe: MoeConfig): { y: tf.Tensor2D; aux: tf.Scalar; load: tf.Tensor1D } {
+function moeMlp(
+  w: Weights,
+  p: string,
+  x: tf.Tensor2D,
+  moe: MoeConfig,
+): { y: tf.Tensor2D; aux: tf.Scalar; load: tf.Tensor1D } {
   const N = x.shape[0];
   const { gates, chosen, aux } = route(tf.softmax(matmul(x, w.get(p + 'moe.router.weight')!)), moe);
   let y = tf.zerosLike(x);
@@ -179,7 +196,11 @@ export function forward(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): tf.Tensor
 export function forwardWithAux(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): ForwardResult {
   const [B, T] = ids.shape;
   if (T > cfg.seqLen) throw new Error(`sequence of ${T} tokens is longer than model.seqLen ${cfg.seqLen}`);
-  const tok = tf.reshape(embed(w.get('wte')! as tf.Tensor2D, tf.reshape(ids, [B * T]) as tf.Tensor1D), [B, T, cfg.dModel]);
+  const tok = tf.reshape(embed(w.get('wte')! as tf.Tensor2D, tf.reshape(ids, [B * T]) as tf.Tensor1D), [
+    B,
+    T,
+    cfg.dModel,
+  ]);
   const pos = tf.slice(w.get('wpe')!, [0, 0], [T, cfg.dModel]);
   let x = tf.reshape(tf.add(tok, pos), [B * T, cfg.dModel]) as tf.Tensor2D;
   const mask = causalMask(T);
@@ -207,7 +228,12 @@ export function forwardWithAux(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): Fo
  * What training minimises for one batch: token cross-entropy plus, for mixture-of-experts layers,
  * the auxiliary load-balancing loss (zero for a dense model). Evaluation uses `ce` alone.
  */
-export function trainingLoss(w: Weights, cfg: GptConfig, ids: tf.Tensor2D, targets: tf.Tensor1D): { total: tf.Scalar; ce: tf.Scalar; aux: tf.Scalar } {
+export function trainingLoss(
+  w: Weights,
+  cfg: GptConfig,
+  ids: tf.Tensor2D,
+  targets: tf.Tensor1D,
+): { total: tf.Scalar; ce: tf.Scalar; aux: tf.Scalar } {
   const { logits, aux } = forwardWithAux(w, cfg, ids);
   const ce = crossEntropy(logits, targets);
   const total = cfg.moe ? (tf.add(ce, tf.mul(cfg.moe.auxLossWeight, aux)) as tf.Scalar) : ce;

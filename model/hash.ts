@@ -32,7 +32,8 @@ export async function createModelHasher(): Promise<ModelHasher> {
   let last: string | undefined;
   return {
     add(name, bytes) {
-      if (last !== undefined && compareNames(name, last) <= 0) throw new Error(`model hash: tensor '${name}' added after '${last}'; names must be sorted`);
+      if (last !== undefined && compareNames(name, last) <= 0)
+        throw new Error(`model hash: tensor '${name}' added after '${last}'; names must be sorted`);
       last = name;
       h.update(Buffer.from(name, 'utf8'));
       h.update(bytes);
@@ -52,11 +53,16 @@ export async function hashSafetensorsFile(file: string, chunkBytes = 8 << 20): P
     if (n > size) throw new Error(`${file}: header length ${n} exceeds the file size ${size}`);
     const headBuf = Buffer.alloc(8 + n);
     await handle.read(headBuf, 0, 8 + n, 0);
-    const header = JSON.parse(headBuf.subarray(8).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    const header = JSON.parse(headBuf.subarray(8).toString('utf8')) as Record<
+      string,
+      { data_offsets: [number, number] }
+    >;
     const hasher = await createBLAKE2b(192);
     hasher.init();
     const chunk = Buffer.alloc(chunkBytes);
-    for (const name of Object.keys(header).filter((k) => k !== '__metadata__').sort(compareNames)) {
+    for (const name of Object.keys(header)
+      .filter((k) => k !== '__metadata__')
+      .sort(compareNames)) {
       const [a, b] = header[name].data_offsets;
       if (8 + n + b > size) throw new Error(`${file}: tensor '${name}' runs past the end of the file (truncated?)`);
       hasher.update(Buffer.from(name, 'utf8'));

@@ -47,7 +47,19 @@ export interface LrFindResult {
 export async function lrRangeTest(cfg: GptConfig, data: TokenIds, opts: LrFindOptions): Promise<LrFindResult> {
   const weights = initWeights(cfg, opts.modelSeed);
   // A flat schedule (peak 1, no warmup, an endless horizon) so lrScale *is* the learning rate.
-  const flat: TrainConfig = { steps: Number.MAX_SAFE_INTEGER, batchSize: opts.batchSize, learningRate: 1, warmupSteps: 0, weightDecay: opts.weightDecay, gradClip: opts.gradClip, beta1: opts.beta1, beta2: opts.beta2, seed: opts.seed, threads: opts.threads, gradAccumSteps: opts.gradAccumSteps };
+  const flat: TrainConfig = {
+    steps: Number.MAX_SAFE_INTEGER,
+    batchSize: opts.batchSize,
+    learningRate: 1,
+    warmupSteps: 0,
+    weightDecay: opts.weightDecay,
+    gradClip: opts.gradClip,
+    beta1: opts.beta1,
+    beta2: opts.beta2,
+    seed: opts.seed,
+    threads: opts.threads,
+    gradAccumSteps: opts.gradAccumSteps,
+  };
   const trainer = new Trainer(cfg, weights, flat, data);
   const curve: LrFindResult['curve'] = [];
   const beta = 0.9;
@@ -79,19 +91,26 @@ export async function lrRangeTest(cfg: GptConfig, data: TokenIds, opts: LrFindOp
     trainer.dispose();
     disposeWeights(weights);
   }
-  if (curve.length < 10) throw new LrFindInconclusiveError(`LR range test stopped after ${curve.length} steps (${diverged ? `diverged: lower minLr (${opts.minLr})` : 'the deadline came'}); at least 10 are needed`);
+  if (curve.length < 10)
+    throw new LrFindInconclusiveError(
+      `LR range test stopped after ${curve.length} steps (${diverged ? `diverged: lower minLr (${opts.minLr})` : 'the deadline came'}); at least 10 are needed`,
+    );
   return { curve, ...suggestFromCurve(curve, opts.horizonSteps ?? curve.length), diverged };
 }
 
 /** The suggestion for a run of `horizonSteps` steps, read from a range test's curve. */
-export function suggestFromCurve(curve: LrFindResult['curve'], horizonSteps: number): Pick<LrFindResult, 'suggestedLr' | 'steepestLr' | 'minLossLr'> {
+export function suggestFromCurve(
+  curve: LrFindResult['curve'],
+  horizonSteps: number,
+): Pick<LrFindResult, 'suggestedLr' | 'steepestLr' | 'minLossLr'> {
   const minLossAt = curve.reduce((b, p, i) => (p.smoothed < curve[b].smoothed ? i : b), 0);
   // Steepest descent before the minimum: slope of the smoothed loss over a window in log(LR).
   const w = Math.max(2, Math.floor(curve.length / 20));
   let steepest = 0;
   let steepestSlope = Infinity;
   for (let i = w; i + w < Math.min(curve.length, Math.max(minLossAt, 2 * w + 1)); i++) {
-    const slope = (curve[i + w].smoothed - curve[i - w].smoothed) / (Math.log(curve[i + w].lr) - Math.log(curve[i - w].lr));
+    const slope =
+      (curve[i + w].smoothed - curve[i - w].smoothed) / (Math.log(curve[i + w].lr) - Math.log(curve[i - w].lr));
     if (slope < steepestSlope) {
       steepestSlope = slope;
       steepest = i;

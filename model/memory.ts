@@ -64,7 +64,8 @@ export function parameterCountOf(cfg: GptConfig): number {
 /** Activation bytes of a micro-batch of `windows` windows (see the constants above). */
 export function activationBytes(cfg: GptConfig, windows: number): number {
   const perToken =
-    cfg.nLayer * (FLOATS_PER_TOKEN_LAYER_DIM * cfg.dModel + FLOATS_PER_TOKEN_LAYER_HEAD_POSITION * cfg.nHead * cfg.seqLen) +
+    cfg.nLayer *
+      (FLOATS_PER_TOKEN_LAYER_DIM * cfg.dModel + FLOATS_PER_TOKEN_LAYER_HEAD_POSITION * cfg.nHead * cfg.seqLen) +
     FLOATS_PER_TOKEN_VOCAB * cfg.vocabSize;
   return windows * cfg.seqLen * perToken * FLOAT_BYTES;
 }
@@ -84,7 +85,13 @@ export function estimateTrainingBytes(cfg: GptConfig, opts: TrainingShape): Memo
     activations,
     replicaThreads: (replicas - 1) * (5 * p + activations), // weights, gradients, and its shared weight and gradient buffers
   };
-  const perInstanceBytes = breakdown.parameters + breakdown.gradients + breakdown.adamMoments + breakdown.ema + breakdown.snapshot + breakdown.activations;
+  const perInstanceBytes =
+    breakdown.parameters +
+    breakdown.gradients +
+    breakdown.adamMoments +
+    breakdown.ema +
+    breakdown.snapshot +
+    breakdown.activations;
   return { totalBytes: perInstanceBytes + breakdown.replicaThreads, perInstanceBytes, breakdown };
 }
 
@@ -118,10 +125,14 @@ export function checkTrainingFits(cfg: GptConfig, opts: TrainingShape, limits: M
   const est = estimateTrainingBytes(cfg, opts);
   const problems: string[] = [];
   if (limits.backend === 'wasm' && est.perInstanceBytes > WASM_MAX_HEAP_BYTES) {
-    problems.push(`needs ~${gib(est.perInstanceBytes)} in one wasm backend instance, whose heap holds at most ${gib(WASM_MAX_HEAP_BYTES)} (wasm32)`);
+    problems.push(
+      `needs ~${gib(est.perInstanceBytes)} in one wasm backend instance, whose heap holds at most ${gib(WASM_MAX_HEAP_BYTES)} (wasm32)`,
+    );
   }
   if (est.totalBytes > limits.availableBytes) {
-    problems.push(`needs ~${gib(est.totalBytes)} in all, more than the ${gib(limits.availableBytes)} this machine can give the worker`);
+    problems.push(
+      `needs ~${gib(est.totalBytes)} in all, more than the ${gib(limits.availableBytes)} this machine can give the worker`,
+    );
   }
   if (problems.length === 0) return est;
   const b = est.breakdown;

@@ -26,15 +26,20 @@ export function moeConfigProblems(moe: MoeConfig, nLayer: number): string[] {
   const problems: string[] = [];
   const intIn = (field: keyof MoeConfig, min: number, max: number) => {
     const v = moe[field];
-    if (!Number.isInteger(v) || v < min || v > max) problems.push(`model.moe.${field} (${v}) must be an integer from ${min} to ${max}`);
+    if (!Number.isInteger(v) || v < min || v > max)
+      problems.push(`model.moe.${field} (${v}) must be an integer from ${min} to ${max}`);
   };
   intIn('experts', 2, 1024);
   intIn('topK', 1, 1024);
   intIn('every', 1, 1024);
-  if (moe.topK > moe.experts) problems.push(`model.moe.topK (${moe.topK}) must be at most model.moe.experts (${moe.experts})`);
-  if (moe.every > nLayer) problems.push(`model.moe.every (${moe.every}) must be at most model.nLayer (${nLayer}), or no layer would be MoE`);
-  if (!(moe.capacityFactor > 0) || !Number.isFinite(moe.capacityFactor)) problems.push(`model.moe.capacityFactor (${moe.capacityFactor}) must be a finite number > 0`);
-  if (!(moe.auxLossWeight >= 0) || !Number.isFinite(moe.auxLossWeight)) problems.push(`model.moe.auxLossWeight (${moe.auxLossWeight}) must be a finite number ≥ 0`);
+  if (moe.topK > moe.experts)
+    problems.push(`model.moe.topK (${moe.topK}) must be at most model.moe.experts (${moe.experts})`);
+  if (moe.every > nLayer)
+    problems.push(`model.moe.every (${moe.every}) must be at most model.nLayer (${nLayer}), or no layer would be MoE`);
+  if (!(moe.capacityFactor > 0) || !Number.isFinite(moe.capacityFactor))
+    problems.push(`model.moe.capacityFactor (${moe.capacityFactor}) must be a finite number > 0`);
+  if (!(moe.auxLossWeight >= 0) || !Number.isFinite(moe.auxLossWeight))
+    problems.push(`model.moe.auxLossWeight (${moe.auxLossWeight}) must be a finite number ≥ 0`);
   return problems;
 }
 

@@ -33,7 +33,10 @@ export class AdamW {
   readonly v = new Map<string, tf.Variable>();
   t = 0; // updates applied so far (for bias correction)
 
-  constructor(private readonly weights: Weights, private readonly opts: AdamWOptions) {
+  constructor(
+    private readonly weights: Weights,
+    private readonly opts: AdamWOptions,
+  ) {
     for (const [name, w] of weights) {
       this.m.set(name, tf.variable(tf.zerosLike(w), false));
       this.v.set(name, tf.variable(tf.zerosLike(w), false));

@@ -62,7 +62,11 @@ export const AUTO_MIN_WORK = 2e7;
  * How many replicas to train with: `threads` on wasm ('auto': one per core, if a micro-batch has at
  * least AUTO_MIN_WORK of work), one on native backends.
  */
-export function replicaCount(threads: number | 'auto' | undefined, batchSize: number, workPerMicroBatch: number): number {
+export function replicaCount(
+  threads: number | 'auto' | undefined,
+  batchSize: number,
+  workPerMicroBatch: number,
+): number {
   // tfjs-node(-gpu) kernels are multi-threaded already; a second replica would only compete for cores.
   if (tf.getBackend() !== 'wasm') return 1;
   if (threads === 'auto' && workPerMicroBatch < AUTO_MIN_WORK) return 1;
@@ -113,7 +117,12 @@ export class ReplicaPool {
   private readonly weightsFlat: Float32Array;
   private readonly offsets: number[] = [];
 
-  constructor(cfg: GptConfig, weights: Weights, tokens: TokenIds, readonly workers: number) {
+  constructor(
+    cfg: GptConfig,
+    weights: Weights,
+    tokens: TokenIds,
+    readonly workers: number,
+  ) {
     const names = [...weights.keys()];
     const shapes = [...weights.values()].map((w) => w.shape);
     let size = 0;
@@ -130,12 +139,29 @@ export class ReplicaPool {
     for (let i = 0; i < workers; i++) {
       const control = new SharedArrayBuffer(CONTROL_BYTES);
       const grads = new SharedArrayBuffer(size * 4);
-      const init: ReplicaInit = { cfg, names, shapes, backend: tf.getBackend(), tokens: tokenBuffer, tokenBits, weights: weightsBuffer, grads, control };
+      const init: ReplicaInit = {
+        cfg,
+        names,
+        shapes,
+        backend: tf.getBackend(),
+        tokens: tokenBuffer,
+        tokenBits,
+        weights: weightsBuffer,
+        grads,
+        control,
+      };
       // A .js entry that registers tsx, so this works under `node --import tsx` and bin/minerflow.js alike.
       const worker = new Worker(path.join(__dirname, 'replica-worker.js'), { workerData: init });
       worker.unref(); // replicas never keep the process alive
       worker.on('error', () => undefined); // reported through the control buffer (FAILED/EXITED)
-      const replica: Replica = { worker, exited: false, state: new Int32Array(control, 0, 4), results: new Float64Array(control, 16, 2), errorText: new Uint8Array(control, ERROR_OFFSET), grads: new Float32Array(grads) };
+      const replica: Replica = {
+        worker,
+        exited: false,
+        state: new Int32Array(control, 0, 4),
+        results: new Float64Array(control, 16, 2),
+        errorText: new Uint8Array(control, ERROR_OFFSET),
+        grads: new Float32Array(grads),
+      };
       // A worker ended from outside (terminate) runs no JS to flag itself; its 'exit' event does.
       worker.on('exit', () => (replica.exited = true));
       this.replicas.push(replica);
@@ -170,7 +196,9 @@ export class ReplicaPool {
       let k = 0;
       for (const w of weights.values()) {
         const offset = this.offsets[k++];
-        next[w.name] = tf.tidy(() => tf.add(sums[w.name], tf.tensor(r.grads.subarray(offset, offset + w.size), w.shape)));
+        next[w.name] = tf.tidy(() =>
+          tf.add(sums[w.name], tf.tensor(r.grads.subarray(offset, offset + w.size), w.shape)),
+        );
       }
       tf.dispose(sums);
       sums = next;
@@ -201,7 +229,8 @@ export class ReplicaPool {
       if (state === FAILED) return FAILED; // its message says why
       if (r.exited) return EXITED;
       if (!states.includes(state)) return state;
-      if (Date.now() > deadline) throw new Error(`training replica ${index + 1} did not answer within ${timeoutMs / 1000} s`);
+      if (Date.now() > deadline)
+        throw new Error(`training replica ${index + 1} did not answer within ${timeoutMs / 1000} s`);
       Atomics.wait(r.state, 0, state, 1000);
     }
   }
@@ -209,6 +238,8 @@ export class ReplicaPool {
   private failure(r: Replica, index: number, state: number): Error {
     const length = Atomics.load(r.state, 1);
     const text = new TextDecoder().decode(r.errorText.slice(0, length));
-    return new Error(`training replica ${index + 1} ${state === EXITED ? 'exited' : 'failed'}${text ? `: ${text}` : ''}`);
+    return new Error(
+      `training replica ${index + 1} ${state === EXITED ? 'exited' : 'failed'}${text ? `: ${text}` : ''}`,
+    );
   }
 }

@@ -19,7 +19,9 @@ function signal(s: number): void {
 }
 
 function fail(err: unknown): void {
-  const bytes = new TextEncoder().encode(String(err instanceof Error ? (err.stack ?? err.message) : err)).slice(0, errorText.length);
+  const bytes = new TextEncoder()
+    .encode(String(err instanceof Error ? (err.stack ?? err.message) : err))
+    .slice(0, errorText.length);
   errorText.set(bytes);
   Atomics.store(state, 1, bytes.length);
   signal(FAILED);

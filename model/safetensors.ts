@@ -23,15 +23,21 @@ interface HeaderEntry {
 }
 
 /** Writes `tensors` (F32) atomically to `file`; returns the blake2b-192 model hash (48 hex chars). */
-export async function writeSafetensors(file: string, tensors: Map<string, StoredTensor>, metadata: Record<string, string> = {}): Promise<string> {
+export async function writeSafetensors(
+  file: string,
+  tensors: Map<string, StoredTensor>,
+  metadata: Record<string, string> = {},
+): Promise<string> {
   const names = [...tensors.keys()].sort(compareNames);
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const name of names) {
     const t = tensors.get(name)!;
     const expected = t.shape.reduce((a, b) => a * b, 1);
-    if (t.data.length !== expected) throw new Error(`tensor '${name}' has ${t.data.length} values but shape [${t.shape}]`);
-    if (!allFinite(t.data)) throw new Error(`tensor '${name}' holds NaN or Infinity; refusing to write a broken checkpoint`);
+    if (t.data.length !== expected)
+      throw new Error(`tensor '${name}' has ${t.data.length} values but shape [${t.shape}]`);
+    if (!allFinite(t.data))
+      throw new Error(`tensor '${name}' holds NaN or Infinity; refusing to write a broken checkpoint`);
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
@@ -81,7 +87,10 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
     if (e.dtype !== 'F32') throw new Error(`${file}: tensor '${name}' has dtype ${e.dtype}; only F32 is supported`);
     const [a, b] = e.data_offsets;
     const bytes = buf.subarray(dataStart + a, dataStart + b);
-    tensors.set(name, { shape: e.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) });
+    tensors.set(name, {
+      shape: e.shape,
+      data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)),
+    });
   }
   return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
 }
@@ -96,7 +105,8 @@ export function parseHeader(buf: Buffer, file: string): { header: Record<string,
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const [, end] = (entry as HeaderEntry).data_offsets;
-    if (dataStart + end > buf.length) throw new Error(`${file}: tensor '${name}' runs past the end of the file (truncated?)`);
+    if (dataStart + end > buf.length)
+      throw new Error(`${file}: tensor '${name}' runs past the end of the file (truncated?)`);
   }
   return { header, dataStart };
 }

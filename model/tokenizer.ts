@@ -72,7 +72,10 @@ export class ByteTokenizer implements Tokenizer {
   }
   decodeBytes(ids: ArrayLike<number>): Uint8Array {
     for (let i = 0; i < ids.length; i++) {
-      if (!(ids[i] >= 0 && ids[i] < BYTE_VOCAB_SIZE && Number.isInteger(ids[i]))) throw new RangeError(`token id ${ids[i]} at position ${i} is outside the byte vocabulary of ${BYTE_VOCAB_SIZE}`);
+      if (!(ids[i] >= 0 && ids[i] < BYTE_VOCAB_SIZE && Number.isInteger(ids[i])))
+        throw new RangeError(
+          `token id ${ids[i]} at position ${i} is outside the byte vocabulary of ${BYTE_VOCAB_SIZE}`,
+        );
     }
     return Uint8Array.from(ids);
   }
@@ -114,7 +117,11 @@ export class BpeTextTokenizer implements Tokenizer {
  * tiny corpus (no pair left occurring twice); model.vocabSize is then the tokenizer's. `onProgress`
  * (for heartbeats) is called periodically and does not change the result.
  */
-export function trainTokenizer(settings: TokenizerSettings, texts: Iterable<string>, onProgress?: (p: BpeProgress) => void): Tokenizer {
+export function trainTokenizer(
+  settings: TokenizerSettings,
+  texts: Iterable<string>,
+  onProgress?: (p: BpeProgress) => void,
+): Tokenizer {
   if (settings.tokenizer === 'bytes') return new ByteTokenizer();
   return new BpeTextTokenizer(trainBpe(texts, settings.vocabSize, { onProgress }).tokenizer);
 }
@@ -129,13 +136,27 @@ export const TOKENIZER_FORMAT = 'minerflow-tokenizer';
 
 export type TokenizerFile =
   | { format: typeof TOKENIZER_FORMAT; version: 1; type: 'bytes'; vocabSize: 256 }
-  | { format: typeof TOKENIZER_FORMAT; version: 1; type: 'bpe'; vocabSize: number; pretokenizer: string; merges: Merge[] };
+  | {
+      format: typeof TOKENIZER_FORMAT;
+      version: 1;
+      type: 'bpe';
+      vocabSize: number;
+      pretokenizer: string;
+      merges: Merge[];
+    };
 
 /** The file's text: compact and deterministic (same tokenizer, same bytes). */
 export function serializeTokenizer(t: Tokenizer): string {
   const file: TokenizerFile =
     t instanceof BpeTextTokenizer
-      ? { format: TOKENIZER_FORMAT, version: 1, type: 'bpe', vocabSize: t.vocabSize, pretokenizer: PRETOKENIZER, merges: t.bpe.merges.map(([a, b]) => [a, b] as const) }
+      ? {
+          format: TOKENIZER_FORMAT,
+          version: 1,
+          type: 'bpe',
+          vocabSize: t.vocabSize,
+          pretokenizer: PRETOKENIZER,
+          merges: t.bpe.merges.map(([a, b]) => [a, b] as const),
+        }
       : { format: TOKENIZER_FORMAT, version: 1, type: 'bytes', vocabSize: 256 };
   return JSON.stringify(file) + '\n';
 }
@@ -146,25 +167,41 @@ export function parseTokenizer(text: string, where: string): Tokenizer {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new TokenizerFileError(`${where}: not valid JSON (${(err as Error).message}); the file is truncated or corrupt`);
+    throw new TokenizerFileError(
+      `${where}: not valid JSON (${(err as Error).message}); the file is truncated or corrupt`,
+    );
   }
   const bad = (what: string) => new TokenizerFileError(`${where}: ${what}`);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('expected a JSON object');
   const f = raw as Record<string, unknown>;
   if (f.format !== TOKENIZER_FORMAT) throw bad(`format is ${JSON.stringify(f.format)}, expected "${TOKENIZER_FORMAT}"`);
-  if (f.version !== 1) throw bad(`version ${JSON.stringify(f.version)} is not supported (this minerflow reads version 1)`);
+  if (f.version !== 1)
+    throw bad(`version ${JSON.stringify(f.version)} is not supported (this minerflow reads version 1)`);
   if (f.type === 'bytes') {
-    if (f.vocabSize !== BYTE_VOCAB_SIZE) throw bad(`vocabSize ${JSON.stringify(f.vocabSize)}: a bytes tokenizer has ${BYTE_VOCAB_SIZE}`);
+    if (f.vocabSize !== BYTE_VOCAB_SIZE)
+      throw bad(`vocabSize ${JSON.stringify(f.vocabSize)}: a bytes tokenizer has ${BYTE_VOCAB_SIZE}`);
     return new ByteTokenizer();
   }
   if (f.type !== 'bpe') throw bad(`type ${JSON.stringify(f.type)}: expected "bytes" or "bpe"`);
-  if (f.pretokenizer !== PRETOKENIZER) throw bad(`pretokenizer ${JSON.stringify(f.pretokenizer)} is unknown (this minerflow splits text with "${PRETOKENIZER}")`);
-  if (!Number.isInteger(f.vocabSize) || (f.vocabSize as number) < BYTE_VOCAB_SIZE || (f.vocabSize as number) > MAX_BPE_VOCAB) {
-    throw bad(`vocabSize ${JSON.stringify(f.vocabSize)}: expected an integer from ${BYTE_VOCAB_SIZE} to ${MAX_BPE_VOCAB}`);
+  if (f.pretokenizer !== PRETOKENIZER)
+    throw bad(
+      `pretokenizer ${JSON.stringify(f.pretokenizer)} is unknown (this minerflow splits text with "${PRETOKENIZER}")`,
+    );
+  if (
+    !Number.isInteger(f.vocabSize) ||
+    (f.vocabSize as number) < BYTE_VOCAB_SIZE ||
+    (f.vocabSize as number) > MAX_BPE_VOCAB
+  ) {
+    throw bad(
+      `vocabSize ${JSON.stringify(f.vocabSize)}: expected an integer from ${BYTE_VOCAB_SIZE} to ${MAX_BPE_VOCAB}`,
+    );
   }
   if (!Array.isArray(f.merges)) throw bad('merges is missing or not an array');
   const expected = (f.vocabSize as number) - BYTE_VOCAB_SIZE;
-  if (f.merges.length !== expected) throw bad(`has ${f.merges.length} merges but vocabSize ${f.vocabSize as number} needs ${expected} (the file is truncated or edited)`);
+  if (f.merges.length !== expected)
+    throw bad(
+      `has ${f.merges.length} merges but vocabSize ${f.vocabSize as number} needs ${expected} (the file is truncated or edited)`,
+    );
   try {
     return new BpeTextTokenizer(new BpeTokenizer(f.merges as Merge[]));
   } catch (err) {
@@ -195,7 +232,12 @@ export function bitsPerByte(lossNatsPerToken: number, tokens: number, bytes: num
  * Bits per byte of an evaluation that scored `scoredTokens` next-token predictions on `stream`
  * (model/evaluate.ts predicts tokens 1…n of consecutive windows from the start of the stream).
  */
-export function evaluationBitsPerByte(tokenizer: Tokenizer, stream: TokenIds, lossNatsPerToken: number, scoredTokens: number): number {
+export function evaluationBitsPerByte(
+  tokenizer: Tokenizer,
+  stream: TokenIds,
+  lossNatsPerToken: number,
+  scoredTokens: number,
+): number {
   const bytes = tokenizer.byteLength(stream.subarray(1, 1 + scoredTokens));
   return bitsPerByte(lossNatsPerToken, scoredTokens, bytes);
 }

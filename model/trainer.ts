@@ -33,12 +33,17 @@ export interface TrainConfig {
 }
 
 function checkTrainConfig(t: TrainConfig): void {
-  const bad = (field: string, value: unknown, want: string) => new Error(`training.${field} must be ${want} (got ${JSON.stringify(value)})`);
+  const bad = (field: string, value: unknown, want: string) =>
+    new Error(`training.${field} must be ${want} (got ${JSON.stringify(value)})`);
   if (!Number.isInteger(t.batchSize) || t.batchSize < 1) throw bad('batchSize', t.batchSize, 'an integer ≥ 1');
-  if (t.threads !== undefined && t.threads !== 'auto' && (!Number.isInteger(t.threads) || t.threads < 1)) throw bad('threads', t.threads, "'auto' or an integer ≥ 1");
-  if (t.gradAccumSteps !== undefined && (!Number.isInteger(t.gradAccumSteps) || t.gradAccumSteps < 1)) throw bad('gradAccumSteps', t.gradAccumSteps, 'an integer ≥ 1');
-  if (t.skipLimit !== undefined && (!Number.isInteger(t.skipLimit) || t.skipLimit < 1)) throw bad('skipLimit', t.skipLimit, 'an integer ≥ 1');
-  if (t.lrBackoff !== undefined && !(t.lrBackoff > 0 && t.lrBackoff <= 1)) throw bad('lrBackoff', t.lrBackoff, 'in (0, 1]');
+  if (t.threads !== undefined && t.threads !== 'auto' && (!Number.isInteger(t.threads) || t.threads < 1))
+    throw bad('threads', t.threads, "'auto' or an integer ≥ 1");
+  if (t.gradAccumSteps !== undefined && (!Number.isInteger(t.gradAccumSteps) || t.gradAccumSteps < 1))
+    throw bad('gradAccumSteps', t.gradAccumSteps, 'an integer ≥ 1');
+  if (t.skipLimit !== undefined && (!Number.isInteger(t.skipLimit) || t.skipLimit < 1))
+    throw bad('skipLimit', t.skipLimit, 'an integer ≥ 1');
+  if (t.lrBackoff !== undefined && !(t.lrBackoff > 0 && t.lrBackoff <= 1))
+    throw bad('lrBackoff', t.lrBackoff, 'in (0, 1]');
 }
 
 /** Everything besides weights and moments that training needs to continue exactly. */
@@ -115,7 +120,13 @@ export class Trainer {
     this.accumSteps = train.gradAccumSteps ?? 1;
     this.skipLimit = train.skipLimit ?? 8;
     this.lrBackoff = train.lrBackoff ?? 0.5;
-    this.optimizer = new AdamW(weights, { beta1: train.beta1, beta2: train.beta2, eps: 1e-8, weightDecay: train.weightDecay, gradClip: train.gradClip });
+    this.optimizer = new AdamW(weights, {
+      beta1: train.beta1,
+      beta2: train.beta2,
+      eps: 1e-8,
+      weightDecay: train.weightDecay,
+      gradClip: train.gradClip,
+    });
     this.rng = new Rng(train.seed);
     if (train.emaDecay) this.ema = new Ema(weights, train.emaDecay, resume?.emaUpdates ?? 0);
     if (resume) {
@@ -127,7 +138,11 @@ export class Trainer {
       this.restores = resume.restores ?? 0;
       this.consecutiveSkips = resume.consecutiveSkips ?? 0;
     }
-    const replicas = replicaCount(train.threads, train.batchSize, parameterCount(weights) * train.batchSize * cfg.seqLen);
+    const replicas = replicaCount(
+      train.threads,
+      train.batchSize,
+      parameterCount(weights) * train.batchSize * cfg.seqLen,
+    );
     if (replicas > 1) this.replicas = new ReplicaPool(cfg, weights, data, replicas - 1);
   }
 
@@ -157,8 +172,11 @@ export class Trainer {
   /** One optimisation step on fresh random micro-batches. */
   trainStep(): Omit<StepReport, 'tokensPerSec' | 'totalSteps'> {
     const T = this.cfg.seqLen;
-    const microBatches = Array.from({ length: this.accumSteps }, () => Array.from({ length: this.train.batchSize }, () => this.rng.int(this.data.length - T - 1)));
-    const lr = this.lrScale * cosineWithWarmup(this.step, this.train.learningRate, this.train.warmupSteps, this.train.steps);
+    const microBatches = Array.from({ length: this.accumSteps }, () =>
+      Array.from({ length: this.train.batchSize }, () => this.rng.int(this.data.length - T - 1)),
+    );
+    const lr =
+      this.lrScale * cosineWithWarmup(this.step, this.train.learningRate, this.train.warmupSteps, this.train.steps);
     const { aux, grads, ...rest } = this.lossAndGrads(microBatches);
     const loss = this.plantNonFinite?.(this.step) ? NaN : rest.loss;
     const gradNorm = Number.isFinite(loss) ? globalNorm(this.weights, grads) : NaN;
@@ -226,7 +244,11 @@ export class Trainer {
       }
       const r = this.trainStep();
       const now = performance.now();
-      const report: StepReport = { ...r, totalSteps: until, tokensPerSec: tokensPerStep / ((now - windowStart) / 1000) };
+      const report: StepReport = {
+        ...r,
+        totalSteps: until,
+        tokensPerSec: tokensPerStep / ((now - windowStart) / 1000),
+      };
       windowStart = now;
       history.push(report);
       if (opts.onStep) await opts.onStep(report);
@@ -286,7 +308,13 @@ class Snapshot {
  * Loss, auxiliary loss and gradients of several micro-batches, each weighted by its share of the
  * step's `totalWindows` (so replicas' results add up to the step's mean). Summed in order.
  */
-export function batchLossAndGrads(weights: Weights, cfg: GptConfig, data: TokenIds, microBatches: number[][], totalWindows: number): LossAndGrads {
+export function batchLossAndGrads(
+  weights: Weights,
+  cfg: GptConfig,
+  data: TokenIds,
+  microBatches: number[][],
+  totalWindows: number,
+): LossAndGrads {
   let loss = 0;
   let aux = 0;
   let sums: tf.NamedTensorMap | undefined;
@@ -315,7 +343,12 @@ export function batchLossAndGrads(weights: Weights, cfg: GptConfig, data: TokenI
  * Cross-entropy, auxiliary loss and gradients of one batch of windows starting at `starts`.
  * The unit of work a data-parallel replica does; the caller disposes the gradients.
  */
-export function lossAndGrads(weights: Weights, cfg: GptConfig, data: TokenIds, starts: number[]): { loss: number; aux: number; grads: tf.NamedTensorMap } {
+export function lossAndGrads(
+  weights: Weights,
+  cfg: GptConfig,
+  data: TokenIds,
+  starts: number[],
+): { loss: number; aux: number; grads: tf.NamedTensorMap } {
   const { ids, targets } = windowsToTensors(data, starts, cfg.seqLen);
   let loss = NaN;
   let aux = 0;

@@ -22,11 +22,19 @@ const input = CycleInputSchema.parse({
 });
 
 /** Fresh settings and store, a mock activity environment, and the input's corpus curated into it. */
-async function curated(): Promise<{ settings: ReturnType<typeof testSettings>; store: ReturnType<typeof openStore>; env: MockActivityEnvironment; dataset: DatasetRef }> {
+async function curated(): Promise<{
+  settings: ReturnType<typeof testSettings>;
+  store: ReturnType<typeof openStore>;
+  env: MockActivityEnvironment;
+  dataset: DatasetRef;
+}> {
   const settings = testSettings();
   const store = openStore(settings.store);
   const env = new MockActivityEnvironment();
-  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), {
+    corpus: input.corpus,
+    curate: input.curate,
+  });
   return { settings, store, env, dataset };
 }
 
@@ -34,14 +42,35 @@ test('the checkpoint stage refuses the untrained base model (step 0), permanentl
   const { settings, store, env, dataset } = await curated();
   // Train zero steps: the deadline has already passed when the segment starts.
   const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
-    runId: 'base', segment: 1, dataset, model: input.model, training: input.training, eval: input.eval,
-    plannedSteps: 4, from: null, untilStep: 4, lrScale: 1, stopAt: Date.now() - 1,
+    runId: 'base',
+    segment: 1,
+    dataset,
+    model: input.model,
+    training: input.training,
+    eval: input.eval,
+    plannedSteps: 4,
+    from: null,
+    untilStep: 4,
+    lrScale: 1,
+    stopAt: Date.now() - 1,
   });
   assert.equal(seg.endStep, 0);
   assert.ok(seg.stoppedEarly);
   const err = await env
-    .run(gpuActivities(settings, store).checkpoint, { runId: 'base', dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval })
-    .then(() => undefined, (e: unknown) => e);
+    .run(gpuActivities(settings, store).checkpoint, {
+      runId: 'base',
+      dataset,
+      state: seg.state,
+      trainLoss: seg.trainLoss,
+      backend: seg.backend,
+      round: 0,
+      model: input.model,
+      eval: input.eval,
+    })
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   assert.ok(err instanceof ApplicationFailure && err.nonRetryable, String(err));
   assert.match(err.message, /refusing to checkpoint the untrained base model/);
   assert.equal(await store.exists(path.join('checkpoints', seg.state.modelHash, 'model.safetensors')), false);
@@ -50,16 +79,35 @@ test('the checkpoint stage refuses the untrained base model (step 0), permanentl
 test('a warm start from a state saved with another model shape fails at once (no retries), naming the tensor', async () => {
   const { settings, store, env, dataset } = await curated();
   const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
-    runId: 'small', segment: 1, dataset, model: input.model, training: input.training, eval: input.eval,
-    plannedSteps: 2, from: null, untilStep: 2, lrScale: 1,
+    runId: 'small',
+    segment: 1,
+    dataset,
+    model: input.model,
+    training: input.training,
+    eval: input.eval,
+    plannedSteps: 2,
+    from: null,
+    untilStep: 2,
+    lrScale: 1,
   });
   const wider = { ...input.model, dModel: 32 };
   const err = await env
     .run(gpuActivities(settings, store).trainSegment, {
-      runId: 'wide', segment: 1, dataset, model: wider, training: { ...input.training, initFrom: seg.state.key }, eval: input.eval,
-      plannedSteps: 2, from: null, untilStep: 2, lrScale: 1,
+      runId: 'wide',
+      segment: 1,
+      dataset,
+      model: wider,
+      training: { ...input.training, initFrom: seg.state.key },
+      eval: input.eval,
+      plannedSteps: 2,
+      from: null,
+      untilStep: 2,
+      lrScale: 1,
     })
-    .then(() => undefined, (e: unknown) => e);
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   assert.ok(err instanceof ApplicationFailure && err.nonRetryable, String(err));
   assert.match(err.message, /checkpoint tensor '\S+' has shape \[.*\] but the config needs/);
 });
@@ -68,9 +116,27 @@ test('publishing weights that are already in the store (a deterministic re-run) 
   const { settings, store, env, dataset } = await curated();
   const publish = async (runId: string): Promise<CheckpointRef> => {
     const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
-      runId, segment: 1, dataset, model: input.model, training: input.training, eval: input.eval, plannedSteps: 4, from: null, untilStep: 4, lrScale: 1,
+      runId,
+      segment: 1,
+      dataset,
+      model: input.model,
+      training: input.training,
+      eval: input.eval,
+      plannedSteps: 4,
+      from: null,
+      untilStep: 4,
+      lrScale: 1,
     });
-    return env.run(gpuActivities(settings, store).checkpoint, { runId, dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval });
+    return env.run(gpuActivities(settings, store).checkpoint, {
+      runId,
+      dataset,
+      state: seg.state,
+      trainLoss: seg.trainLoss,
+      backend: seg.backend,
+      round: 0,
+      model: input.model,
+      eval: input.eval,
+    });
   };
   const first = await publish('run-a');
   const second = await publish('run-b'); // same data, seeds and steps: bit-identical weights
@@ -82,10 +148,28 @@ test('with an EMA, the checkpoint stage publishes whichever of raw and EMA weigh
   const { settings, store, env, dataset } = await curated();
   const training = { ...input.training, steps: 30, segmentSteps: 30, emaDecay: 0.9, learningRate: 1e-2 };
   const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
-    runId: 'ema', segment: 1, dataset, model: input.model, training, eval: input.eval, plannedSteps: 30, from: null, untilStep: 30, lrScale: 1,
+    runId: 'ema',
+    segment: 1,
+    dataset,
+    model: input.model,
+    training,
+    eval: input.eval,
+    plannedSteps: 30,
+    from: null,
+    untilStep: 30,
+    lrScale: 1,
   });
   assert.ok(seg.emaHeldOutLoss !== undefined && Number.isFinite(seg.emaHeldOutLoss));
-  const ref: CheckpointRef = await env.run(gpuActivities(settings, store).checkpoint, { runId: 'ema', dataset, state: seg.state, trainLoss: seg.trainLoss, backend: seg.backend, round: 0, model: input.model, eval: input.eval });
+  const ref: CheckpointRef = await env.run(gpuActivities(settings, store).checkpoint, {
+    runId: 'ema',
+    dataset,
+    state: seg.state,
+    trainLoss: seg.trainLoss,
+    backend: seg.backend,
+    round: 0,
+    model: input.model,
+    eval: input.eval,
+  });
   assert.equal(ref.weights, ref.emaHeldOutLoss! < ref.rawHeldOutLoss ? 'ema' : 'raw');
   assert.equal(ref.heldOutLoss, Math.min(ref.emaHeldOutLoss!, ref.rawHeldOutLoss));
   const published = await store.get(`checkpoints/${ref.hash}/model.safetensors`);

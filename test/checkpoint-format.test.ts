@@ -56,7 +56,10 @@ test('a tensor with NaN is refused and no file (not even a temp file) is left be
   const dir = tempDir();
   const t = sample();
   t.get('wte')!.data[3] = NaN;
-  await assert.rejects(writeSafetensors(path.join(dir, 'model.safetensors'), t), /NaN or Infinity.*'wte'|'wte' holds NaN/);
+  await assert.rejects(
+    writeSafetensors(path.join(dir, 'model.safetensors'), t),
+    /NaN or Infinity.*'wte'|'wte' holds NaN/,
+  );
   assert.deepEqual(await fs.readdir(dir), []);
 });
 

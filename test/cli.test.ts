@@ -32,7 +32,12 @@ function cli(...args: string[]): { code: number | null; stdout: string; stderr: 
 function usageError(args: string[], ...mentions: (string | RegExp)[]): void {
   const r = cli(...args);
   assert.equal(r.code, 2, `${args.join(' ')}: exit code ${r.code}, stderr ${r.stderr}`);
-  for (const m of mentions) assert.match(r.stderr, typeof m === 'string' ? new RegExp(m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : m, `${args.join(' ')}: ${r.stderr}`);
+  for (const m of mentions)
+    assert.match(
+      r.stderr,
+      typeof m === 'string' ? new RegExp(m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : m,
+      `${args.join(' ')}: ${r.stderr}`,
+    );
 }
 
 test('--help prints the usage on stdout and exits 0', () => {
@@ -92,14 +97,20 @@ test('a failure that is not a usage error exits with 1', () => {
 });
 
 test('lr-find hands runRangeTest the model and training the lrFind activity parses, flags replacing only lrFind steps and LR bounds', () => {
-  const cycle = CycleInputSchema.parse({ model: { seqLen: 16, dModel: 16 }, training: { batchSize: 4, threads: 2, gradAccumSteps: 3, lrFind: { enabled: true, steps: 50 } } });
+  const cycle = CycleInputSchema.parse({
+    model: { seqLen: 16, dModel: 16 },
+    training: { batchSize: 4, threads: 2, gradAccumSteps: 3, lrFind: { enabled: true, steps: 50 } },
+  });
   // What the workflow sends the activity (input.model, input.training) and what findLearningRate parses it to.
   const activityModel = parseOrExplain(ModelSchema, cycle.model, 'lrFind input model');
   const activityTraining = parseOrExplain(TrainingSchema, cycle.training, 'lrFind input training');
   assert.deepEqual(lrFindInputs(cycle), { model: activityModel, training: activityTraining });
   const o = lrFindOverrides({ steps: '30', 'min-lr': '1e-6', 'max-lr': '0.5' });
   const { training } = lrFindInputs(cycle, o);
-  assert.deepEqual(training, { ...activityTraining, lrFind: { ...activityTraining.lrFind, steps: 30, minLr: 1e-6, maxLr: 0.5 } });
+  assert.deepEqual(training, {
+    ...activityTraining,
+    lrFind: { ...activityTraining.lrFind, steps: 30, minLr: 1e-6, maxLr: 0.5 },
+  });
   assert.equal(training.threads, 2);
   assert.equal(training.gradAccumSteps, 3);
 });
@@ -114,8 +125,16 @@ test('lr-find and the lrFind activity find the same LR on the same config', asyn
   const settings = testSettings();
   const store = openStore(settings.store);
   const env = new MockActivityEnvironment();
-  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: cycle.corpus, curate: cycle.curate });
-  const activity: LrFindReport = await env.run(gpuActivities(settings, store).lrFind, { runId: 'lr', dataset, model: cycle.model, training: cycle.training });
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), {
+    corpus: cycle.corpus,
+    curate: cycle.curate,
+  });
+  const activity: LrFindReport = await env.run(gpuActivities(settings, store).lrFind, {
+    runId: 'lr',
+    dataset,
+    model: cycle.model,
+    training: cycle.training,
+  });
   const ours = await rangeTest(settings, cycle);
   assert.equal(ours.dataset.id, dataset.id);
   assert.equal(ours.result.suggestedLr, activity.suggestedLr);

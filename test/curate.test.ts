@@ -44,10 +44,12 @@ test('curation normalises, drops empty/short/malformed/duplicate documents with 
   const ds = await curate(dir, out, exactOnly);
   const r = ds.report;
   assert.equal(r.documentsIn, 48);
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(r.dropped).filter(([, n]) => n > 0)),
-    { empty: 1, tooShort: 1, malformed: 4, duplicate: 1 },
-  );
+  assert.deepEqual(Object.fromEntries(Object.entries(r.dropped).filter(([, n]) => n > 0)), {
+    empty: 1,
+    tooShort: 1,
+    malformed: 4,
+    duplicate: 1,
+  });
   assert.match(r.examples.malformed!.map((e) => `${e.source} ${e.why}`).join('\n'), /f\.jsonl:41 invalid JSON/);
   assert.match(r.examples.malformed!.map((e) => e.why).join('\n'), /binary file|not valid UTF-8/);
   assert.equal(r.train.documents + r.heldOut.documents, 41);
@@ -73,7 +75,10 @@ test('normalise: NFC, LF, no control characters, at most one blank line', () => 
 });
 
 test('a missing or empty corpus fails with a message naming the path', async () => {
-  await assert.rejects(curate('/nonexistent/corpus', tempDir(), opts), /corpus\.path '\/nonexistent\/corpus' does not exist/);
+  await assert.rejects(
+    curate('/nonexistent/corpus', tempDir(), opts),
+    /corpus\.path '\/nonexistent\/corpus' does not exist/,
+  );
   const empty = tempDir();
   await assert.rejects(curate(empty, tempDir(), opts), /holds no \.txt, \.md or \.jsonl files/);
   await fs.writeFile(path.join(empty, 'x.txt'), 'tiny');
@@ -82,13 +87,27 @@ test('a missing or empty corpus fails with a message naming the path', async () 
 
 test('quality rules drop repetitive, boilerplate and junk documents, each with its reason', async () => {
   const dir = tempDir();
-  const prose = 'The committee reviewed the annual budget and found several items that required closer attention before approval.';
-  await fs.writeFile(path.join(dir, 'good.txt'), `${prose}\nMembers then discussed the schedule for the coming year in some detail.`);
+  const prose =
+    'The committee reviewed the annual budget and found several items that required closer attention before approval.';
+  await fs.writeFile(
+    path.join(dir, 'good.txt'),
+    `${prose}\nMembers then discussed the schedule for the coming year in some detail.`,
+  );
   await fs.writeFile(path.join(dir, 'lines.txt'), Array(10).fill('Buy cheap watches online today').join('\n'));
   await fs.writeFile(path.join(dir, 'ngrams.txt'), Array(30).fill('one of the best one of the best').join(' '));
-  await fs.writeFile(path.join(dir, 'boiler.txt'), ['Click here to subscribe now', 'Privacy policy and terms of use', 'All rights reserved 2024', prose].join('\n'));
-  await fs.writeFile(path.join(dir, 'junk.txt'), '| 12.5 | 33.1 | 98.0 | 11.2 | 45.5 | 67.8 | 90.1 | 23.4 | 56.7 | 89.0 | 12.3 | 45.6 |');
-  const ds = await curate(dir, tempDir(), { ...opts, heldOutFraction: 0.5, nearDuplicates: { ...opts.nearDuplicates, enabled: false } }).catch((e: Error) => e);
+  await fs.writeFile(
+    path.join(dir, 'boiler.txt'),
+    ['Click here to subscribe now', 'Privacy policy and terms of use', 'All rights reserved 2024', prose].join('\n'),
+  );
+  await fs.writeFile(
+    path.join(dir, 'junk.txt'),
+    '| 12.5 | 33.1 | 98.0 | 11.2 | 45.5 | 67.8 | 90.1 | 23.4 | 56.7 | 89.0 | 12.3 | 45.6 |',
+  );
+  const ds = await curate(dir, tempDir(), {
+    ...opts,
+    heldOutFraction: 0.5,
+    nearDuplicates: { ...opts.nearDuplicates, enabled: false },
+  }).catch((e: Error) => e);
   // Only one good document survives, so one split is empty: the error still reports every drop.
   assert.ok(ds instanceof Error);
   assert.match(ds.message, /"repetitive":2/);
@@ -103,7 +122,11 @@ test('near-duplicates are dropped across the whole corpus (so none straddles the
   const docs = await Promise.all(names.map((f) => fs.readFile(path.join(brown, f), 'utf8')));
   docs.forEach((d, i) => fs.writeFile(path.join(dir, `orig-${i}.txt`), d));
   // Five near copies of document 0 (a few words changed each) and one of document 1.
-  const edit = (text: string, seed: number) => text.split(' ').map((w, j) => ((j * 7919 + seed * 104729) % 97 === 0 ? 'CHANGED' : w)).join(' ');
+  const edit = (text: string, seed: number) =>
+    text
+      .split(' ')
+      .map((w, j) => ((j * 7919 + seed * 104729) % 97 === 0 ? 'CHANGED' : w))
+      .join(' ');
   for (let k = 1; k <= 5; k++) await fs.writeFile(path.join(dir, `zcopy-0-${k}.txt`), edit(docs[0], k));
   await fs.writeFile(path.join(dir, 'zcopy-1.txt'), edit(docs[1], 9));
   const ds = await curate(dir, tempDir(), { ...opts, minChars: 200, heldOutFraction: 0.3 });
@@ -123,9 +146,13 @@ test('the domain filter keeps the reference genre and drops off-domain genres', 
   const corpus = tempDir();
   const jFiles = (await fs.readdir(learned)).filter((f) => f.endsWith('.txt'));
   for (const [i, f] of jFiles.entries()) await fs.copyFile(path.join(learned, f), path.join(i < 30 ? ref : corpus, f));
-  for (const f of (await fs.readdir(fiction)).filter((x) => x.endsWith('.txt'))) await fs.copyFile(path.join(fiction, f), path.join(corpus, f));
+  for (const f of (await fs.readdir(fiction)).filter((x) => x.endsWith('.txt')))
+    await fs.copyFile(path.join(fiction, f), path.join(corpus, f));
   const ds = await curate(corpus, tempDir(), { ...opts, minChars: 200, domain: { reference: ref, quantile: 0.05 } });
-  const kept = [...(await readSplit(path.join(ds.dir, 'train.jsonl'))), ...(await readSplit(path.join(ds.dir, 'heldout.jsonl')))];
+  const kept = [
+    ...(await readSplit(path.join(ds.dir, 'train.jsonl'))),
+    ...(await readSplit(path.join(ds.dir, 'heldout.jsonl'))),
+  ];
   const inDomain = jFiles.length - 30;
   const offDomain = ds.report.documentsIn - inDomain;
   // At least 80% of the in-domain documents are kept and at least 90% of the fiction is dropped.
@@ -139,7 +166,11 @@ test('under a document budget the sample is diverse: it covers every topic of th
   const corpus = tempDir();
   const byGenre: Record<string, string[]> = {};
   // 40 press reports and 5 each of religion and humor: a random 12 would often miss a minority genre.
-  for (const [genres, n] of [['a', 40], ['d', 5], ['r', 5]] as const) {
+  for (const [genres, n] of [
+    ['a', 40],
+    ['d', 5],
+    ['r', 5],
+  ] as const) {
     const dir = await exportBrown(root, genres);
     for (const f of (await fs.readdir(dir)).filter((x) => x.endsWith('.txt')).slice(0, n)) {
       await fs.copyFile(path.join(dir, f), path.join(corpus, f));
@@ -148,18 +179,33 @@ test('under a document budget the sample is diverse: it covers every topic of th
   }
   const ds = await curate(corpus, tempDir(), { ...opts, minChars: 200, heldOutFraction: 0.2, maxDocuments: 12 });
   assert.equal(ds.report.dropped.overBudget, 38);
-  const kept = [...(await readSplit(path.join(ds.dir, 'train.jsonl'))), ...(await readSplit(path.join(ds.dir, 'heldout.jsonl')))];
+  const kept = [
+    ...(await readSplit(path.join(ds.dir, 'train.jsonl'))),
+    ...(await readSplit(path.join(ds.dir, 'heldout.jsonl'))),
+  ];
   assert.equal(kept.length, 12);
-  for (const g of ['a', 'd', 'r']) assert.ok(kept.some((t) => byGenre[g].includes(t)), `genre ${g} is represented`);
+  for (const g of ['a', 'd', 'r'])
+    assert.ok(
+      kept.some((t) => byGenre[g].includes(t)),
+      `genre ${g} is represented`,
+    );
 });
 
 test('globs, instruction data, and failing fast on malformed input when asked', async () => {
   const dir = tempDir();
   await fs.mkdir(path.join(dir, 'a', 'b'), { recursive: true });
-  const pair = (i: number) => JSON.stringify({ prompt: `Question ${i}: what should a careful miner check first?`, answer: `Answer ${i}: the held-out loss, measured on data never trained on.` });
+  const pair = (i: number) =>
+    JSON.stringify({
+      prompt: `Question ${i}: what should a careful miner check first?`,
+      answer: `Answer ${i}: the held-out loss, measured on data never trained on.`,
+    });
   await fs.writeFile(path.join(dir, 'a', 'b', 'x.jsonl'), Array.from({ length: 30 }, (_, i) => pair(i)).join('\n'));
   await fs.writeFile(path.join(dir, 'a', 'skip.txt'), 'not matched by the glob '.repeat(10));
-  const ds = await curate(path.join(dir, '**', '*.jsonl'), tempDir(), { ...opts, instructionField: 'prompt', responseField: 'answer' });
+  const ds = await curate(path.join(dir, '**', '*.jsonl'), tempDir(), {
+    ...opts,
+    instructionField: 'prompt',
+    responseField: 'answer',
+  });
   assert.equal(ds.report.files, 1);
   assert.equal(ds.report.documentsIn, 30);
   const first = (await readSplit(path.join(ds.dir, 'train.jsonl')))[0];
@@ -167,7 +213,12 @@ test('globs, instruction data, and failing fast on malformed input when asked', 
 
   await fs.appendFile(path.join(dir, 'a', 'b', 'x.jsonl'), '\n{"prompt": 1}\n');
   await assert.rejects(
-    curate(path.join(dir, '**', '*.jsonl'), tempDir(), { ...opts, instructionField: 'prompt', responseField: 'answer', onMalformed: 'fail' }),
+    curate(path.join(dir, '**', '*.jsonl'), tempDir(), {
+      ...opts,
+      instructionField: 'prompt',
+      responseField: 'answer',
+      onMalformed: 'fail',
+    }),
     /x\.jsonl:31: fields 'prompt' and 'answer' must both be strings \(curate\.onMalformed is 'fail'/,
   );
 });

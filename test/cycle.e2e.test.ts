@@ -22,88 +22,144 @@ let bundle: WorkflowBundle;
 
 useTemporal(settings, (t) => ({ env, bundle } = t));
 
-test('a full cycle: curate → train → checkpoint → commit → score, consistent end to end', { timeout: 240_000 }, async () => {
-  const input = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };
-  const { result } = await withWorkers(env, bundle, settings, async () => {
-    const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId: `e2e-cycle-${Date.now()}`, args: [input] });
-    return { result: await handle.result() };
-  });
+test(
+  'a full cycle: curate → train → checkpoint → commit → score, consistent end to end',
+  { timeout: 240_000 },
+  async () => {
+    const input = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };
+    const { result } = await withWorkers(env, bundle, settings, async () => {
+      const handle = await env.client.workflow.start(miningCycle, {
+        taskQueue: TASK_QUEUES.control,
+        workflowId: `e2e-cycle-${Date.now()}`,
+        args: [input],
+      });
+      return { result: await handle.result() };
+    });
 
-  // The score came from the local validator, for this round, and is finite.
-  assert.equal(result.score.status, 'scored');
-  assert.ok(Number.isFinite(result.score.validatorLoss!));
-  assert.equal(result.score.rank, 1);
+    // The score came from the local validator, for this round, and is finite.
+    assert.equal(result.score.status, 'scored');
+    assert.ok(Number.isFinite(result.score.validatorLoss!));
+    assert.equal(result.score.rank, 1);
 
-  // Trained beats untrained on held-out data.
-  assert.ok(result.checkpoint.heldOutLoss < result.checkpoint.baselineLoss - 0.5, JSON.stringify(result.checkpoint));
+    // Trained beats untrained on held-out data.
+    assert.ok(result.checkpoint.heldOutLoss < result.checkpoint.baselineLoss - 0.5, JSON.stringify(result.checkpoint));
 
-  // The hash of the file in the store = the hash in the result = the hash committed on chain.
-  const store = openStore(settings.store);
-  const stored = await store.get(`${checkpointKey(result.checkpoint.hash)}/model.safetensors`);
-  assert.equal(await hashSafetensorsFile(stored), result.checkpoint.hash);
-  const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
-  const chain = await openChain(settings);
-  const onChain = decodeLocationCommit((await chain.commitment(hotkey.address, 102))!.payload);
-  assert.equal(onChain?.h, result.checkpoint.hash);
-  assert.equal(onChain?.u, store.uri);
-  assert.deepEqual(result.commits.map((c) => c.phase), ['commit1', 'commit2']);
-  assert.ok(result.commits.every((c) => c.bytes <= 128));
+    // The hash of the file in the store = the hash in the result = the hash committed on chain.
+    const store = openStore(settings.store);
+    const stored = await store.get(`${checkpointKey(result.checkpoint.hash)}/model.safetensors`);
+    assert.equal(await hashSafetensorsFile(stored), result.checkpoint.hash);
+    const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
+    const chain = await openChain(settings);
+    const onChain = decodeLocationCommit((await chain.commitment(hotkey.address, 102))!.payload);
+    assert.equal(onChain?.h, result.checkpoint.hash);
+    assert.equal(onChain?.u, store.uri);
+    assert.deepEqual(
+      result.commits.map((c) => c.phase),
+      ['commit1', 'commit2'],
+    );
+    assert.ok(result.commits.every((c) => c.bytes <= 128));
 
-  // No held-out document was trained on.
-  const train = new Set(await readSplit(await store.get(result.dataset.trainKey)));
-  const heldOut = await readSplit(await store.get(result.dataset.heldOutKey));
-  assert.ok(heldOut.length > 0);
-  assert.equal(heldOut.filter((d) => train.has(d)).length, 0);
+    // No held-out document was trained on.
+    const train = new Set(await readSplit(await store.get(result.dataset.trainKey)));
+    const heldOut = await readSplit(await store.get(result.dataset.heldOutKey));
+    assert.ok(heldOut.length > 0);
+    assert.equal(heldOut.filter((d) => train.has(d)).length, 0);
 
-  await recordHistory(env, settings, result.workflowId, 'mining-cycle');
-});
+    await recordHistory(env, settings, result.workflowId, 'mining-cycle');
+  },
+);
 
 /** Fails `input` and returns the event type names of its history, plus activity attempts. */
 async function expectFastFailure(input: unknown, pattern: RegExp): Promise<{ events: string[]; attempts: number[] }> {
   return withWorkers(env, bundle, settings, async () => {
-    const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId: `e2e-bad-${Date.now()}`, args: [input] });
-    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    const handle = await env.client.workflow.start(miningCycle, {
+      taskQueue: TASK_QUEUES.control,
+      workflowId: `e2e-bad-${Date.now()}`,
+      args: [input],
+    });
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof WorkflowFailedError, `expected the workflow to fail, got ${String(err)}`);
     assert.ok(err.cause instanceof ApplicationFailure);
     assert.equal(err.cause.nonRetryable, true);
     assert.match(err.cause.message, pattern);
     const history = await handle.fetchHistory();
     const events = (history.events ?? []).map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0]);
-    const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 0] : []));
+    const attempts = (history.events ?? []).flatMap((e) =>
+      e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 0] : [],
+    );
     return { events, attempts };
   });
 }
 
-test('a negative learning rate fails the workflow at once, naming the field, with no activity run', { timeout: 240_000 }, async () => {
-  const { events } = await expectFastFailure({ training: { learningRate: -0.01 } }, /training\.learningRate = -0\.01/);
-  assert.ok(events.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'));
-  assert.ok(!events.includes('EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'validation happens before any activity');
-});
+test(
+  'a negative learning rate fails the workflow at once, naming the field, with no activity run',
+  { timeout: 240_000 },
+  async () => {
+    const { events } = await expectFastFailure(
+      { training: { learningRate: -0.01 } },
+      /training\.learningRate = -0\.01/,
+    );
+    assert.ok(events.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'));
+    assert.ok(!events.includes('EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'validation happens before any activity');
+  },
+);
 
-test('a corpus outside the data roots fails the cycle, naming corpus.path, after one attempt (no retry loop)', { timeout: 240_000 }, async () => {
-  const { events, attempts } = await expectFastFailure({ corpus: { path: '/no/such/corpus' } }, /corpus\.path '\/no\/such\/corpus' is outside the folders corpora may be read from/);
-  assert.equal(events.filter((e) => e === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').length, 3, 'preflight (wallet, chain, store; trainer) then curate, nothing after it');
-  assert.deepEqual(attempts, [1, 1, 1], 'curate ran once: a corpus outside the roots is not retried');
-});
+test(
+  'a corpus outside the data roots fails the cycle, naming corpus.path, after one attempt (no retry loop)',
+  { timeout: 240_000 },
+  async () => {
+    const { events, attempts } = await expectFastFailure(
+      { corpus: { path: '/no/such/corpus' } },
+      /corpus\.path '\/no\/such\/corpus' is outside the folders corpora may be read from/,
+    );
+    assert.equal(
+      events.filter((e) => e === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').length,
+      3,
+      'preflight (wallet, chain, store; trainer) then curate, nothing after it',
+    );
+    assert.deepEqual(attempts, [1, 1, 1], 'curate ran once: a corpus outside the roots is not retried');
+  },
+);
 
-test('two cycles on one hotkey in the same round: the one whose commitment was overwritten reports overwritten with the winning hash, never the other checkpoint\'s score', { timeout: 240_000 }, async () => {
-  // Different seeds: two different checkpoints for the same hotkey and round.
-  const base = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };
-  const inputs = [1, 2].map((seed) => ({ ...base, training: { ...base.training, seed } }));
-  const results = await withWorkers(env, bundle, settings, async () => {
-    const handles = await Promise.all(inputs.map((input, i) => env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId: `e2e-twin-${i}-${Date.now()}`, args: [input] })));
-    return Promise.all(handles.map((h) => h.result()));
-  });
-  const [a, b] = results;
-  assert.notEqual(a.checkpoint.hash, b.checkpoint.hash, 'two different checkpoints');
-  assert.equal(a.score.round, b.score.round, 'both committed for the same round');
-  const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
-  const onChain = decodeLocationCommit((await (await openChain(settings)).commitment(hotkey.address, 102))!.payload)!.h;
-  const winner = results.find((r) => r.checkpoint.hash === onChain)!;
-  const loser = results.find((r) => r.checkpoint.hash !== onChain)!;
-  assert.ok(winner && loser, `the chain holds ${onChain}`);
-  assert.equal(winner.score.status, 'scored');
-  assert.equal(loser.score.status, 'overwritten', JSON.stringify(loser.score));
-  assert.equal(loser.score.winningHash, winner.checkpoint.hash);
-  assert.equal(loser.score.validatorLoss, undefined, "no validator loss is reported for a checkpoint the validators never read");
-});
+test(
+  "two cycles on one hotkey in the same round: the one whose commitment was overwritten reports overwritten with the winning hash, never the other checkpoint's score",
+  { timeout: 240_000 },
+  async () => {
+    // Different seeds: two different checkpoints for the same hotkey and round.
+    const base = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };
+    const inputs = [1, 2].map((seed) => ({ ...base, training: { ...base.training, seed } }));
+    const results = await withWorkers(env, bundle, settings, async () => {
+      const handles = await Promise.all(
+        inputs.map((input, i) =>
+          env.client.workflow.start(miningCycle, {
+            taskQueue: TASK_QUEUES.control,
+            workflowId: `e2e-twin-${i}-${Date.now()}`,
+            args: [input],
+          }),
+        ),
+      );
+      return Promise.all(handles.map((h) => h.result()));
+    });
+    const [a, b] = results;
+    assert.notEqual(a.checkpoint.hash, b.checkpoint.hash, 'two different checkpoints');
+    assert.equal(a.score.round, b.score.round, 'both committed for the same round');
+    const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
+    const onChain = decodeLocationCommit(
+      (await (await openChain(settings)).commitment(hotkey.address, 102))!.payload,
+    )!.h;
+    const winner = results.find((r) => r.checkpoint.hash === onChain)!;
+    const loser = results.find((r) => r.checkpoint.hash !== onChain)!;
+    assert.ok(winner && loser, `the chain holds ${onChain}`);
+    assert.equal(winner.score.status, 'scored');
+    assert.equal(loser.score.status, 'overwritten', JSON.stringify(loser.score));
+    assert.equal(loser.score.winningHash, winner.checkpoint.hash);
+    assert.equal(
+      loser.score.validatorLoss,
+      undefined,
+      'no validator loss is reported for a checkpoint the validators never read',
+    );
+  },
+);

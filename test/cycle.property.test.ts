@@ -13,7 +13,14 @@ import type { WorkflowBundle } from '@temporalio/worker';
 import { TASK_QUEUES } from '../common/queues';
 import type { CycleResult } from '../subnets/connito/types';
 import { miningCycle } from '../workflows';
-import { COMMIT_MARGIN_MS, createStubActivities, hashOfState, Scenario, SimChain, type ActivityName } from './helpers/stub-activities';
+import {
+  COMMIT_MARGIN_MS,
+  createStubActivities,
+  hashOfState,
+  Scenario,
+  SimChain,
+  type ActivityName,
+} from './helpers/stub-activities';
 import { useTimeSkipping, withStubWorkers } from './helpers/time-skipping';
 
 const SEED = Number(process.env.MINERFLOW_PROPERTY_SEED ?? 0x5eed);
@@ -58,11 +65,14 @@ const MAX_DELAY: Record<ActivityName, number> = {
 
 /** A cycle's fault plan: the same (activity, call, attempt) always gets the same delay and restart decision. */
 function faults(cycleSeed: number) {
-  const draw = (activity: ActivityName, call: number, attempt: number, salt: string) => mulberry32(cycleSeed ^ hashString(`${activity}/${call}/${attempt}/${salt}`))();
+  const draw = (activity: ActivityName, call: number, attempt: number, salt: string) =>
+    mulberry32(cycleSeed ^ hashString(`${activity}/${call}/${attempt}/${salt}`))();
   return {
-    delay: (a: ActivityName, call: number, attempt: number) => Math.round(draw(a, call, attempt, 'delay') * MAX_DELAY[a]),
+    delay: (a: ActivityName, call: number, attempt: number) =>
+      Math.round(draw(a, call, attempt, 'delay') * MAX_DELAY[a]),
     // A worker restart on one attempt in ten (first attempts only, so every call ends).
-    restart: (a: ActivityName, call: number, attempt: number) => attempt === 1 && draw(a, call, attempt, 'restart') < 0.1,
+    restart: (a: ActivityName, call: number, attempt: number) =>
+      attempt === 1 && draw(a, call, attempt, 'restart') < 0.1,
   };
 }
 
@@ -97,7 +107,12 @@ async function runCycles(): Promise<Outcome> {
     const rng = mulberry32(cycleSeed);
     const f = faults(cycleSeed);
     const msPerStep = 500 + Math.round(rng() * 1000);
-    const s = new Scenario({ chain: new SimChain(await env.currentTimeMs(), BLOCK_MS), msPerStep, delay: f.delay, restart: f.restart });
+    const s = new Scenario({
+      chain: new SimChain(await env.currentTimeMs(), BLOCK_MS),
+      msPerStep,
+      delay: f.delay,
+      restart: f.restart,
+    });
     const id = `property-${SEED}-${i}`;
     scenarios.set(id, s);
     cycles.push({ i, id, s, maxRounds: 1 + Math.floor(rng() * 2) });
@@ -149,7 +164,9 @@ async function runCycles(): Promise<Outcome> {
     const { s, result } = c;
     const { chain } = s;
     // The best trained state (lowest finite held-out loss, never step 0) is what must be committed.
-    const trained = s.trains.map((t) => t.result).filter((r) => Number.isFinite(r.heldOutLoss) && !r.nonFinite && r.endStep > 0);
+    const trained = s.trains
+      .map((t) => t.result)
+      .filter((r) => Number.isFinite(r.heldOutLoss) && !r.nonFinite && r.endStep > 0);
     const best = trained.reduce((a, b) => (b.heldOutLoss < a.heldOutLoss ? b : a));
     check(s.checkpoints.length === 1, `${tag}: ${s.checkpoints.length} checkpoints`);
     const ckpt = s.checkpoints[0]!;
@@ -157,16 +174,30 @@ async function runCycles(): Promise<Outcome> {
     check(ckpt.state.step > 0, `${tag}: checkpointed the base state`);
     for (const m of chain.commitments) {
       check(m.hash === hashOfState(best.state.key), `${tag}: committed ${m.hash}, not the best state`);
-      check(m.round - ckpt.round < c.maxRounds, `${tag}: committed in round ${m.round}, checkpoint of round ${ckpt.round}, maxRounds ${c.maxRounds}`);
+      check(
+        m.round - ckpt.round < c.maxRounds,
+        `${tag}: committed in round ${m.round}, checkpoint of round ${ckpt.round}, maxRounds ${c.maxRounds}`,
+      );
       const w = m.phase === 'commit1' ? chain.commit1Blocks(m.round) : chain.commit2Blocks(m.round);
-      check(m.block >= w.start && m.block < w.end, `${tag}: ${m.phase} of round ${m.round} at block ${m.block}, outside [${w.start}, ${w.end})`);
+      check(
+        m.block >= w.start && m.block < w.end,
+        `${tag}: ${m.phase} of round ${m.round} at block ${m.block}, outside [${w.start}, ${w.end})`,
+      );
     }
     for (const m of result.missedWindows) {
-      const kind = /closed before the checkpoint was ready/.test(m) ? 'checkpoint late' : /commit1 window/.test(m) ? 'commit 1 late' : /commit2 window/.test(m) ? 'commit 2 late' : 'other';
+      const kind = /closed before the checkpoint was ready/.test(m)
+        ? 'checkpoint late'
+        : /commit1 window/.test(m)
+          ? 'commit 1 late'
+          : /commit2 window/.test(m)
+            ? 'commit 2 late'
+            : 'other';
       reasons.set(kind, (reasons.get(kind) ?? 0) + 1);
     }
     // Each round the checkpoint may be committed in, until one was fully committed.
-    const committedRound = chain.commitments.some((m) => m.phase === 'commit2') ? chain.commitments.find((m) => m.phase === 'commit2')!.round : undefined;
+    const committedRound = chain.commitments.some((m) => m.phase === 'commit2')
+      ? chain.commitments.find((m) => m.phase === 'commit2')!.round
+      : undefined;
     const lastRound = committedRound ?? ckpt.round + c.maxRounds - 1;
     for (let round = ckpt.round; round <= lastRound; round++) {
       const c1 = chain.commit1Blocks(round);
@@ -175,13 +206,24 @@ async function runCycles(): Promise<Outcome> {
       const hit = chain.commitments.some((m) => m.phase === 'commit1' && m.round === round);
       const call = s.callsOf('commitSignature').find((k) => k.round === round);
       let v: WindowVerdict;
-      const ownDelay = (i: number) => s.delayFor('commitSignature', i, 1) + (s.restartFor('commitSignature', i, 1) ? COMMIT_RETRY_MS + s.delayFor('commitSignature', i, 2) : 0);
+      const ownDelay = (i: number) =>
+        s.delayFor('commitSignature', i, 1) +
+        (s.restartFor('commitSignature', i, 1) ? COMMIT_RETRY_MS + s.delayFor('commitSignature', i, 2) : 0);
       if (!call) {
         // Not attempted: the plan after the checkpoint skipped it. Feasible only if the commit (the
         // call it would have been) still fitted, with the planner's margin (COMMIT_MARGIN_MS).
         const readyAt = s.plans.filter((p) => p.atMs >= ckpt.atMs)[0]?.atMs ?? Infinity;
-        const end = Math.max(opensAt, readyAt) + ownDelay(s.callsOf('commitSignature').filter((k) => k.round! < round).length) + COMMIT_MARGIN_MS;
-        v = { cycle: c.i, round, feasible: end < closesAt - EDGE_MS ? true : end < closesAt + EDGE_MS ? 'edge' : false, hit, why: `checkpoint ready ${readyAt - opensAt} ms after the window opened, commit would end at ${end - opensAt} ms` };
+        const end =
+          Math.max(opensAt, readyAt) +
+          ownDelay(s.callsOf('commitSignature').filter((k) => k.round! < round).length) +
+          COMMIT_MARGIN_MS;
+        v = {
+          cycle: c.i,
+          round,
+          feasible: end < closesAt - EDGE_MS ? true : end < closesAt + EDGE_MS ? 'edge' : false,
+          hit,
+          why: `checkpoint ready ${readyAt - opensAt} ms after the window opened, commit would end at ${end - opensAt} ms`,
+        };
       } else {
         // The workflow starts commit 1 three blocks before the window (the activity then waits for its
         // first block); the transaction lands in the block after the head, so it must be sent before
@@ -190,7 +232,13 @@ async function runCycles(): Promise<Outcome> {
         const start = Math.max(opensAt - 3 * BLOCK_MS, plan.atMs);
         const end = start + ownDelay(call.callIndex);
         const lastSend = closesAt - BLOCK_MS;
-        v = { cycle: c.i, round, feasible: end < lastSend - EDGE_MS ? true : end < lastSend + EDGE_MS ? 'edge' : false, hit, why: `commit 1 would be sent ${end - opensAt} ms after the window opened (${closesAt - opensAt} ms long)` };
+        v = {
+          cycle: c.i,
+          round,
+          feasible: end < lastSend - EDGE_MS ? true : end < lastSend + EDGE_MS ? 'edge' : false,
+          hit,
+          why: `commit 1 would be sent ${end - opensAt} ms after the window opened (${closesAt - opensAt} ms long)`,
+        };
       }
       verdicts.push(v);
       if (v.feasible === true) check(hit, `${tag}: feasible commit-1 window of round ${round} missed (${v.why})`);
@@ -207,9 +255,15 @@ async function runCycles(): Promise<Outcome> {
     }
     if (committedRound === undefined) {
       check(result.score.status === 'missed', `${tag}: nothing committed but score ${result.score.status}`);
-      check(chain.commitments.every((m) => m.phase === 'commit1'), `${tag}: a commit 2 without a committed round`);
+      check(
+        chain.commitments.every((m) => m.phase === 'commit1'),
+        `${tag}: a commit 2 without a committed round`,
+      );
     } else {
-      check(result.score.status === 'scored' && result.score.round === committedRound, `${tag}: committed in round ${committedRound}, score ${JSON.stringify(result.score)}`);
+      check(
+        result.score.status === 'scored' && result.score.round === committedRound,
+        `${tag}: committed in round ${committedRound}, score ${JSON.stringify(result.score)}`,
+      );
     }
   }
 

@@ -9,8 +9,22 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundle } from '@temporalio/worker';
 import { TASK_QUEUES } from '../common/queues';
 import type { CycleResult, CycleStatus } from '../subnets/connito/types';
-import { extendTrainingUpdate, miningCycle, pauseSignal, resumeSignal, statusQuery, stopTrainingSignal } from '../workflows';
-import { createStubActivities, defaultHeldOutLoss, hashOfState, Scenario, SimChain, type ScenarioOptions } from './helpers/stub-activities';
+import {
+  extendTrainingUpdate,
+  miningCycle,
+  pauseSignal,
+  resumeSignal,
+  statusQuery,
+  stopTrainingSignal,
+} from '../workflows';
+import {
+  createStubActivities,
+  defaultHeldOutLoss,
+  hashOfState,
+  Scenario,
+  SimChain,
+  type ScenarioOptions,
+} from './helpers/stub-activities';
 import { advanceUntil, sendUpdate, useTimeSkipping, withStubWorkers } from './helpers/time-skipping';
 
 let env: TestWorkflowEnvironment;
@@ -33,7 +47,11 @@ async function cycle(
   const s = new Scenario({ ...opts, chain: new SimChain(await env.currentTimeMs(), opts.blockMs) });
   scenarios.set(workflowId, s);
   return withStubWorkers(env, bundle, createStubActivities(env, scenarios), async () => {
-    const h = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
+    const h = await env.client.workflow.start(miningCycle, {
+      taskQueue: TASK_QUEUES.control,
+      workflowId,
+      args: [input],
+    });
     if (during) {
       // A test that fails half-way must not leave its workflow running: its in-flight activity would
       // hold the server's time-skipping lock and make every later test wait in real time.
@@ -69,7 +87,11 @@ function status(h: Handle): Promise<CycleStatus> {
 
 test('a. commit 1 lands inside MinerCommit1, commit 2 after it and before MinerCommit2 ends', async () => {
   // 12 s blocks, Connito's phases: round 0's MinerCommit1 is blocks [320, 330), MinerCommit2 [330, 340).
-  const r = await cycle('windows', { training: { steps: 300, segmentSteps: 100 } }, { delay: (a) => (a === 'commitSignature' ? 30_000 : a === 'commitLocation' ? 50_000 : 0) });
+  const r = await cycle(
+    'windows',
+    { training: { steps: 300, segmentSteps: 100 } },
+    { delay: (a) => (a === 'commitSignature' ? 30_000 : a === 'commitLocation' ? 50_000 : 0) },
+  );
   const result = ok(r);
   const { chain } = r.s;
   assert.deepEqual(chain.commit1Blocks(0), { start: 320, end: 330 });
@@ -84,7 +106,13 @@ test('a. commit 1 lands inside MinerCommit1, commit 2 after it and before MinerC
       { phase: 'commit2', round: 0, block: 332 },
     ],
   );
-  assert.deepEqual(result.commits.map((c) => [c.phase, c.block]), [['commit1', 320], ['commit2', 332]]);
+  assert.deepEqual(
+    result.commits.map((c) => [c.phase, c.block]),
+    [
+      ['commit1', 320],
+      ['commit2', 332],
+    ],
+  );
   for (const c of chain.commitments) {
     const w = c.phase === 'commit1' ? chain.commit1Blocks(c.round) : chain.commit2Blocks(c.round);
     assert.ok(c.block >= w.start && c.block < w.end, `${c.phase} at block ${c.block} outside [${w.start}, ${w.end})`);
@@ -99,34 +127,55 @@ test('a. commit 1 lands inside MinerCommit1, commit 2 after it and before MinerC
 
 test('b. a commit too slow for commit 1 is recorded as a miss; maxRounds 1 ends missed with nothing on chain', async () => {
   // 3 s blocks: MinerCommit1 lasts 30 s; the signature takes 45 s (inside its 60 s start-to-close).
-  const r = await cycle('miss-1', { training: { steps: 200, segmentSteps: 100 }, commit: { maxRounds: 1 } }, { blockMs: 3000, delay: (a) => (a === 'commitSignature' ? 45_000 : 0) });
+  const r = await cycle(
+    'miss-1',
+    { training: { steps: 200, segmentSteps: 100 }, commit: { maxRounds: 1 } },
+    { blockMs: 3000, delay: (a) => (a === 'commitSignature' ? 45_000 : 0) },
+  );
   const result = ok(r);
   assert.equal(result.missedWindows.length, 1, result.missedWindows.join(' | '));
   // Started 3 blocks (9 s) before block 320, 45 s of signing: the head is then block 332.
-  assert.equal(result.missedWindows[0], 'round 0: commit1 failed: commit1 window of round 0 (blocks 320–329) closed: the next block is 333');
+  assert.equal(
+    result.missedWindows[0],
+    'round 0: commit1 failed: commit1 window of round 0 (blocks 320–329) closed: the next block is 333',
+  );
   assert.equal(result.score.status, 'missed');
   assert.match(result.score.reason ?? '', /round 0/);
   assert.deepEqual(r.s.chain.commitments, [], 'nothing may be committed after the miss');
   assert.deepEqual(result.commits, []);
-  assert.deepEqual(r.s.callsOf('commitSignature').map((c) => c.outcome), ['missed']);
+  assert.deepEqual(
+    r.s.callsOf('commitSignature').map((c) => c.outcome),
+    ['missed'],
+  );
   assert.deepEqual(r.s.callsOf('commitLocation'), []);
 });
 
 // Found by this suite: the missed score used to name the next round (state.plan.round after the last
 // re-plan), a round the cycle never tried.
 test('b. the missed score names the missed round (0), not the next round it did not try', async () => {
-  const r = await cycle('miss-round', { training: { steps: 200, segmentSteps: 100 }, commit: { maxRounds: 1 } }, { blockMs: 3000, delay: (a) => (a === 'commitSignature' ? 45_000 : 0) });
+  const r = await cycle(
+    'miss-round',
+    { training: { steps: 200, segmentSteps: 100 }, commit: { maxRounds: 1 } },
+    { blockMs: 3000, delay: (a) => (a === 'commitSignature' ? 45_000 : 0) },
+  );
   const result = ok(r);
   assert.equal(result.score.status, 'missed');
   assert.equal(result.score.round, 0);
 });
 
 test('b. maxRounds 2: after missing round 0, a fast second attempt commits in round 1', async () => {
-  const r = await cycle('miss-2', { training: { steps: 200, segmentSteps: 100 }, commit: { maxRounds: 2 } }, { blockMs: 3000, delay: (a, call) => (a === 'commitSignature' && call === 0 ? 45_000 : 0) });
+  const r = await cycle(
+    'miss-2',
+    { training: { steps: 200, segmentSteps: 100 }, commit: { maxRounds: 2 } },
+    { blockMs: 3000, delay: (a, call) => (a === 'commitSignature' && call === 0 ? 45_000 : 0) },
+  );
   const result = ok(r);
   const { chain } = r.s;
   assert.equal(result.missedWindows.length, 1);
-  assert.equal(result.missedWindows[0], 'round 0: commit1 failed: commit1 window of round 0 (blocks 320–329) closed: the next block is 333');
+  assert.equal(
+    result.missedWindows[0],
+    'round 0: commit1 failed: commit1 window of round 0 (blocks 320–329) closed: the next block is 333',
+  );
   assert.deepEqual(chain.commit1Blocks(1), { start: 820, end: 830 });
   assert.deepEqual(
     chain.commitments.map((c) => ({ phase: c.phase, round: c.round, block: c.block })),
@@ -146,7 +195,10 @@ test('c. a loss spike in segment 3 backtracks; segment 4 starts from the best st
   const r = await cycle(
     'backtrack',
     { training: { steps: 500, segmentSteps: 100 } },
-    { loss: ({ segment, attempt }) => (segment === 3 && attempt === 1 ? { heldOutLoss: defaultHeldOutLoss(200) + 1 } : undefined) },
+    {
+      loss: ({ segment, attempt }) =>
+        segment === 3 && attempt === 1 ? { heldOutLoss: defaultHeldOutLoss(200) + 1 } : undefined,
+    },
   );
   const result = ok(r);
   const d3 = result.decisions.find((d) => d.afterSegment === 3)!;
@@ -156,9 +208,23 @@ test('c. a loss spike in segment 3 backtracks; segment 4 starts from the best st
   const seg2 = r.s.trains.find((t) => t.segment === 2)!.result;
   const seg4 = r.s.trains.find((t) => t.segment === 4)!;
   assert.equal(seg4.fromStep, 200);
-  assert.equal(seg4.fromKey, seg2.state.key, 'segment 4 resumes from segment 2 (the best), not from the spiked segment 3');
+  assert.equal(
+    seg4.fromKey,
+    seg2.state.key,
+    'segment 4 resumes from segment 2 (the best), not from the spiked segment 3',
+  );
   assert.equal(seg4.lrScale, 0.5);
-  assert.deepEqual(r.s.trains.map((t) => [t.segment, t.fromStep, t.result.endStep]), [[1, 0, 100], [2, 100, 200], [3, 200, 300], [4, 200, 300], [5, 300, 400], [6, 400, 500]]);
+  assert.deepEqual(
+    r.s.trains.map((t) => [t.segment, t.fromStep, t.result.endStep]),
+    [
+      [1, 0, 100],
+      [2, 100, 200],
+      [3, 200, 300],
+      [4, 200, 300],
+      [5, 300, 400],
+      [6, 400, 500],
+    ],
+  );
   const best = bestTrained(r.s);
   assert.equal(best.segment, 6);
   assert.equal(r.s.checkpoints.length, 1);
@@ -188,25 +254,39 @@ test('d. pause / resume / extend: nothing trains while paused, extend adds exact
 
     assert.deepEqual(await h.executeUpdate(extendTrainingUpdate, { args: [{ steps: 50 }] }), { plannedSteps: 350 });
     // 100 000 steps at 1 s each end long after commit 1 of round 0 (sendUpdate: see why in its comment).
-    await assert.rejects(sendUpdate(env, h.workflowId, extendTrainingUpdate.name, { steps: 100_000 }), /^Error: (extendTraining rejected: 100000 more steps would end training at .*, after the deadline .* for commit 1|update extendTraining rejected \(stage)/);
+    await assert.rejects(
+      sendUpdate(env, h.workflowId, extendTrainingUpdate.name, { steps: 100_000 }),
+      /^Error: (extendTraining rejected: 100000 more steps would end training at .*, after the deadline .* for commit 1|update extendTraining rejected \(stage)/,
+    );
     assert.equal((await status(h)).plannedSteps, 350);
     resumedAt = await env.currentTimeMs();
     await h.signal(resumeSignal);
   });
   const result = ok(r);
   assert.ok(resumedAt - pausedAt >= 20 * 60_000);
-  for (const t of r.s.trains) assert.ok(t.startMs < pausedAt || t.startMs >= resumedAt, `segment ${t.segment} ran while paused`);
+  for (const t of r.s.trains)
+    assert.ok(t.startMs < pausedAt || t.startMs >= resumedAt, `segment ${t.segment} ran while paused`);
   assert.equal(result.training.plannedSteps, 350);
   assert.equal(result.training.steps, 350);
   assert.equal(result.training.stepsRun, 350);
-  assert.deepEqual(r.s.trains.map((t) => t.result.endStep), [100, 200, 300, 350]);
+  assert.deepEqual(
+    r.s.trains.map((t) => t.result.endStep),
+    [100, 200, 300, 350],
+  );
   assert.equal(result.decisions.at(-1)!.action, 'finish');
 });
 
 test('e. policy: no improvement for policy.patience evaluations stops early and commits the best', async () => {
-  const r = await cycle('patience', { training: { steps: 1000, segmentSteps: 100 }, policy: { patience: 2 } }, { loss: ({ segment }) => ({ heldOutLoss: segment === 1 ? 3 : 3.0005 }) });
+  const r = await cycle(
+    'patience',
+    { training: { steps: 1000, segmentSteps: 100 }, policy: { patience: 2 } },
+    { loss: ({ segment }) => ({ heldOutLoss: segment === 1 ? 3 : 3.0005 }) },
+  );
   const result = ok(r);
-  assert.deepEqual(result.decisions.map((d) => d.action), ['continue', 'continue', 'earlyStop']);
+  assert.deepEqual(
+    result.decisions.map((d) => d.action),
+    ['continue', 'continue', 'earlyStop'],
+  );
   assert.match(result.decisions[2]!.reason, /no held-out improvement for 2 evaluations \(policy.patience 2\)/);
   assert.equal(r.s.trains.length, 3);
   assert.equal(r.s.checkpoints[0]!.state.key, r.s.trains[0]!.result.state.key);
@@ -221,7 +301,11 @@ test('e. policy: the stopTraining signal finishes after the running segment and 
   const result = ok(r);
   const n = r.s.trains.length;
   assert.ok(n >= 2 && n < 10, `${n} segments`);
-  assert.deepEqual(result.decisions.at(-1), { afterSegment: n, action: 'finish', reason: 'stop requested by the operator' });
+  assert.deepEqual(result.decisions.at(-1), {
+    afterSegment: n,
+    action: 'finish',
+    reason: 'stop requested by the operator',
+  });
   assert.equal(r.s.checkpoints[0]!.state.key, bestTrained(r.s).state.key);
   assert.equal(result.training.steps, n * 100);
   assert.equal(result.score.status, 'scored');
@@ -231,7 +315,12 @@ test('f. a NaN segment is never committed: the committed checkpoint is the best 
   const r = await cycle(
     'nan',
     { training: { steps: 400, segmentSteps: 100 } },
-    { loss: ({ segment, attempt }) => (segment === 2 && attempt === 1 ? { heldOutLoss: NaN, trainLoss: NaN, nonFinite: true, skippedBatches: 8 } : undefined) },
+    {
+      loss: ({ segment, attempt }) =>
+        segment === 2 && attempt === 1
+          ? { heldOutLoss: NaN, trainLoss: NaN, nonFinite: true, skippedBatches: 8 }
+          : undefined,
+    },
   );
   const result = ok(r);
   assert.equal(result.decisions[1]!.action, 'backtrack');
@@ -247,8 +336,14 @@ test('f. a NaN segment is never committed: the committed checkpoint is the best 
 test('f. no time to train (0 steps before the deadline): the base state is never checkpointed nor committed', async () => {
   // Round 0's commit 1 opens at block 320 (3840 s); at 10 000 s a step not one step fits before the deadline.
   const r = await cycle('base', { training: { steps: 300, segmentSteps: 100 } }, { msPerStep: 10_000_000 });
-  assert.ok(r.error instanceof WorkflowFailedError, `${String(r.error)} ${JSON.stringify({ decisions: r.result?.decisions, segs: r.s.trains.map((t) => [t.fromStep, t.result.endStep, t.result.stoppedEarly]), ckpt: r.result?.checkpoint.steps, commits: r.s.chain.commitments.length })}`);
-  assert.match(String((r.error as WorkflowFailedError).cause?.message), /no training segment produced a finite held-out loss/);
+  assert.ok(
+    r.error instanceof WorkflowFailedError,
+    `${String(r.error)} ${JSON.stringify({ decisions: r.result?.decisions, segs: r.s.trains.map((t) => [t.fromStep, t.result.endStep, t.result.stoppedEarly]), ckpt: r.result?.checkpoint.steps, commits: r.s.chain.commitments.length })}`,
+  );
+  assert.match(
+    String((r.error as WorkflowFailedError).cause?.message),
+    /no training segment produced a finite held-out loss/,
+  );
   assert.equal(r.s.trains.length, 1);
   assert.equal(r.s.trains[0]!.result.endStep, 0);
   assert.equal(r.s.trains[0]!.result.stoppedEarly, true);

@@ -15,7 +15,9 @@ import { parsePhases } from '../subnets/connito/phases';
 import { loadSubtensorMaterial, SUBTENSOR_SIGNED_EXTENSIONS, type SubtensorNetwork } from '../infra/devnet/metadata';
 import { startDevnet, type Devnet } from '../infra/devnet/server';
 
-const PHASES = parsePhases('Distribute:2,Train:20,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:2,ValidatorCommit1:1,ValidatorCommit2:1');
+const PHASES = parsePhases(
+  'Distribute:2,Train:20,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:2,ValidatorCommit1:1,ValidatorCommit2:1',
+);
 let devnet: Devnet;
 let api: ApiPromise;
 let miner: KeyringPair;
@@ -27,8 +29,20 @@ before(async () => {
   miner = keyring.addFromUri('//devnet-test-miner');
   stranger = keyring.addFromUri('//devnet-test-stranger');
   const other = keyring.addFromUri('//devnet-test-other');
-  devnet = await startDevnet({ blockMs: 100, phases: PHASES, register: [{ netuid: 102, address: other.address }, { netuid: 102, address: miner.address }], spacePerEpoch: 300 });
-  api = await ApiPromise.create({ provider: new WsProvider(devnet.url), signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS, noInitWarn: true });
+  devnet = await startDevnet({
+    blockMs: 100,
+    phases: PHASES,
+    register: [
+      { netuid: 102, address: other.address },
+      { netuid: 102, address: miner.address },
+    ],
+    spacePerEpoch: 300,
+  });
+  api = await ApiPromise.create({
+    provider: new WsProvider(devnet.url),
+    signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS,
+    noInitWarn: true,
+  });
 });
 
 after(async () => {
@@ -37,7 +51,10 @@ after(async () => {
 });
 
 /** One JSON-RPC call over a fresh socket: the raw answer, result or error. */
-async function rawRpc(method: string, params: unknown[]): Promise<{ result?: unknown; error?: { code: number; message: string; data?: string } }> {
+async function rawRpc(
+  method: string,
+  params: unknown[],
+): Promise<{ result?: unknown; error?: { code: number; message: string; data?: string } }> {
   const ws = new WebSocket(devnet.url);
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   try {
@@ -59,11 +76,16 @@ function commitTx(text: string): SubmittableExtrinsic<'promise'> {
 }
 
 /** Sends and waits for inclusion; resolves with the decoded dispatch error's name, if any. */
-function sendAndWait(tx: SubmittableExtrinsic<'promise'>, signer: KeyringPair): Promise<{ blockHash: string; error?: string }> {
+function sendAndWait(
+  tx: SubmittableExtrinsic<'promise'>,
+  signer: KeyringPair,
+): Promise<{ blockHash: string; error?: string }> {
   return new Promise((resolve, reject) => {
     tx.signAndSend(signer, { nonce: -1 }, ({ status, dispatchError }) => {
       if (!status.isInBlock) return;
-      const error = dispatchError?.isModule ? (({ section, name }) => `${section}.${name}`)(api.registry.findMetaError(dispatchError.asModule)) : dispatchError?.toString();
+      const error = dispatchError?.isModule
+        ? (({ section, name }) => `${section}.${name}`)(api.registry.findMetaError(dispatchError.asModule))
+        : dispatchError?.toString();
       resolve({ blockHash: status.asInBlock.toHex(), error });
     }).catch(reject);
   });
@@ -133,7 +155,10 @@ test('an unregistered hotkey and too many fields fail with the pallet errors, de
   assert.equal((await sendAndWait(commitTx('{"s":"x"}'), stranger)).error, 'commitments.AccountNotAllowedCommit');
   const twoFields = api.tx.commitments.setCommitment(102, { fields: [{ Raw2: '0x6869' }, { Raw2: '0x6869' }] });
   assert.equal((await sendAndWait(twoFields, miner)).error, 'commitments.TooManyFieldsInCommitmentInfo');
-  assert.equal(((await api.query.commitments.commitmentOf(102, stranger.address)) as OptionOf<Registration>).isNone, true);
+  assert.equal(
+    ((await api.query.commitments.commitmentOf(102, stranger.address)) as OptionOf<Registration>).isNone,
+    true,
+  );
 });
 
 test('a corrupted signature is refused by the pool, naming the bad signature', async () => {
@@ -158,7 +183,10 @@ test('a reused nonce is refused, in the pool and once included', async () => {
   const nonce = (await api.rpc.system.accountNextIndex(miner.address)).toNumber();
   const first = await commitTx('{"n":1}').signAsync(miner, { nonce });
   const second = await commitTx('{"n":2}').signAsync(miner, { nonce });
-  const [a, b] = [await rawRpc('author_submitExtrinsic', [first.toHex()]), await rawRpc('author_submitExtrinsic', [second.toHex()])];
+  const [a, b] = [
+    await rawRpc('author_submitExtrinsic', [first.toHex()]),
+    await rawRpc('author_submitExtrinsic', [second.toHex()]),
+  ];
   assert.equal(a.result, first.hash.toHex());
   assert.equal(b.error?.code, 1014);
   assert.match(b.error!.message, /Priority is too low/);
@@ -177,7 +205,10 @@ test('the per-epoch commitment space runs out (each call costs at least 100 byte
 });
 
 test('the phase schedule is served by minerflow_schedule', async () => {
-  const answer = (await rawRpc('minerflow_schedule', [])).result as { blockMs: number; phases: { name: string; blocks: number }[] };
+  const answer = (await rawRpc('minerflow_schedule', [])).result as {
+    blockMs: number;
+    phases: { name: string; blocks: number }[];
+  };
   assert.equal(answer.blockMs, 100);
   assert.deepEqual(answer.phases, PHASES);
 });

@@ -11,8 +11,21 @@ import { Trainer, type TrainConfig } from '../model/trainer';
 import { waitFor } from './helpers/temporal';
 
 const cfg: GptConfig = { vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
-const data = encodeDocuments(Array.from({ length: 60 }, (_, i) => `backend recovery document ${i}: the quick brown fox jumps.`));
-const train: TrainConfig = { steps: 4, batchSize: 4, learningRate: 1e-2, warmupSteps: 1, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 3, threads: 1 };
+const data = encodeDocuments(
+  Array.from({ length: 60 }, (_, i) => `backend recovery document ${i}: the quick brown fox jumps.`),
+);
+const train: TrainConfig = {
+  steps: 4,
+  batchSize: 4,
+  learningRate: 1e-2,
+  warmupSteps: 1,
+  weightDecay: 0.1,
+  gradClip: 1,
+  beta1: 0.9,
+  beta2: 0.95,
+  seed: 3,
+  threads: 1,
+};
 
 /** One real training step; its loss must be finite. */
 function trainOneStep(): number {
@@ -42,7 +55,11 @@ test('after a wasm crash (an output past the 4 GiB heap) the backend is poisoned
   })();
   assert.ok(crash instanceof Error, 'the oversized op failed');
   assert.ok(isBackendAbort(crash), `recognised as a backend crash: ${String(crash)}`);
-  assert.throws(trainOneStep, (err: unknown) => isBackendAbort(err), 'without recovery the next training step fails too: the worker is poisoned');
+  assert.throws(
+    trainOneStep,
+    (err: unknown) => isBackendAbort(err),
+    'without recovery the next training step fails too: the worker is poisoned',
+  );
   const logs: string[] = [];
   assert.equal(await recoverBackend((m) => logs.push(m)), 'wasm');
   assert.match(logs.join('\n'), /backend 'wasm' re-initialised after a crash/);
@@ -51,47 +68,70 @@ test('after a wasm crash (an output past the 4 GiB heap) the backend is poisoned
   assert.ok(Number.isFinite(trainOneStep()), 'a training step runs after recovery');
 });
 
-test("the production symptom, wasm out of memory ('Aborted()'), fails the task with BackendAbortError and the next task trains", { timeout: 300_000 }, async () => {
-  await initBackend('wasm', () => undefined);
-  const logs: string[] = [];
-  await assert.rejects(
-    withBackendRecovery(async () => {
-      // Two 2.1 GB outputs: the second cannot fit the 4 GiB heap and Emscripten aborts.
-      const kept: tf.Tensor[] = [];
-      for (let i = 0; i < 3; i++) kept.push(tf.matMul(tf.ones([23000, 1]), tf.ones([1, 23000])));
-      return kept.length;
-    }, (m) => logs.push(m)),
-    (err: Error) => {
-      assert.ok(err instanceof BackendAbortError);
-      assert.equal(err.name, 'BackendAbortError');
-      // On a fresh module this is Emscripten's 'Aborted()'; after an earlier crash and recovery the same
-      // allocations may trap instead. Either is a dead module.
-      assert.match(err.message, /the TensorFlow\.js backend crashed \((.*Aborted\(\)|table index is out of bounds|memory access out of bounds)/);
-      assert.match(err.message, /Lower training\.batchSize/);
-      return true;
-    },
-  );
-  assert.equal(logs.length, 1);
-  assert.ok(Number.isFinite(trainOneStep()), 'the next task runs on a healthy backend');
-  // An ordinary error passes through untouched and does not reset anything.
-  const weights = initWeights(cfg, 2);
-  await assert.rejects(withBackendRecovery(async () => { throw new Error('training.batchSize must be an integer ≥ 1'); }), /^Error: training\.batchSize/);
-  assert.equal(weights.get('wte')!.isDisposed, false, 'no reset for a non-crash error');
-});
+test(
+  "the production symptom, wasm out of memory ('Aborted()'), fails the task with BackendAbortError and the next task trains",
+  { timeout: 300_000 },
+  async () => {
+    await initBackend('wasm', () => undefined);
+    const logs: string[] = [];
+    await assert.rejects(
+      withBackendRecovery(
+        async () => {
+          // Two 2.1 GB outputs: the second cannot fit the 4 GiB heap and Emscripten aborts.
+          const kept: tf.Tensor[] = [];
+          for (let i = 0; i < 3; i++) kept.push(tf.matMul(tf.ones([23000, 1]), tf.ones([1, 23000])));
+          return kept.length;
+        },
+        (m) => logs.push(m),
+      ),
+      (err: Error) => {
+        assert.ok(err instanceof BackendAbortError);
+        assert.equal(err.name, 'BackendAbortError');
+        // On a fresh module this is Emscripten's 'Aborted()'; after an earlier crash and recovery the same
+        // allocations may trap instead. Either is a dead module.
+        assert.match(
+          err.message,
+          /the TensorFlow\.js backend crashed \((.*Aborted\(\)|table index is out of bounds|memory access out of bounds)/,
+        );
+        assert.match(err.message, /Lower training\.batchSize/);
+        return true;
+      },
+    );
+    assert.equal(logs.length, 1);
+    assert.ok(Number.isFinite(trainOneStep()), 'the next task runs on a healthy backend');
+    // An ordinary error passes through untouched and does not reset anything.
+    const weights = initWeights(cfg, 2);
+    await assert.rejects(
+      withBackendRecovery(async () => {
+        throw new Error('training.batchSize must be an integer ≥ 1');
+      }),
+      /^Error: training\.batchSize/,
+    );
+    assert.equal(weights.get('wte')!.isDisposed, false, 'no reset for a non-crash error');
+  },
+);
 
-test('recovery ends replica threads, which may hold a dead wasm instance of their own', { timeout: 120_000 }, async () => {
-  await initBackend('wasm', () => undefined);
-  const weights = initWeights(cfg, 1);
-  const pool = new ReplicaPool(cfg, weights, data, 2);
-  assert.equal(pool.running, 2);
-  await recoverBackend(() => undefined);
-  await waitFor('replica threads to exit', async () => (pool.running === 0 ? true : undefined), 60_000);
-  assert.ok(Number.isFinite(trainOneStep()));
-});
+test(
+  'recovery ends replica threads, which may hold a dead wasm instance of their own',
+  { timeout: 120_000 },
+  async () => {
+    await initBackend('wasm', () => undefined);
+    const weights = initWeights(cfg, 1);
+    const pool = new ReplicaPool(cfg, weights, data, 2);
+    assert.equal(pool.running, 2);
+    await recoverBackend(() => undefined);
+    await waitFor('replica threads to exit', async () => (pool.running === 0 ? true : undefined), 60_000);
+    assert.ok(Number.isFinite(trainOneStep()));
+  },
+);
 
 test('isBackendAbort: crash texts, including a replica thread reporting one; not ordinary errors', () => {
   assert.ok(isBackendAbort(new Error('Aborted(). Build with -sASSERTIONS for more info.')));
-  assert.ok(isBackendAbort(new Error('training replica 1 failed: RuntimeError: Aborted(). Build with -sASSERTIONS for more info.')));
+  assert.ok(
+    isBackendAbort(
+      new Error('training replica 1 failed: RuntimeError: Aborted(). Build with -sASSERTIONS for more info.'),
+    ),
+  );
   assert.ok(isBackendAbort(new Error('training replica 2 failed: RuntimeError: memory access out of bounds')));
   assert.ok(!isBackendAbort(new Error('model.dModel (30) must be divisible by model.nHead (4)')));
   assert.ok(!isBackendAbort(new RangeError('Invalid typed array length: 1200000000')));

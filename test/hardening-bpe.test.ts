@@ -4,7 +4,11 @@ import { test } from 'node:test';
 import { trainBpe, type BpeProgress } from '../model/bpe';
 import { trainTokenizer } from '../model/tokenizer';
 
-const texts = Array.from({ length: 2500 }, (_, i) => `document ${i} about ${['rivers', 'mountains', 'forests', 'deserts'][i % 4]} and the ${i % 7} seasons of weather, number ${i * 31}`);
+const texts = Array.from(
+  { length: 2500 },
+  (_, i) =>
+    `document ${i} about ${['rivers', 'mountains', 'forests', 'deserts'][i % 4]} and the ${i % 7} seasons of weather, number ${i * 31}`,
+);
 
 test('trainBpe calls onProgress while counting and merging, and learns the same merges as without it', () => {
   const seen: BpeProgress[] = [];

@@ -20,7 +20,8 @@ import { tempDir, testSettings } from './helpers/settings';
 
 const curateInput = CurateSchema.parse({ minChars: 20, heldOutFraction: 0.3, nearDuplicates: { enabled: false } });
 const corpusOf = (p: string) => CorpusSchema.parse({ path: p });
-const outsideRoots = /is outside the folders corpora may be read from \(.*\); move the corpus into one of them, or add its folder to MINERFLOW_DATA_ROOTS/;
+const outsideRoots =
+  /is outside the folders corpora may be read from \(.*\); move the corpus into one of them, or add its folder to MINERFLOW_DATA_ROOTS/;
 
 // The module object itself (an ES namespace's properties are read-only), as the code under test sees it.
 const fsSync = createRequire(__filename)('node:fs') as typeof import('node:fs');
@@ -31,9 +32,18 @@ async function filesOpenedDuring(fn: () => Promise<unknown>): Promise<string[]> 
   const p = fsSync.promises as unknown as Record<string, (...a: unknown[]) => unknown>;
   const s = fsSync as unknown as Record<string, (...a: unknown[]) => unknown>;
   const saved = { open: p.open, readFile: p.readFile, createReadStream: s.createReadStream };
-  p.open = (file: unknown, ...rest: unknown[]) => (opened.push(String(file)), saved.open.call(fsSync.promises, file, ...rest));
-  p.readFile = (file: unknown, ...rest: unknown[]) => (opened.push(String(file)), saved.readFile.call(fsSync.promises, file, ...rest));
-  s.createReadStream = (file: unknown, ...rest: unknown[]) => (opened.push(String(file)), saved.createReadStream.call(fsSync, file, ...rest));
+  p.open = (file: unknown, ...rest: unknown[]) => (
+    opened.push(String(file)),
+    saved.open.call(fsSync.promises, file, ...rest)
+  );
+  p.readFile = (file: unknown, ...rest: unknown[]) => (
+    opened.push(String(file)),
+    saved.readFile.call(fsSync.promises, file, ...rest)
+  );
+  s.createReadStream = (file: unknown, ...rest: unknown[]) => (
+    opened.push(String(file)),
+    saved.createReadStream.call(fsSync, file, ...rest)
+  );
   try {
     await fn().catch(() => undefined);
   } finally {
@@ -43,14 +53,20 @@ async function filesOpenedDuring(fn: () => Promise<unknown>): Promise<string[]> 
   return opened;
 }
 
-const docs = (n: number, tag = 'doc') => Array.from({ length: n }, (_, i) => JSON.stringify({ text: `${tag} ${i}: these words are plenty for the curator to keep this line ${i * 7919}.` })).join('\n') + '\n';
+const docs = (n: number, tag = 'doc') =>
+  Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ text: `${tag} ${i}: these words are plenty for the curator to keep this line ${i * 7919}.` }),
+  ).join('\n') + '\n';
 
 let root: string; // an allowed folder outside the data folder
 let outside: string; // a folder outside every root, with a "secret"
 before(async () => {
   root = tempDir('minerflow-root-');
   outside = tempDir('minerflow-outside-');
-  await fs.writeFile(path.join(outside, 'secret.txt'), 'TOP SECRET key material that must never reach a dataset, not even once.');
+  await fs.writeFile(
+    path.join(outside, 'secret.txt'),
+    'TOP SECRET key material that must never reach a dataset, not even once.',
+  );
   await fs.writeFile(path.join(root, 'a.jsonl'), docs(40));
 });
 after(async () => {
@@ -60,7 +76,10 @@ after(async () => {
 
 test('MINERFLOW_DATA_ROOTS: path.delimiter-separated, resolved absolute; the data folder by default', () => {
   assert.deepEqual(parseDataRoots(undefined, 'data'), [path.resolve('data')]);
-  assert.deepEqual(parseDataRoots(`/srv/corpora${path.delimiter}rel/x${path.delimiter}`, '/d'), ['/srv/corpora', path.resolve('rel/x')]);
+  assert.deepEqual(parseDataRoots(`/srv/corpora${path.delimiter}rel/x${path.delimiter}`, '/d'), [
+    '/srv/corpora',
+    path.resolve('rel/x'),
+  ]);
   const s = testSettings();
   assert.deepEqual(s.dataRoots, [s.dataDir]);
   assert.deepEqual(testSettings({ MINERFLOW_DATA_ROOTS: root }).dataRoots, [root]);
@@ -69,7 +88,14 @@ test('MINERFLOW_DATA_ROOTS: path.delimiter-separated, resolved absolute; the dat
 test('a corpus outside the roots is refused before any file is opened, whether or not it exists', async () => {
   const settings = testSettings();
   const refusals: string[] = [];
-  for (const p of ['/etc', '/etc/passwd', '/etc/no-such-file-minerflow', path.join(outside, 'secret.txt'), '/etc/*.conf', '../../../../../../etc']) {
+  for (const p of [
+    '/etc',
+    '/etc/passwd',
+    '/etc/no-such-file-minerflow',
+    path.join(outside, 'secret.txt'),
+    '/etc/*.conf',
+    '../../../../../../etc',
+  ]) {
     const opened = await filesOpenedDuring(async () => {
       await assert.rejects(curationPlan(corpusOf(p), curateInput, settings), (err: Error) => {
         assert.equal(err.name, 'CorpusError');
@@ -81,39 +107,62 @@ test('a corpus outside the roots is refused before any file is opened, whether o
     });
     assert.deepEqual(opened, [], `nothing opened for ${p}`);
   }
-  assert.equal(new Set(refusals).size, 1, 'an existing and a missing path get the same refusal: nothing was read to tell them apart');
+  assert.equal(
+    new Set(refusals).size,
+    1,
+    'an existing and a missing path get the same refusal: nothing was read to tell them apart',
+  );
 });
 
 test('the curate activity refuses an outside corpus permanently (non-retryable CorpusError)', async () => {
   const settings = testSettings();
   const env = new MockActivityEnvironment();
-  await assert.rejects(env.run(makeCurate(settings, openStore(settings.store)), { corpus: corpusOf('/etc'), curate: curateInput }), (err: unknown) => {
-    assert.ok(err instanceof ApplicationFailure);
-    assert.equal(err.nonRetryable, true);
-    assert.equal(err.type, 'CorpusError');
-    assert.match(err.message, /corpus\.path '\/etc' is outside/);
-    return true;
-  });
-  assert.deepEqual(await fs.readdir(settings.dataDir).then((d) => d.filter((e) => e === 'datasets')), [], 'no dataset folder was started');
+  await assert.rejects(
+    env.run(makeCurate(settings, openStore(settings.store)), { corpus: corpusOf('/etc'), curate: curateInput }),
+    (err: unknown) => {
+      assert.ok(err instanceof ApplicationFailure);
+      assert.equal(err.nonRetryable, true);
+      assert.equal(err.type, 'CorpusError');
+      assert.match(err.message, /corpus\.path '\/etc' is outside/);
+      return true;
+    },
+  );
+  assert.deepEqual(
+    await fs.readdir(settings.dataDir).then((d) => d.filter((e) => e === 'datasets')),
+    [],
+    'no dataset folder was started',
+  );
 });
 
-test("a bad curate.domain.reference is reported as curate.domain.reference, not corpus.path", async () => {
+test('a bad curate.domain.reference is reported as curate.domain.reference, not corpus.path', async () => {
   const settings = testSettings({ MINERFLOW_DATA_ROOTS: root });
   const withRef = (reference: string) => CurateSchema.parse({ ...curateInput, domain: { reference } });
-  await assert.rejects(curationPlan(corpusOf(root), withRef('/etc'), settings), /^CorpusError: curate\.domain\.reference '\/etc' is outside/);
+  await assert.rejects(
+    curationPlan(corpusOf(root), withRef('/etc'), settings),
+    /^CorpusError: curate\.domain\.reference '\/etc' is outside/,
+  );
   const missing = path.join(root, 'no-such-reference');
   const plan = await curationPlan(corpusOf(root), withRef(missing), settings);
-  await assert.rejects(curate(plan.source, tempDir(), plan.opts, { roots: plan.roots }), new RegExp(`^CorpusError: curate\\.domain\\.reference '${missing}' does not exist`));
-  await assert.rejects(resolveCorpus('sample:nope', settings.dataDir, settings.dataRoots, 'curate.domain.reference'), /^CorpusError: curate\.domain\.reference 'sample:nope': unknown sample corpus/);
+  await assert.rejects(
+    curate(plan.source, tempDir(), plan.opts, { roots: plan.roots }),
+    new RegExp(`^CorpusError: curate\\.domain\\.reference '${missing}' does not exist`),
+  );
+  await assert.rejects(
+    resolveCorpus('sample:nope', settings.dataDir, settings.dataRoots, 'curate.domain.reference'),
+    /^CorpusError: curate\.domain\.reference 'sample:nope': unknown sample corpus/,
+  );
 });
 
 test('an unknown sample: corpus is a CorpusError (not retried)', async () => {
   const settings = testSettings();
-  await assert.rejects(mapErrors(() => curationPlan(corpusOf('sample:shakespeare'), curateInput, settings)), (err: unknown) => {
-    assert.ok(err instanceof ApplicationFailure && err.nonRetryable && err.type === 'CorpusError');
-    assert.match(err.message, /corpus\.path 'sample:shakespeare': unknown sample corpus; use sample:brown/);
-    return true;
-  });
+  await assert.rejects(
+    mapErrors(() => curationPlan(corpusOf('sample:shakespeare'), curateInput, settings)),
+    (err: unknown) => {
+      assert.ok(err instanceof ApplicationFailure && err.nonRetryable && err.type === 'CorpusError');
+      assert.match(err.message, /corpus\.path 'sample:shakespeare': unknown sample corpus; use sample:brown/);
+      return true;
+    },
+  );
 });
 
 test('a symlink inside an allowed folder that points outside is refused by name, not followed', async () => {
@@ -128,7 +177,10 @@ test('a symlink inside an allowed folder that points outside is refused by name,
   const opened = await filesOpenedDuring(async () => {
     await assert.rejects(curate(plan.source, out, plan.opts, { roots: plan.roots }), (err: Error) => {
       assert.equal(err.name, 'CorpusError');
-      assert.match(err.message, new RegExp(`^corpus\\.path '${dir}': ${path.join(dir, 'leak.txt')} is a symbolic link to a place outside`));
+      assert.match(
+        err.message,
+        new RegExp(`^corpus\\.path '${dir}': ${path.join(dir, 'leak.txt')} is a symbolic link to a place outside`),
+      );
       assert.ok(!err.message.includes('secret.txt'), 'the target is not disclosed');
       return true;
     });
@@ -137,7 +189,10 @@ test('a symlink inside an allowed folder that points outside is refused by name,
   // The link itself as the corpus, and a link to a folder outside: refused as well.
   await assert.rejects(curationPlan(corpusOf(path.join(dir, 'leak.txt')), curateInput, settings), outsideRoots);
   await fs.symlink(outside, path.join(root, 'outside-link'));
-  await assert.rejects(curationPlan(corpusOf(path.join(root, 'outside-link', 'secret.txt')), curateInput, settings), outsideRoots);
+  await assert.rejects(
+    curationPlan(corpusOf(path.join(root, 'outside-link', 'secret.txt')), curateInput, settings),
+    outsideRoots,
+  );
   // A link whose target is inside the roots is followed.
   await fs.rm(path.join(dir, 'leak.txt'));
   await fs.symlink(path.join(root, 'a.jsonl'), path.join(dir, 'inside.jsonl'));
@@ -151,11 +206,17 @@ test('sample:brown works whatever the roots; a corpus inside an allowed root cur
   const sample = await curationPlan(corpusOf('sample:brown:r'), curateInput, settings);
   assert.equal(sample.source, path.join(settings.dataDir, 'corpora', 'brown-r'));
   const env = new MockActivityEnvironment();
-  const ds: DatasetRef = await env.run(makeCurate(settings, openStore(settings.store)), { corpus: corpusOf(path.join(root, 'a.jsonl')), curate: curateInput });
+  const ds: DatasetRef = await env.run(makeCurate(settings, openStore(settings.store)), {
+    corpus: corpusOf(path.join(root, 'a.jsonl')),
+    curate: curateInput,
+  });
   assert.equal(ds.documentsIn, 40);
   assert.ok(ds.trainDocuments > 0 && ds.heldOutDocuments > 0);
   // A relative path that climbs out of the roots is refused even though it starts inside one.
-  await assert.rejects(curationPlan(corpusOf(path.join(root, '..', path.basename(outside))), curateInput, settings), outsideRoots);
+  await assert.rejects(
+    curationPlan(corpusOf(path.join(root, '..', path.basename(outside))), curateInput, settings),
+    outsideRoots,
+  );
 });
 
 test('store keys that could leave the store are refused with a non-retryable InvalidStoreKeyError', async () => {
@@ -166,12 +227,24 @@ test('store keys that could leave the store are refused with a non-retryable Inv
     await assert.rejects(store.get(key), InvalidStoreKeyError);
     await assert.rejects(store.exists(key), InvalidStoreKeyError);
   }
-  await assert.rejects(mapErrors(() => store.get('../x')), (err: unknown) => err instanceof ApplicationFailure && err.nonRetryable && err.type === 'InvalidStoreKeyError' && /store key '\.\.\/x' is invalid: it has a '\.\.' segment/.test(err.message));
+  await assert.rejects(
+    mapErrors(() => store.get('../x')),
+    (err: unknown) =>
+      err instanceof ApplicationFailure &&
+      err.nonRetryable &&
+      err.type === 'InvalidStoreKeyError' &&
+      /store key '\.\.\/x' is invalid: it has a '\.\.' segment/.test(err.message),
+  );
   await store.put('datasets/x/a..b.jsonl', file); // '..' inside a name is fine
   assert.equal(await store.exists('datasets/x/a..b.jsonl'), true);
 });
 
-const opts: CurateOptions = { ...curateInput, format: 'auto', textField: 'text', domain: { reference: null, quantile: 0.05 } };
+const opts: CurateOptions = {
+  ...curateInput,
+  format: 'auto',
+  textField: 'text',
+  domain: { reference: null, quantile: 0.05 },
+};
 
 test('curation reports progress during a multi-document run', async () => {
   const dir = tempDir();
@@ -181,7 +254,10 @@ test('curation reports progress during a multi-document run', async () => {
   assert.equal(ds.report.documentsIn, 2500);
   const filter = seen.filter((p) => p.stage === 'filter');
   assert.ok(filter.length >= 2, `at least every 1000 documents: ${JSON.stringify(seen)}`);
-  assert.ok(filter.every((p, i) => i === 0 || (p.documents > filter[i - 1].documents && p.bytes > filter[i - 1].bytes)), 'counts grow');
+  assert.ok(
+    filter.every((p, i) => i === 0 || (p.documents > filter[i - 1].documents && p.bytes > filter[i - 1].bytes)),
+    'counts grow',
+  );
   assert.ok(filter.every((p) => p.documents <= 2500 && p.bytes > 0));
 });
 
@@ -193,7 +269,10 @@ test('an aborted signal stops curation with its reason and leaves no dataset fol
   const reason = new Error('activity cancelled: timed out');
   let calls = 0;
   await assert.rejects(
-    curate(dir, out, opts, { signal: controller.signal, onProgress: () => (calls += 1) === 1 && controller.abort(reason) }),
+    curate(dir, out, opts, {
+      signal: controller.signal,
+      onProgress: () => (calls += 1) === 1 && controller.abort(reason),
+    }),
     (err: unknown) => err === reason,
   );
   assert.equal(calls, 1, 'stopped right after the abort, not at the end');
@@ -201,7 +280,10 @@ test('an aborted signal stops curation with its reason and leaves no dataset fol
   // Already aborted: nothing is read at all.
   const opened = await filesOpenedDuring(() => curate(dir, out, opts, { signal: AbortSignal.abort(reason) }));
   assert.deepEqual(opened, []);
-  assert.ok((await filesOpenedDuring(() => curate(dir, tempDir(), opts))).includes(path.join(dir, 'big.jsonl')), 'the spy does see reads');
+  assert.ok(
+    (await filesOpenedDuring(() => curate(dir, tempDir(), opts))).includes(path.join(dir, 'big.jsonl')),
+    'the spy does see reads',
+  );
   // And the same input curates in full afterwards.
   const ds = await curate(dir, out, opts);
   assert.equal(ds.reused, false);

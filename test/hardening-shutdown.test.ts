@@ -20,13 +20,18 @@ useTemporal(settings, (t) => ({ env, bundle } = t));
 const EXIT_BOUND_MS = 20_000;
 
 async function pollersOf(queue: string): Promise<number> {
-  const r = await env.client.workflowService.describeTaskQueue({ namespace: settings.temporal.namespace, taskQueue: { name: queue }, taskQueueType: 1 });
+  const r = await env.client.workflowService.describeTaskQueue({
+    namespace: settings.temporal.namespace,
+    taskQueue: { name: queue },
+    taskQueueType: 1,
+  });
   return r.pollers?.length ?? 0;
 }
 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve({ code: child.exitCode, signal: child.signalCode });
     else child.once('exit', (code, signal) => resolve({ code, signal }));
   });
 }
@@ -44,26 +49,44 @@ async function expectExitOnSigterm(child: ChildProcess): Promise<void> {
 test('an idle control worker exits with code 0 after SIGTERM', { timeout: 120_000 }, async () => {
   const control = spawnWorker('control', env, settings);
   try {
-    await waitFor('the control worker to poll', async () => ((await pollersOf(TASK_QUEUES.control)) > 0 ? true : undefined), 60_000);
+    await waitFor(
+      'the control worker to poll',
+      async () => ((await pollersOf(TASK_QUEUES.control)) > 0 ? true : undefined),
+      60_000,
+    );
     await expectExitOnSigterm(control);
   } finally {
     control.kill('SIGKILL');
   }
 });
 
-test('a control worker that has used the chain (open WebSocket) exits with code 0 after SIGTERM', { timeout: 300_000 }, async () => {
-  const control = spawnWorker('control', env, settings);
-  try {
-    // A whole cycle: curate, train (an in-process gpu worker), commit and score on the devnet, so the
-    // control worker's chain connection is open when the signal comes.
-    const input = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:r' }, curate: { heldOutFraction: 0.1 } };
-    const result = await withWorkers(env, bundle, settings, async () => {
-      const handle = await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId: `shutdown-${Date.now()}`, args: [input] });
-      return handle.result();
-    }, { control: false });
-    assert.ok(result.segments.length > 0);
-    await expectExitOnSigterm(control);
-  } finally {
-    control.kill('SIGKILL');
-  }
-});
+test(
+  'a control worker that has used the chain (open WebSocket) exits with code 0 after SIGTERM',
+  { timeout: 300_000 },
+  async () => {
+    const control = spawnWorker('control', env, settings);
+    try {
+      // A whole cycle: curate, train (an in-process gpu worker), commit and score on the devnet, so the
+      // control worker's chain connection is open when the signal comes.
+      const input = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:r' }, curate: { heldOutFraction: 0.1 } };
+      const result = await withWorkers(
+        env,
+        bundle,
+        settings,
+        async () => {
+          const handle = await env.client.workflow.start(miningCycle, {
+            taskQueue: TASK_QUEUES.control,
+            workflowId: `shutdown-${Date.now()}`,
+            args: [input],
+          });
+          return handle.result();
+        },
+        { control: false },
+      );
+      assert.ok(result.segments.length > 0);
+      await expectExitOnSigterm(control);
+    } finally {
+      control.kill('SIGKILL');
+    }
+  },
+);

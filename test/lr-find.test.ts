@@ -27,29 +27,60 @@ test('lrFind on a tiny model returns a finite, clamped LR and a small curve; the
   const env = new MockActivityEnvironment();
   const beats: unknown[] = [];
   env.on('heartbeat', (d: unknown) => beats.push(d));
-  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
-  const r: LrFindReport = await env.run(gpuActivities(settings, store).lrFind, { runId: 'lr', dataset, model: input.model, training: input.training });
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), {
+    corpus: input.corpus,
+    curate: input.curate,
+  });
+  const r: LrFindReport = await env.run(gpuActivities(settings, store).lrFind, {
+    runId: 'lr',
+    dataset,
+    model: input.model,
+    training: input.training,
+  });
   assert.ok(Number.isFinite(r.suggestedLr) && r.suggestedLr > 0, JSON.stringify(r));
   assert.ok(r.chosenLr >= 1e-4 && r.chosenLr <= 1e-2, `chosen ${r.chosenLr} outside [floor, ceiling]`);
   assert.equal(r.chosenLr, Math.min(1e-2, Math.max(1e-4, r.suggestedLr)));
   assert.ok(r.steps >= 10 && r.steps <= 60);
   assert.ok(r.curve.length > 1 && r.curve.length <= REPORT_POINTS);
-  assert.ok(r.curve.every((p, i) => Number.isFinite(p.loss) && (i === 0 || p.lr > r.curve[i - 1].lr)), 'the curve is finite, by increasing LR');
+  assert.ok(
+    r.curve.every((p, i) => Number.isFinite(p.loss) && (i === 0 || p.lr > r.curve[i - 1].lr)),
+    'the curve is finite, by increasing LR',
+  );
   // The LR grows from minLr; the loss falls from the untrained model's ~ln(vocabulary) (≥ ln 256).
   assert.ok(Math.abs(r.curve[0].lr - 1e-5) < 1e-9);
-  assert.ok(r.curve[0].loss > 5 && Math.min(...r.curve.map((p) => p.loss)) < r.curve[0].loss - 0.2, JSON.stringify(r.curve));
+  assert.ok(
+    r.curve[0].loss > 5 && Math.min(...r.curve.map((p) => p.loss)) < r.curve[0].loss - 0.2,
+    JSON.stringify(r.curve),
+  );
   assert.ok(JSON.stringify(r).length < 4000, 'small enough for workflow history');
   const full = JSON.parse(await fs.readFile(await store.get(r.curveKey), 'utf8')) as LrFindResult;
   assert.equal(full.curve.length, r.steps);
-  assert.ok(beats.some((b) => (b as { stage?: string }).stage === 'lrFind'), 'heartbeats progress');
+  assert.ok(
+    beats.some((b) => (b as { stage?: string }).stage === 'lrFind'),
+    'heartbeats progress',
+  );
 });
 
 test('lrFind past its deadline is inconclusive, permanently (the cycle then keeps its configured LR)', async () => {
   const settings = testSettings();
   const store = openStore(settings.store);
   const env = new MockActivityEnvironment();
-  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
-  const err = await env.run(gpuActivities(settings, store).lrFind, { runId: 'late', dataset, model: input.model, training: input.training, stopAt: Date.now() - 1 }).then(() => undefined, (e: unknown) => e);
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), {
+    corpus: input.corpus,
+    curate: input.curate,
+  });
+  const err = await env
+    .run(gpuActivities(settings, store).lrFind, {
+      runId: 'late',
+      dataset,
+      model: input.model,
+      training: input.training,
+      stopAt: Date.now() - 1,
+    })
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   assert.ok(err instanceof ApplicationFailure && err.nonRetryable, String(err));
   assert.equal(err.type, 'LrFindInconclusiveError');
 });
@@ -80,5 +111,8 @@ test('the suggestion is min/3 for a run as short as the test, the steepest desce
   assert.ok(long.steepestLr > 1e-3 && long.steepestLr < 4e-3, `steepest descent at ${long.steepestLr}`);
   // In between, it falls steadily with the run's length.
   const lrs = [1, 1.2, 1.5, 1.8, 2].map((k) => suggestFromCurve(curve, k * curve.length).suggestedLr);
-  assert.ok(lrs.every((lr, i) => i === 0 || lr < lrs[i - 1]), lrs.join(' > '));
+  assert.ok(
+    lrs.every((lr, i) => i === 0 || lr < lrs[i - 1]),
+    lrs.join(' > '),
+  );
 });

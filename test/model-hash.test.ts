@@ -31,7 +31,11 @@ print(json.dumps({"hash": h.hexdigest(), "truncated512": h512.hexdigest()[:48]})
 
 /** bench/python/blake2b_file.py: the same stream read straight from the file, in tiny chunks here. */
 function streamingReference(file: string, chunkBytes: number): string {
-  const out = python(`import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")`, [STREAMING_REFERENCE, file, String(chunkBytes)]);
+  const out = python(`import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")`, [
+    STREAMING_REFERENCE,
+    file,
+    String(chunkBytes),
+  ]);
   return (JSON.parse(out) as { hex: string }).hex;
 }
 
@@ -39,7 +43,13 @@ test('our checkpoint hash equals the Connito-style Python hash (and is a real BL
   const file = path.join(tempDir(), 'model.safetensors');
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   // Names whose sorted order differs from insertion and numeric order: 'layer.10' < 'layer.2', 'B' < 'a'.
-  for (const [name, n] of [['layer.2.w', 37], ['layer.10.w', 64], ['a.bias', 5], ['B.scale', 1], ['wte', 1000]] as const) {
+  for (const [name, n] of [
+    ['layer.2.w', 37],
+    ['layer.10.w', 64],
+    ['a.bias', 5],
+    ['B.scale', 1],
+    ['wte', 1000],
+  ] as const) {
     tensors.set(name, { shape: [n], data: Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + n) * 0.1) });
   }
   const whileWriting = await writeSafetensors(file, tensors, { step: '42' });

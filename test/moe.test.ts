@@ -7,7 +7,17 @@ import { exportBrown } from '../curation/brown';
 import { initBackend } from '../model/backend';
 import { loadWeights, saveWeights } from '../model/checkpoint';
 import { evaluate, windowsToTensors } from '../model/evaluate';
-import { disposeWeights, forward, forwardWithAux, initWeights, trainingLoss, weightShapes, type GptConfig, type MoeConfig, type Weights } from '../model/gpt';
+import {
+  disposeWeights,
+  forward,
+  forwardWithAux,
+  initWeights,
+  trainingLoss,
+  weightShapes,
+  type GptConfig,
+  type MoeConfig,
+  type Weights,
+} from '../model/gpt';
 import { expertCapacity, route } from '../model/moe';
 import { encodeDocuments, type TokenIds } from '../model/tokenizer';
 import { Trainer } from '../model/trainer';
@@ -18,10 +28,36 @@ before(async () => {
   await initBackend('wasm', () => undefined);
 });
 
-const moe = (over: Partial<MoeConfig> = {}): MoeConfig => ({ experts: 4, topK: 2, capacityFactor: 1.25, auxLossWeight: 0.01, every: 1, ...over });
-const tiny = (over: Partial<MoeConfig> = {}): GptConfig => ({ vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 2, nHead: 2, moe: moe(over) });
-const toy = encodeDocuments(Array.from({ length: 200 }, (_, i) => `the cat sat on the mat number ${i % 7}. the dog ate the bone.`));
-const train = { steps: 50, batchSize: 8, learningRate: 3e-3, warmupSteps: 0, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 1 };
+const moe = (over: Partial<MoeConfig> = {}): MoeConfig => ({
+  experts: 4,
+  topK: 2,
+  capacityFactor: 1.25,
+  auxLossWeight: 0.01,
+  every: 1,
+  ...over,
+});
+const tiny = (over: Partial<MoeConfig> = {}): GptConfig => ({
+  vocabSize: 256,
+  seqLen: 16,
+  dModel: 16,
+  nLayer: 2,
+  nHead: 2,
+  moe: moe(over),
+});
+const toy = encodeDocuments(
+  Array.from({ length: 200 }, (_, i) => `the cat sat on the mat number ${i % 7}. the dog ate the bone.`),
+);
+const train = {
+  steps: 50,
+  batchSize: 8,
+  learningRate: 3e-3,
+  warmupSteps: 0,
+  weightDecay: 0.1,
+  gradClip: 1,
+  beta1: 0.9,
+  beta2: 0.95,
+  seed: 1,
+};
 const rows = (t: tf.Tensor) => t.arraySync() as number[][];
 
 test('MoE weights: a router and E expert MLPs replace the MLP on every `every`-th block, and a checkpoint round-trips', async () => {
@@ -40,20 +76,38 @@ test('MoE weights: a router and E expert MLPs replace the MLP on every `every`-t
   const loaded = await loadWeights(file, cfg);
   const { ids } = windowsToTensors(toy, [0, 50], 16);
   assert.deepEqual(forward(loaded, cfg, ids).dataSync(), forward(w, cfg, ids).dataSync());
-  await assert.rejects(loadWeights(file, { ...cfg, moe: moe({ every: 2, experts: 5 }) }), /missing tensor 'h\.1\.moe\.experts\.4\./);
+  await assert.rejects(
+    loadWeights(file, { ...cfg, moe: moe({ every: 2, experts: 5 }) }),
+    /missing tensor 'h\.1\.moe\.experts\.4\./,
+  );
   await assert.rejects(loadWeights(file, { ...cfg, moe: null }), /missing tensor 'h\.1\.mlp\./);
   disposeWeights(w);
   disposeWeights(loaded);
 });
 
 test('bad MoE config is refused with the field and value named', () => {
-  assert.throws(() => initWeights(tiny({ topK: 5 }), 0), /model\.moe\.topK \(5\) must be at most model\.moe\.experts \(4\)/);
-  assert.throws(() => initWeights(tiny({ every: 3 }), 0), /model\.moe\.every \(3\) must be at most model\.nLayer \(2\)/);
+  assert.throws(
+    () => initWeights(tiny({ topK: 5 }), 0),
+    /model\.moe\.topK \(5\) must be at most model\.moe\.experts \(4\)/,
+  );
+  assert.throws(
+    () => initWeights(tiny({ every: 3 }), 0),
+    /model\.moe\.every \(3\) must be at most model\.nLayer \(2\)/,
+  );
   assert.throws(() => initWeights(tiny({ capacityFactor: 0 }), 0), /model\.moe\.capacityFactor \(0\)/);
-  assert.throws(() => parseOrExplain(ModelSchema, { moe: { experts: 2, topK: 3 } }, 'model'), /moe\.topK = 3: must be at most model\.moe\.experts \(2\)/);
+  assert.throws(
+    () => parseOrExplain(ModelSchema, { moe: { experts: 2, topK: 3 } }, 'model'),
+    /moe\.topK = 3: must be at most model\.moe\.experts \(2\)/,
+  );
   assert.throws(() => parseOrExplain(ModelSchema, { moe: { experts: 1 } }, 'model'), /moe\.experts = 1/);
   assert.equal(parseOrExplain(ModelSchema, {}, 'model').moe, null, 'MoE is off by default');
-  assert.deepEqual(parseOrExplain(ModelSchema, { moe: { experts: 8 } }, 'model').moe, { experts: 8, topK: 2, capacityFactor: 1.25, auxLossWeight: 0.01, every: 1 });
+  assert.deepEqual(parseOrExplain(ModelSchema, { moe: { experts: 8 } }, 'model').moe, {
+    experts: 8,
+    topK: 2,
+    capacityFactor: 1.25,
+    auxLossWeight: 0.01,
+    every: 1,
+  });
 });
 
 test('forward and backward on wasm (no gather gradient exists there): every weight gets a finite gradient', () => {
@@ -81,8 +135,15 @@ test('routing: each token picks its top-k experts; an expert takes at most `capa
   const roomy = route(probs, moe({ topK: 2, capacityFactor: 2 })); // capacity 32: nothing dropped
   const chosen = rows(roomy.chosen);
   for (let n = 0; n < N; n++) {
-    const top2 = [...p[n].keys()].sort((a, b) => p[n][b] - p[n][a]).slice(0, 2).sort();
-    assert.deepEqual(chosen[n].flatMap((c, e) => (c ? [e] : [])), top2, `token ${n}`);
+    const top2 = [...p[n].keys()]
+      .sort((a, b) => p[n][b] - p[n][a])
+      .slice(0, 2)
+      .sort();
+    assert.deepEqual(
+      chosen[n].flatMap((c, e) => (c ? [e] : [])),
+      top2,
+      `token ${n}`,
+    );
   }
   assert.deepEqual(rows(roomy.kept), chosen);
   // Mixtral renormalisation: a kept token's gates are its top-2 probabilities scaled to sum to 1.
@@ -109,10 +170,18 @@ test('routing: each token picks its top-k experts; an expert takes at most `capa
 });
 
 test('aux loss is E · Σ f_e · P_e (Switch), checked by hand', () => {
-  const probs = tf.tensor2d([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]);
+  const probs = tf.tensor2d([
+    [0.9, 0.1],
+    [0.8, 0.2],
+    [0.3, 0.7],
+    [0.6, 0.4],
+  ]);
   // top-1 picks experts 0, 0, 1, 0: f = [3/4, 1/4]; P = [0.65, 0.35]; 2 · (0.75·0.65 + 0.25·0.35) = 1.15
   assert.ok(Math.abs(route(probs, moe({ experts: 2, topK: 1 })).aux.dataSync()[0] - 1.15) < 1e-6);
-  const three = tf.tensor2d([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3]]);
+  const three = tf.tensor2d([
+    [0.5, 0.3, 0.2],
+    [0.1, 0.6, 0.3],
+  ]);
   // top-2 picks {0,1} and {1,2}: f = [1, 2, 1] / 4; P = [0.3, 0.45, 0.25]; 3 · (0.075 + 0.225 + 0.0625) = 1.0875
   assert.ok(Math.abs(route(three, moe({ experts: 3, topK: 2 })).aux.dataSync()[0] - 1.0875) < 1e-6);
   const uniform = tf.fill([8, 4], 0.25) as tf.Tensor2D;
@@ -131,14 +200,22 @@ test('training minimises CE + auxLossWeight · aux; evaluation scores cross-entr
   assert.equal(trainingLoss(w, light, ids, targets).total.dataSync()[0], ce);
   assert.equal(forwardWithAux(w, light, ids).aux.dataSync()[0], aux);
   const opts = { maxTokens: 512, batchSize: 4 };
-  assert.equal(evaluate(w, heavy, toy, opts).loss, evaluate(w, light, toy, opts).loss, 'auxLossWeight does not change the held-out loss');
+  assert.equal(
+    evaluate(w, heavy, toy, opts).loss,
+    evaluate(w, light, toy, opts).loss,
+    'auxLossWeight does not change the held-out loss',
+  );
   disposeWeights(w);
 });
 
 /** Max over mean of tokens per expert (1 is perfect balance) on a fixed set of windows. */
 function imbalance(w: Weights, cfg: GptConfig, data: TokenIds): number {
   return tf.tidy(() => {
-    const { ids } = windowsToTensors(data, Array.from({ length: 32 }, (_, i) => i * 97), cfg.seqLen);
+    const { ids } = windowsToTensors(
+      data,
+      Array.from({ length: 32 }, (_, i) => i * 97),
+      cfg.seqLen,
+    );
     const load = Array.from(forwardWithAux(w, cfg, ids).expertLoad[0].dataSync());
     return Math.max(...load) / (load.reduce((a, b) => a + b) / load.length);
   });
@@ -147,14 +224,29 @@ function imbalance(w: Weights, cfg: GptConfig, data: TokenIds): number {
 test('the aux loss spreads a router skewed onto one expert; without it the skew stays', async () => {
   const ratios: Record<string, { before: number; after: number }> = {};
   for (const auxLossWeight of [0, 0.1]) {
-    const cfg: GptConfig = { vocabSize: 256, seqLen: 16, dModel: 32, nLayer: 1, nHead: 2, moe: moe({ topK: 2, capacityFactor: 2, auxLossWeight }) };
+    const cfg: GptConfig = {
+      vocabSize: 256,
+      seqLen: 16,
+      dModel: 32,
+      nLayer: 1,
+      nHead: 2,
+      moe: moe({ topK: 2, capacityFactor: 2, auxLossWeight }),
+    };
     const w = initWeights(cfg, 1);
     // Skew: a constant offset after ln_2 that the router's column for expert 0 aligns with, so
     // every token's top-2 includes expert 0 (max/mean = 2 with top-2 of 4).
     const offset = tf.fill([32], 0.3);
     w.get('h.0.ln_2.bias')!.assign(offset);
     const router = w.get('h.0.moe.router.weight')!;
-    router.assign(tf.add(router, tf.pad(tf.reshape(tf.mul(offset, 0.5), [32, 1]), [[0, 0], [0, 3]])));
+    router.assign(
+      tf.add(
+        router,
+        tf.pad(tf.reshape(tf.mul(offset, 0.5), [32, 1]), [
+          [0, 0],
+          [0, 3],
+        ]),
+      ),
+    );
     const before = imbalance(w, cfg, toy);
     const trainer = new Trainer(cfg, w, { ...train, seed: 2 }, toy);
     await trainer.run();
@@ -170,19 +262,32 @@ test('the aux loss spreads a router skewed onto one expert; without it the skew 
 
 test('an MoE model learns real text: held-out loss falls', async () => {
   const dir = await exportBrown(tempDir(), 'a');
-  const texts = await Promise.all((await fs.readdir(dir)).filter((f) => f.endsWith('.txt')).slice(0, 30).map((f) => fs.readFile(path.join(dir, f), 'utf8')));
+  const texts = await Promise.all(
+    (await fs.readdir(dir))
+      .filter((f) => f.endsWith('.txt'))
+      .slice(0, 30)
+      .map((f) => fs.readFile(path.join(dir, f), 'utf8')),
+  );
   const cfg: GptConfig = { vocabSize: 256, seqLen: 32, dModel: 32, nLayer: 2, nHead: 2, moe: moe({ every: 2 }) };
   const w = initWeights(cfg, 0);
   const heldOut = encodeDocuments(texts.slice(25));
   const opts = { maxTokens: 2048, batchSize: 16 };
   const beforeLoss = evaluate(w, cfg, heldOut, opts).loss;
-  const trainer = new Trainer(cfg, w, { ...train, steps: 60, learningRate: 1e-2, warmupSteps: 5 }, encodeDocuments(texts.slice(0, 25)));
+  const trainer = new Trainer(
+    cfg,
+    w,
+    { ...train, steps: 60, learningRate: 1e-2, warmupSteps: 5 },
+    encodeDocuments(texts.slice(0, 25)),
+  );
   const summary = await trainer.run();
   const tensors = tf.memory().numTensors;
   trainer.trainStep();
   assert.equal(tf.memory().numTensors, tensors, 'an MoE training step must not leak tensors');
   const afterLoss = evaluate(w, cfg, heldOut, opts).loss;
-  assert.ok(afterLoss < beforeLoss - 1.5, `held-out loss ${afterLoss} should beat the untrained ${beforeLoss} clearly (train ${summary.finalLoss})`);
+  assert.ok(
+    afterLoss < beforeLoss - 1.5,
+    `held-out loss ${afterLoss} should beat the untrained ${beforeLoss} clearly (train ${summary.finalLoss})`,
+  );
   trainer.dispose();
   disposeWeights(w);
 });

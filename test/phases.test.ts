@@ -1,13 +1,26 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CONNITO_PHASES, cycleLength, parsePhases, phaseWindow, planCommit, type ChainSchedule } from '../subnets/connito/phases';
+import {
+  CONNITO_PHASES,
+  cycleLength,
+  parsePhases,
+  phaseWindow,
+  planCommit,
+  type ChainSchedule,
+} from '../subnets/connito/phases';
 
 test('Connito phases add up to a 500-block cycle', () => {
   assert.equal(cycleLength(CONNITO_PHASES), 500);
   assert.deepEqual(phaseWindow({ origin: 0, phases: CONNITO_PHASES }, 2, 'MinerCommit1'), { start: 1320, end: 1330 });
 });
 
-const sched = (block: number): ChainSchedule => ({ block, atMs: 1_000_000, blockMs: 12_000, origin: 0, phases: CONNITO_PHASES });
+const sched = (block: number): ChainSchedule => ({
+  block,
+  atMs: 1_000_000,
+  blockMs: 12_000,
+  origin: 0,
+  phases: CONNITO_PHASES,
+});
 
 test('commit plan: during training, the current round; commit 2 opens when commit 1 closes', () => {
   const p = planCommit(sched(100), 1_000_000, 1500);

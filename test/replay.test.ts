@@ -14,7 +14,9 @@ test('recorded cycle histories replay without non-determinism', async () => {
   const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.history.json'));
   assert.ok(files.length > 0, 'at least one recorded history');
   for (const f of files) {
-    const { workflowId, ...history } = JSON.parse(await fs.readFile(path.join(dir, f), 'utf8')) as { workflowId?: string };
+    const { workflowId, ...history } = JSON.parse(await fs.readFile(path.join(dir, f), 'utf8')) as {
+      workflowId?: string;
+    };
     await Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows') }, history, workflowId ?? f);
   }
 });

@@ -58,7 +58,9 @@ async function randomFile(bytes: number): Promise<string> {
 }
 
 async function sha256(file: string): Promise<string> {
-  return createHash('sha256').update(await fs.readFile(file)).digest('hex');
+  return createHash('sha256')
+    .update(await fs.readFile(file))
+    .digest('hex');
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -70,9 +72,13 @@ async function filesUnder(dir: string): Promise<string[]> {
 async function checkpointFile(seed: number): Promise<{ file: string; hash: string }> {
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   let x = seed;
-  for (const [name, n] of [['wte', 1_500_000], ['h.0.attn', 1_000_000], ['lm_head', 500_000]] as const) {
+  for (const [name, n] of [
+    ['wte', 1_500_000],
+    ['h.0.attn', 1_000_000],
+    ['lm_head', 500_000],
+  ] as const) {
     const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+    for (let i = 0; i < n; i++) data[i] = (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
     tensors.set(name, { shape: [n], data });
   }
   const file = path.join(tempDir(), 'model.safetensors');
@@ -135,7 +141,11 @@ test('an immutable object accepts the same bytes again and refuses different byt
     assert.ok(err.message.includes(digestFirst) && err.message.includes(digestOther), 'names both digests');
     return true;
   });
-  assert.equal(await sha256(server.objectFile(BUCKET, `immutable/${key}`)), digestFirst, 'the stored object is untouched');
+  assert.equal(
+    await sha256(server.objectFile(BUCKET, `immutable/${key}`)),
+    digestFirst,
+    'the stored object is untouched',
+  );
   assert.equal(await sha256(await store.get(key)), digestFirst);
 });
 
@@ -155,7 +165,10 @@ test('a corrupted object is detected on download and never left in the cache', a
   const actual = createHash('sha256').update(bytes).digest('hex');
 
   await assert.rejects(store.get(key), (err: Error) => {
-    assert.match(err.message, /store object 'checkpoints\/def\/model\.safetensors' in s3:\/\/checkpoints\/corrupt is corrupt/);
+    assert.match(
+      err.message,
+      /store object 'checkpoints\/def\/model\.safetensors' in s3:\/\/checkpoints\/corrupt is corrupt/,
+    );
     assert.ok(err.message.includes(`recorded sha256 is ${expected}`), err.message);
     assert.ok(err.message.includes(`hash to ${actual}`), err.message);
     return true;
@@ -164,7 +177,12 @@ test('a corrupted object is detected on download and never left in the cache', a
 
   // Different bytes put behind the store's back with the old digest in their metadata: also caught.
   await store.client.send(
-    new PutObjectCommand({ Bucket: BUCKET, Key: `corrupt/${key}`, Body: await fs.readFile(await randomFile(1000)), Metadata: { sha256: expected } }),
+    new PutObjectCommand({
+      Bucket: BUCKET,
+      Key: `corrupt/${key}`,
+      Body: await fs.readFile(await randomFile(1000)),
+      Metadata: { sha256: expected },
+    }),
   );
   await assert.rejects(store.get(key), /is corrupt: its recorded sha256 is/);
   // An object minerflow did not write has no digest to check against.
@@ -214,11 +232,18 @@ test('a download cut mid-way is fetched again and verified; one that keeps break
   } finally {
     await once.stop();
   }
-  const always = await startCuttingProxy(server.endpoint, { afterBytes: 4 * MIB, cutTimes: Infinity, direction: 'response' });
+  const always = await startCuttingProxy(server.endpoint, {
+    afterBytes: 4 * MIB,
+    cutTimes: Infinity,
+    direction: 'response',
+  });
   try {
     const cacheDir = tempDir('minerflow-s3cache-');
     const store = s3Store(`s3://${BUCKET}/cutget`, { endpoint: always.endpoint, cacheDir, maxAttempts: 2 });
-    await assert.rejects(store.get('blob.bin'), /^Error: S3 download of 'blob\.bin' from s3:\/\/checkpoints\/cutget .* broke off after \d+ bytes: .* \(after 2 attempts\)$/);
+    await assert.rejects(
+      store.get('blob.bin'),
+      /^Error: S3 download of 'blob\.bin' from s3:\/\/checkpoints\/cutget .* broke off after \d+ bytes: .* \(after 2 attempts\)$/,
+    );
     assert.deepEqual(await filesUnder(path.join(cacheDir, BUCKET, 'objects')), [], 'no partial download in the cache');
   } finally {
     await always.stop();
@@ -231,7 +256,10 @@ test('bytes corrupted in transit to a server that checks no checksum are caught 
   try {
     const store = s3Store(`s3://${BUCKET}/transit`, { endpoint: proxy.endpoint });
     const file = await randomFile(2 * MIB);
-    await assert.rejects(store.put('blob.bin', file, { immutable: true }), /server's ETag [0-9a-f]{32} matches neither the file's md5 [0-9a-f]{32} .* the object was deleted/);
+    await assert.rejects(
+      store.put('blob.bin', file, { immutable: true }),
+      /server's ETag [0-9a-f]{32} matches neither the file's md5 [0-9a-f]{32} .* the object was deleted/,
+    );
     assert.equal(proxy.cuts, 1, 'one byte was flipped');
     assert.equal(await store.exists('blob.bin'), false, 'no object whose recorded sha256 lies');
     await store.put('blob.bin', file, { immutable: true }); // the retry goes through
@@ -248,14 +276,24 @@ test('an upload that keeps failing ends in a clear error and leaves no object un
     const store = s3Store(`s3://${BUCKET}/broken`, { endpoint: proxy.endpoint, maxAttempts: 2 });
     const file = await randomFile(11 * MIB);
     await assert.rejects(store.put('checkpoints/x/model.safetensors', file, { immutable: true }), (err: Error) => {
-      assert.match(err.message, /^S3 upload of 'checkpoints\/x\/model\.safetensors' to s3:\/\/checkpoints\/broken \(http:\/\/127\.0\.0\.1:\d+\) failed: /);
+      assert.match(
+        err.message,
+        /^S3 upload of 'checkpoints\/x\/model\.safetensors' to s3:\/\/checkpoints\/broken \(http:\/\/127\.0\.0\.1:\d+\) failed: /,
+      );
       return true;
     });
     assert.ok(proxy.cuts >= 2, `the SDK retried (${proxy.cuts} cuts)`);
     assert.equal(await s3Store(`s3://${BUCKET}/broken`).exists('checkpoints/x/model.safetensors'), false);
     // One PutObject: s3rver writes it in place, so the truncated object it leaves is removed.
-    await assert.rejects(store.put('single/blob.bin', await randomFile(3 * MIB)), /^Error: S3 upload of 'single\/blob\.bin' .* failed: .*ECONNRESET/);
-    assert.equal(await s3Store(`s3://${BUCKET}/broken`).exists('single/blob.bin'), false, 'no half object under the key');
+    await assert.rejects(
+      store.put('single/blob.bin', await randomFile(3 * MIB)),
+      /^Error: S3 upload of 'single\/blob\.bin' .* failed: .*ECONNRESET/,
+    );
+    assert.equal(
+      await s3Store(`s3://${BUCKET}/broken`).exists('single/blob.bin'),
+      false,
+      'no half object under the key',
+    );
   } finally {
     await proxy.stop();
   }
@@ -269,9 +307,15 @@ test('bad URIs, keys, missing buckets and unreachable servers get errors that sa
   assert.throws(() => parseS3Uri('s3://bucket/a//b'), /prefix 'a\/\/b' has an empty, '\.' or '\.\.' segment/);
   assert.throws(() => parseS3Uri('s3://bucket/a?versionId=1'), /not an S3 URI/);
   assert.throws(() => s3Store('s3:/bucket/x'), /not an S3 URI/);
-  assert.throws(() => s3Store(`s3://${BUCKET}/x`, { partSizeBytes: MIB }), /partSizeBytes 1048576 must be a whole number of bytes, at least S3's 5 MiB minimum part size/);
+  assert.throws(
+    () => s3Store(`s3://${BUCKET}/x`, { partSizeBytes: MIB }),
+    /partSizeBytes 1048576 must be a whole number of bytes, at least S3's 5 MiB minimum part size/,
+  );
   assert.throws(() => s3Store(`s3://${BUCKET}/x`, { endpoint: 'not a url' }), /S3 endpoint 'not a url' is not a URL/);
-  assert.throws(() => openStore('ftp://host/x'), /unsupported scheme; use a folder path, a file: URI or s3:\/\/bucket\/prefix/);
+  assert.throws(
+    () => openStore('ftp://host/x'),
+    /unsupported scheme; use a folder path, a file: URI or s3:\/\/bucket\/prefix/,
+  );
 
   const store = s3Store(`s3://${BUCKET}/keys`);
   await assert.rejects(store.exists('../escape'), /store key '\.\.\/escape' is invalid/);
@@ -279,23 +323,39 @@ test('bad URIs, keys, missing buckets and unreachable servers get errors that sa
   await assert.rejects(store.put('ok/key', '/nonexistent/file.bin'), /cannot upload \/nonexistent\/file\.bin: ENOENT/);
 
   const missing = s3Store('s3://no-such-bucket/p');
-  await assert.rejects(missing.exists('k'), /S3 bucket 'no-such-bucket' of checkpoint store s3:\/\/no-such-bucket\/p does not exist at http:\/\/127\.0\.0\.1:\d+/);
+  await assert.rejects(
+    missing.exists('k'),
+    /S3 bucket 'no-such-bucket' of checkpoint store s3:\/\/no-such-bucket\/p does not exist at http:\/\/127\.0\.0\.1:\d+/,
+  );
   await assert.rejects(missing.get('k'), /does not exist/);
 
   const unreachable = s3Store(`s3://${BUCKET}/p`, { endpoint: 'http://127.0.0.1:1', maxAttempts: 1 });
-  await assert.rejects(unreachable.exists('k'), /S3 bucket 'checkpoints' at http:\/\/127\.0\.0\.1:1 cannot be reached: .*ECONNREFUSED/);
+  await assert.rejects(
+    unreachable.exists('k'),
+    /S3 bucket 'checkpoints' at http:\/\/127\.0\.0\.1:1 cannot be reached: .*ECONNREFUSED/,
+  );
 
   // Half a credential pair is named, the value never shown.
   assert.throws(
     () => new S3Store(`s3://${BUCKET}`, { cacheDir: tempDir(), env: { AWS_ACCESS_KEY_ID: 'AKIASECRETVALUE' } }),
-    (err: Error) => /AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not/.test(err.message) && !err.message.includes('AKIASECRETVALUE'),
+    (err: Error) =>
+      /AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not/.test(err.message) &&
+      !err.message.includes('AKIASECRETVALUE'),
   );
 });
 
 test('openStore wires s3:// from settings: endpoint, path style, region, credentials from the AWS env vars', async () => {
-  const settings = loadSettings({ MINERFLOW_DATA_DIR: tempDir(), MINERFLOW_S3_ENDPOINT: server.endpoint, AWS_REGION: 'eu-central-1', MINERFLOW_STORE: `s3://${BUCKET}/wired` });
+  const settings = loadSettings({
+    MINERFLOW_DATA_DIR: tempDir(),
+    MINERFLOW_S3_ENDPOINT: server.endpoint,
+    AWS_REGION: 'eu-central-1',
+    MINERFLOW_STORE: `s3://${BUCKET}/wired`,
+  });
   assert.deepEqual(settings.s3, { endpoint: server.endpoint, region: 'eu-central-1', forcePathStyle: true });
-  assert.equal(loadSettings({ MINERFLOW_S3_ENDPOINT: server.endpoint, MINERFLOW_S3_FORCE_PATH_STYLE: 'false' }).s3.forcePathStyle, false);
+  assert.equal(
+    loadSettings({ MINERFLOW_S3_ENDPOINT: server.endpoint, MINERFLOW_S3_FORCE_PATH_STYLE: 'false' }).s3.forcePathStyle,
+    false,
+  );
   assert.throws(() => loadSettings({ MINERFLOW_S3_ENDPOINT: 'nope' }), /MINERFLOW_S3_ENDPOINT = "nope"/);
 
   const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
@@ -311,7 +371,10 @@ test('openStore wires s3:// from settings: endpoint, path style, region, credent
     assert.ok(got.startsWith(path.join(settings.dataDir, 'cache', 's3')), `cached under the data dir: ${got}`);
     assert.equal(await sha256(got), await sha256(file));
   } finally {
-    for (const [k, v] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret]] as const) {
+    for (const [k, v] of [
+      ['AWS_ACCESS_KEY_ID', saved.id],
+      ['AWS_SECRET_ACCESS_KEY', saved.secret],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }

@@ -18,7 +18,9 @@ import { CONNITO_PHASES } from '../subnets/connito/phases';
 import { startDevnet, type Devnet } from '../infra/devnet/server';
 
 // 100 ms blocks: MinerCommit1 opens at block 22 of each 54-block round.
-const PHASES = parsePhases('Distribute:2,Train:20,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:2,ValidatorCommit1:1,ValidatorCommit2:1');
+const PHASES = parsePhases(
+  'Distribute:2,Train:20,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:2,ValidatorCommit1:1,ValidatorCommit2:1',
+);
 const BLOCK_MS = 100;
 let devnet: Devnet;
 let chain: SubtensorChain;
@@ -33,13 +35,32 @@ const fixedValidator: LocalValidator = async (round, submissions) => {
   return new Map(
     submissions.map((s) => {
       const first = s.hotkey === miner.address;
-      return [s.hotkey, { round, loss: first ? 2.5 : 2.7, baselineLoss: 5.5, rawScore: first ? 3.7 : 3.4, rank: first ? 1 : 2, reward: first ? 2.25 : 1.5 }];
+      return [
+        s.hotkey,
+        {
+          round,
+          loss: first ? 2.5 : 2.7,
+          baselineLoss: 5.5,
+          rawScore: first ? 3.7 : 3.4,
+          rank: first ? 1 : 2,
+          reward: first ? 2.25 : 1.5,
+        },
+      ];
     }),
   );
 };
 
 function options(port = 0) {
-  return { port, blockMs: BLOCK_MS, phases: PHASES, register: [{ netuid: 102, address: miner.address }, { netuid: 102, address: rival.address }], validator: fixedValidator };
+  return {
+    port,
+    blockMs: BLOCK_MS,
+    phases: PHASES,
+    register: [
+      { netuid: 102, address: miner.address },
+      { netuid: 102, address: rival.address },
+    ],
+    validator: fixedValidator,
+  };
 }
 
 before(async () => {
@@ -65,7 +86,10 @@ test('an endpoint nobody listens on fails to connect, saying where and what to s
   const idle = await startDevnet(options());
   const url = idle.url;
   await idle.close();
-  await assert.rejects(SubtensorChain.connect({ url, phases: [], blockMs: 12_000 }), /cannot reach the chain at ws:\/\/127\.0\.0\.1:\d+: .*minerflow devnet/);
+  await assert.rejects(
+    SubtensorChain.connect({ url, phases: [], blockMs: 12_000 }),
+    /cannot reach the chain at ws:\/\/127\.0\.0\.1:\d+: .*minerflow devnet/,
+  );
 });
 
 test('uid comes from SubtensorModule.Uids; the schedule from the devnet', async () => {
@@ -75,7 +99,10 @@ test('uid comes from SubtensorModule.Uids; the schedule from the devnet', async 
   assert.equal(await chain.uid(miner.address, 7), null);
   const s = await chain.schedule();
   assert.deepEqual(s.phases, PHASES);
-  assert.ok(s.blockMs >= BLOCK_MS / 2 && s.blockMs <= BLOCK_MS * 2, `observed block time ${s.blockMs} ms stays within 0.5–2× the nominal ${BLOCK_MS}`);
+  assert.ok(
+    s.blockMs >= BLOCK_MS / 2 && s.blockMs <= BLOCK_MS * 2,
+    `observed block time ${s.blockMs} ms stays within 0.5–2× the nominal ${BLOCK_MS}`,
+  );
   assert.ok(Math.abs(s.block - devnet.chain.head().number) <= 1);
   assert.ok(Math.abs(s.atMs - Date.now()) < 2000, 'atMs is the head block timestamp');
 });
@@ -83,9 +110,17 @@ test('uid comes from SubtensorModule.Uids; the schedule from the devnet', async 
 test('a commitment decodes with @polkadot/api to exactly the bytes sent, multi-byte UTF-8 included', async () => {
   const payload = '{"s":"ñandú ü € 𝄞"}';
   const { block } = await chain.commit(miner, 102, payload);
-  const api = await ApiPromise.create({ provider: new WsProvider(devnet.url), signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS, noInitWarn: true });
+  const api = await ApiPromise.create({
+    provider: new WsProvider(devnet.url),
+    signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS,
+    noInitWarn: true,
+  });
   try {
-    const reg = ((await api.query.commitments.commitmentOf(102, miner.address)) as Codec & { unwrap(): { block: Codec; info: { fields: (Codec & { type: string; value: Codec })[] } } }).unwrap();
+    const reg = (
+      (await api.query.commitments.commitmentOf(102, miner.address)) as Codec & {
+        unwrap(): { block: Codec; info: { fields: (Codec & { type: string; value: Codec })[] } };
+      }
+    ).unwrap();
     assert.equal(reg.info.fields.length, 1);
     assert.equal(reg.info.fields[0].type, `Raw${Buffer.byteLength(payload)}`);
     assert.ok(Buffer.byteLength(payload) > payload.length, 'the payload has multi-byte characters');
@@ -98,7 +133,10 @@ test('a commitment decodes with @polkadot/api to exactly the bytes sent, multi-b
 });
 
 test('an unregistered hotkey is rejected with the pallet error, not retried', async () => {
-  const err = await chain.commit(stranger, 102, '{"s":"x"}').then(() => undefined, (e: unknown) => e);
+  const err = await chain.commit(stranger, 102, '{"s":"x"}').then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof ChainRejectedError, String(err));
   assert.match(err.message, /commitments\.AccountNotAllowedCommit/);
 });
@@ -107,52 +145,64 @@ test('an oversize payload is rejected before signing, naming its size and the li
   const payload = JSON.stringify({ u: 'x'.repeat(130) });
   const size = Buffer.byteLength(payload);
   assert.ok(size > 128);
-  await assert.rejects(chain.commit(miner, 102, payload), (err: Error) => err instanceof ChainRejectedError && err.message.includes(`${size} bytes exceeds subtensor's limit of 128`));
+  await assert.rejects(
+    chain.commit(miner, 102, payload),
+    (err: Error) =>
+      err instanceof ChainRejectedError && err.message.includes(`${size} bytes exceeds subtensor's limit of 128`),
+  );
 });
 
-test('the score is Incentive[uid] / sum(Incentive) as written by the devnet validator, with its report', { timeout: 30_000 }, async () => {
-  const s = await chain.schedule();
-  let round = Math.floor(s.block / 54);
-  if (s.block >= phaseWindow(s, round, 'MinerCommit1').start - 1) round += 1;
-  const c1 = phaseWindow(s, round, 'MinerCommit1');
-  await untilBlock(c1.start);
-  await Promise.all([chain.commit(miner, 102, '{"s":"a"}'), chain.commit(rival, 102, '{"s":"b"}')]);
-  const validate = phaseWindow(s, round, 'Validate');
-  await untilBlock(validate.start + 2);
-  let score = await chain.score(miner.address, 102);
-  while (!score || score.updatedAtBlock < validate.start) {
-    await new Promise((r) => setTimeout(r, 50));
-    score = await chain.score(miner.address, 102);
-  }
-  assert.ok(validated.some((v) => v.round === round && v.hotkeys.length === 2));
-  assert.equal(score.uid, 0);
-  assert.ok(Math.abs(score.incentiveShare - 0.6) < 1e-4, `2.25 / (2.25 + 1.5) = 0.6, got ${score.incentiveShare}`);
-  assert.equal(score.tempo, 54);
-  assert.ok(Math.abs(score.emissionRao! - 0.6e9) < 1e5);
-  assert.equal(score.details?.rank, 1);
-  assert.equal(score.details?.round, round);
-  const other = await chain.score(rival.address, 102);
-  assert.ok(Math.abs(other!.incentiveShare - 0.4) < 1e-4);
-  assert.equal(await chain.score(stranger.address, 102), null);
-});
+test(
+  'the score is Incentive[uid] / sum(Incentive) as written by the devnet validator, with its report',
+  { timeout: 30_000 },
+  async () => {
+    const s = await chain.schedule();
+    let round = Math.floor(s.block / 54);
+    if (s.block >= phaseWindow(s, round, 'MinerCommit1').start - 1) round += 1;
+    const c1 = phaseWindow(s, round, 'MinerCommit1');
+    await untilBlock(c1.start);
+    await Promise.all([chain.commit(miner, 102, '{"s":"a"}'), chain.commit(rival, 102, '{"s":"b"}')]);
+    const validate = phaseWindow(s, round, 'Validate');
+    await untilBlock(validate.start + 2);
+    let score = await chain.score(miner.address, 102);
+    while (!score || score.updatedAtBlock < validate.start) {
+      await new Promise((r) => setTimeout(r, 50));
+      score = await chain.score(miner.address, 102);
+    }
+    assert.ok(validated.some((v) => v.round === round && v.hotkeys.length === 2));
+    assert.equal(score.uid, 0);
+    assert.ok(Math.abs(score.incentiveShare - 0.6) < 1e-4, `2.25 / (2.25 + 1.5) = 0.6, got ${score.incentiveShare}`);
+    assert.equal(score.tempo, 54);
+    assert.ok(Math.abs(score.emissionRao! - 0.6e9) < 1e5);
+    assert.equal(score.details?.rank, 1);
+    assert.equal(score.details?.round, round);
+    const other = await chain.score(rival.address, 102);
+    assert.ok(Math.abs(other!.incentiveShare - 0.4) < 1e-4);
+    assert.equal(await chain.score(stranger.address, 102), null);
+  },
+);
 
-test('a dropped WebSocket reconnects: the devnet restarts on the same port and commits go through', { timeout: 30_000 }, async () => {
-  const port = devnet.port;
-  await devnet.close();
-  await new Promise((r) => setTimeout(r, 300)); // the client sees the socket close
-  await assert.rejects(chain.uid(miner.address, 102), /not connected to the chain at .* \(still reconnecting/);
-  devnet = await startDevnet(options(port));
-  // Same configuration, same genesis: the client's signatures stay valid across the restart.
-  let result: { block: number } | undefined;
-  for (let i = 0; i < 100 && !result; i++) {
-    result = await chain.commit(miner, 102, '{"s":"after restart"}').catch(async () => {
-      await new Promise((r) => setTimeout(r, 100));
-      return undefined;
-    });
-  }
-  assert.ok(result, 'a commit went through after the restart');
-  assert.equal((await chain.commitment(miner.address, 102))?.payload, '{"s":"after restart"}');
-});
+test(
+  'a dropped WebSocket reconnects: the devnet restarts on the same port and commits go through',
+  { timeout: 30_000 },
+  async () => {
+    const port = devnet.port;
+    await devnet.close();
+    await new Promise((r) => setTimeout(r, 300)); // the client sees the socket close
+    await assert.rejects(chain.uid(miner.address, 102), /not connected to the chain at .* \(still reconnecting/);
+    devnet = await startDevnet(options(port));
+    // Same configuration, same genesis: the client's signatures stay valid across the restart.
+    let result: { block: number } | undefined;
+    for (let i = 0; i < 100 && !result; i++) {
+      result = await chain.commit(miner, 102, '{"s":"after restart"}').catch(async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        return undefined;
+      });
+    }
+    assert.ok(result, 'a commit went through after the restart');
+    assert.equal((await chain.commitment(miner.address, 102))?.payload, '{"s":"after restart"}');
+  },
+);
 
 test('MINERFLOW_CHAIN picks the adapter: devnet by default, a ws(s):// endpoint with configured phases, anything else named', () => {
   const devnetSettings = loadSettings({ MINERFLOW_DATA_DIR: '/tmp/mf' });
@@ -164,9 +214,15 @@ test('MINERFLOW_CHAIN picks the adapter: devnet by default, a ws(s):// endpoint 
   assert.deepEqual(finney.chain.phases, CONNITO_PHASES);
   assert.equal(finney.chain.blockMs, 12_000);
   assert.match(finney.walletsDir, /\.bittensor\/wallets$/);
-  const custom = loadSettings({ MINERFLOW_CHAIN: 'ws://10.0.0.5:9944', MINERFLOW_PHASES: 'Train:100,MinerCommit1:5,MinerCommit2:5,Validate:5' });
+  const custom = loadSettings({
+    MINERFLOW_CHAIN: 'ws://10.0.0.5:9944',
+    MINERFLOW_PHASES: 'Train:100,MinerCommit1:5,MinerCommit2:5,Validate:5',
+  });
   assert.equal(custom.chain.phases.length, 4);
-  assert.throws(() => loadSettings({ MINERFLOW_CHAIN: 'https://entrypoint-finney.opentensor.ai' }), /MINERFLOW_CHAIN.*must be devnet or a ws:\/\/ or wss:\/\/ subtensor endpoint/s);
+  assert.throws(
+    () => loadSettings({ MINERFLOW_CHAIN: 'https://entrypoint-finney.opentensor.ai' }),
+    /MINERFLOW_CHAIN.*must be devnet or a ws:\/\/ or wss:\/\/ subtensor endpoint/s,
+  );
 });
 
 test('the schedule carries the block time the chain really makes (from block timestamps), not the nominal one', async () => {

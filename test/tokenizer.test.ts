@@ -45,12 +45,22 @@ const trainPart = () => brown.filter((d, i) => !isHeldOut(d, i));
 const heldOutPart = () => brown.filter(isHeldOut);
 
 function assertInVocab(ids: TokenIds, t: Tokenizer): void {
-  for (let i = 0; i < ids.length; i++) if (!(ids[i] < t.vocabSize)) assert.fail(`id ${ids[i]} at ${i} is not below vocabSize ${t.vocabSize}`);
+  for (let i = 0; i < ids.length; i++)
+    if (!(ids[i] < t.vocabSize)) assert.fail(`id ${ids[i]} at ${i} is not below vocabSize ${t.vocabSize}`);
 }
 
 /** A random string of code points from every plane, lone surrogates excluded (UTF-8 cannot carry them). */
 function randomText(rng: Rng, length: number): string {
-  const ranges = [[0x20, 0x7e], [0x00, 0x1f], [0xa0, 0x24f], [0x300, 0x36f], [0x4e00, 0x9fff], [0xe000, 0xfffd], [0x1f300, 0x1faff], [0x10000, 0x10ffff]];
+  const ranges = [
+    [0x20, 0x7e],
+    [0x00, 0x1f],
+    [0xa0, 0x24f],
+    [0x300, 0x36f],
+    [0x4e00, 0x9fff],
+    [0xe000, 0xfffd],
+    [0x1f300, 0x1faff],
+    [0x10000, 0x10ffff],
+  ];
   let s = '';
   for (let i = 0; i < length; i++) {
     const [lo, hi] = ranges[rng.int(ranges.length)];
@@ -95,7 +105,10 @@ test('BPE round-trips arbitrary bytes, and valid UTF-8 bytes encode as their tex
   }
   const text = heldOutPart()[0].slice(0, 2000);
   assert.deepEqual(bpe.encodeBytes(utf8.encode(text)), bpe.encode(text));
-  assert.deepEqual(new ByteTokenizer().decodeBytes(new ByteTokenizer().encodeBytes(Uint8Array.of(0, 255, 128))), Uint8Array.of(0, 255, 128));
+  assert.deepEqual(
+    new ByteTokenizer().decodeBytes(new ByteTokenizer().encodeBytes(Uint8Array.of(0, 255, 128))),
+    Uint8Array.of(0, 255, 128),
+  );
 });
 
 test('merges learned on Brown compress held-out Brown text (tokens per byte < 0.6 at vocab 1024), in seconds', () => {
@@ -122,7 +135,9 @@ function naiveMerges(texts: string[], vocabSize: number): Merge[] {
   const merges: Merge[] = [];
   while (BASE_VOCAB + merges.length < vocabSize) {
     const counts = new Map<string, number>();
-    for (const w of words) for (let i = 0; i + 1 < w.ids.length; i++) counts.set(`${w.ids[i]},${w.ids[i + 1]}`, (counts.get(`${w.ids[i]},${w.ids[i + 1]}`) ?? 0) + w.f);
+    for (const w of words)
+      for (let i = 0; i + 1 < w.ids.length; i++)
+        counts.set(`${w.ids[i]},${w.ids[i + 1]}`, (counts.get(`${w.ids[i]},${w.ids[i + 1]}`) ?? 0) + w.f);
     let best: [number, number, number] | undefined; // count, a, b
     for (const [k, n] of counts) {
       const [a, b] = k.split(',').map(Number);
@@ -166,7 +181,10 @@ test('a tiny corpus yields a smaller vocabulary instead of merging pairs seen on
   const t = trainTokenizer({ tokenizer: 'bpe', vocabSize: 4096 }, ['abc abc xyz']);
   assert.ok(t.vocabSize > BASE_VOCAB && t.vocabSize < 270, `vocabSize ${t.vocabSize}`);
   assert.equal(t.decode(t.encode('abc xyz q')), 'abc xyz q');
-  assert.throws(() => trainBpe(['x'], 100), /vocabSize = 100: a byte-level BPE vocabulary needs an integer from 256 to 65536/);
+  assert.throws(
+    () => trainBpe(['x'], 100),
+    /vocabSize = 100: a byte-level BPE vocabulary needs an integer from 256 to 65536/,
+  );
 });
 
 test('tokenizer.json: save and load give the same tokenizer; bytes too', async () => {
@@ -193,20 +211,96 @@ test('a malformed tokenizer.json is refused with a message that says what is wro
     change(f);
     return JSON.stringify(f);
   };
-  assert.throws(() => parseTokenizer(text.slice(0, text.length / 2), 'ckpt/tokenizer.json'), /ckpt\/tokenizer\.json: not valid JSON .*truncated or corrupt/);
+  assert.throws(
+    () => parseTokenizer(text.slice(0, text.length / 2), 'ckpt/tokenizer.json'),
+    /ckpt\/tokenizer\.json: not valid JSON .*truncated or corrupt/,
+  );
   assert.throws(() => parseTokenizer('[]', 'f'), /f: expected a JSON object/);
-  assert.throws(() => parseTokenizer(variant((f) => (f.format = 'hf-tokenizers')), 'f'), /format is "hf-tokenizers", expected "minerflow-tokenizer"/);
-  assert.throws(() => parseTokenizer(variant((f) => (f.version = 2)), 'f'), /version 2 is not supported/);
-  assert.throws(() => parseTokenizer(variant((f) => (f.type = 'wordpiece')), 'f'), /type "wordpiece": expected "bytes" or "bpe"/);
-  assert.throws(() => parseTokenizer(variant((f) => (f.pretokenizer = 'llama')), 'f'), /pretokenizer "llama" is unknown/);
-  assert.throws(() => parseTokenizer(variant((f) => (f.merges = good.merges.slice(0, 10))), 'f'), /has 10 merges but vocabSize 1024 needs 768 \(the file is truncated or edited\)/);
-  assert.throws(() => parseTokenizer(variant((f) => (f.vocabSize = 70_000)), 'f'), /vocabSize 70000: expected an integer from 256 to 65536/);
-  assert.throws(() => parseTokenizer(variant((f) => ((f.merges as number[][])[3] = [5000, 1])), 'f'), /f: merge 3 \(token 259\) is \[5000,1\]: expected two token ids below 259/);
-  assert.throws(() => parseTokenizer(variant((f) => ((f.merges as number[][])[5] = good.merges[4])), 'f'), /merge 5 \(token 261\) repeats merge 4/);
-  assert.throws(() => parseTokenizer(variant((f) => ((f.merges as unknown[])[0] = 'ab')), 'f'), /merge 0 \(token 256\) is "ab"/);
-  assert.throws(() => parseTokenizer(JSON.stringify({ format: 'minerflow-tokenizer', version: 1, type: 'bytes', vocabSize: 300 }), 'f'), /vocabSize 300: a bytes tokenizer has 256/);
-  assert.throws(() => bpe.decode([65, 9999]), /token id 9999 at position 1 is outside this tokenizer's vocabulary of 1024/);
-  assert.throws(() => new ByteTokenizer().decode([65, 256]), /token id 256 at position 1 is outside the byte vocabulary of 256/);
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => (f.format = 'hf-tokenizers')),
+        'f',
+      ),
+    /format is "hf-tokenizers", expected "minerflow-tokenizer"/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => (f.version = 2)),
+        'f',
+      ),
+    /version 2 is not supported/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => (f.type = 'wordpiece')),
+        'f',
+      ),
+    /type "wordpiece": expected "bytes" or "bpe"/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => (f.pretokenizer = 'llama')),
+        'f',
+      ),
+    /pretokenizer "llama" is unknown/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => (f.merges = good.merges.slice(0, 10))),
+        'f',
+      ),
+    /has 10 merges but vocabSize 1024 needs 768 \(the file is truncated or edited\)/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => (f.vocabSize = 70_000)),
+        'f',
+      ),
+    /vocabSize 70000: expected an integer from 256 to 65536/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => ((f.merges as number[][])[3] = [5000, 1])),
+        'f',
+      ),
+    /f: merge 3 \(token 259\) is \[5000,1\]: expected two token ids below 259/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => ((f.merges as number[][])[5] = good.merges[4])),
+        'f',
+      ),
+    /merge 5 \(token 261\) repeats merge 4/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(
+        variant((f) => ((f.merges as unknown[])[0] = 'ab')),
+        'f',
+      ),
+    /merge 0 \(token 256\) is "ab"/,
+  );
+  assert.throws(
+    () =>
+      parseTokenizer(JSON.stringify({ format: 'minerflow-tokenizer', version: 1, type: 'bytes', vocabSize: 300 }), 'f'),
+    /vocabSize 300: a bytes tokenizer has 256/,
+  );
+  assert.throws(
+    () => bpe.decode([65, 9999]),
+    /token id 9999 at position 1 is outside this tokenizer's vocabulary of 1024/,
+  );
+  assert.throws(
+    () => new ByteTokenizer().decode([65, 256]),
+    /token id 256 at position 1 is outside the byte vocabulary of 256/,
+  );
 });
 
 test('a training state saved and reloaded carries the same tokenizer; an older state without one is bytes', async () => {
@@ -215,11 +309,33 @@ test('a training state saved and reloaded carries the same tokenizer; an older s
   const cfg: GptConfig = { vocabSize: tok.vocabSize, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
   const data = tok.encodeDocuments(brown.slice(0, 3));
   const weights = initWeights(cfg, 1);
-  const trainer = new Trainer(cfg, weights, { steps: 2, batchSize: 2, learningRate: 1e-3, warmupSteps: 0, weightDecay: 0, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 1 }, data);
+  const trainer = new Trainer(
+    cfg,
+    weights,
+    {
+      steps: 2,
+      batchSize: 2,
+      learningRate: 1e-3,
+      warmupSteps: 0,
+      weightDecay: 0,
+      gradClip: 1,
+      beta1: 0.9,
+      beta2: 0.95,
+      seed: 1,
+    },
+    data,
+  );
   await trainer.run();
   const dir = tempDir();
   try {
-    await saveTrainingState(dir, weights, trainer.optimizer, { counters: trainer.counters(), trainLoss: 1, backend: 'wasm' }, undefined, tok);
+    await saveTrainingState(
+      dir,
+      weights,
+      trainer.optimizer,
+      { counters: trainer.counters(), trainLoss: 1, backend: 'wasm' },
+      undefined,
+      tok,
+    );
   } finally {
     trainer.dispose();
     disposeWeights(weights);
@@ -256,9 +372,29 @@ test('the cycle stages carry the tokenizer: trained once per dataset, saved with
     training: { steps: 4, segmentSteps: 2, batchSize: 2, warmupSteps: 1 },
     eval: { maxTokens: 512 },
   });
-  const dataset: DatasetRef = await env.run(makeCurate(settings, store), { corpus: input.corpus, curate: input.curate });
-  const segment = (runId: string, n: number, from: SegmentResult['state'] | null, model = input.model, training = input.training): Promise<SegmentResult> =>
-    env.run(gpuActivities(settings, store).trainSegment, { runId, segment: n, dataset, model, training, eval: input.eval, plannedSteps: 4, from, untilStep: 2 * n, lrScale: 1 });
+  const dataset: DatasetRef = await env.run(makeCurate(settings, store), {
+    corpus: input.corpus,
+    curate: input.curate,
+  });
+  const segment = (
+    runId: string,
+    n: number,
+    from: SegmentResult['state'] | null,
+    model = input.model,
+    training = input.training,
+  ): Promise<SegmentResult> =>
+    env.run(gpuActivities(settings, store).trainSegment, {
+      runId,
+      segment: n,
+      dataset,
+      model,
+      training,
+      eval: input.eval,
+      plannedSteps: 4,
+      from,
+      untilStep: 2 * n,
+      lrScale: 1,
+    });
   const first = await segment('bpe', 1, null);
   const second = await segment('bpe', 2, first.state);
   assert.equal(second.endStep, 4);
@@ -266,20 +402,46 @@ test('the cycle stages carry the tokenizer: trained once per dataset, saved with
   assert.ok(await store.exists(datasetCopy), 'the dataset keeps its trained tokenizer beside its splits');
   const trained = await fs.readFile(await store.get(datasetCopy), 'utf8');
   for (const key of ['runs/bpe/step-0', first.state.key, second.state.key]) {
-    assert.equal(await fs.readFile(await store.get(`${key}/${TOKENIZER_FILE}`), 'utf8'), trained, `${key} carries the tokenizer`);
+    assert.equal(
+      await fs.readFile(await store.get(`${key}/${TOKENIZER_FILE}`), 'utf8'),
+      trained,
+      `${key} carries the tokenizer`,
+    );
   }
 
-  const ref: CheckpointRef = await env.run(gpuActivities(settings, store).checkpoint, { runId: 'bpe', dataset, state: second.state, trainLoss: second.trainLoss, backend: second.backend, round: 0, model: input.model, eval: input.eval });
+  const ref: CheckpointRef = await env.run(gpuActivities(settings, store).checkpoint, {
+    runId: 'bpe',
+    dataset,
+    state: second.state,
+    trainLoss: second.trainLoss,
+    backend: second.backend,
+    round: 0,
+    model: input.model,
+    eval: input.eval,
+  });
   assert.equal(ref.tokenizer, 'bpe');
   assert.equal(ref.vocabSize, 512);
-  assert.equal(await fs.readFile(await store.get(`${ref.key}/${TOKENIZER_FILE}`), 'utf8'), trained, 'published beside the weights');
+  assert.equal(
+    await fs.readFile(await store.get(`${ref.key}/${TOKENIZER_FILE}`), 'utf8'),
+    trained,
+    'published beside the weights',
+  );
   const manifest = await readManifest(await store.get(`${ref.key}/${MANIFEST_FILE}`));
   assert.equal(manifest.tokenizer, 'bpe');
   assert.equal(manifest.model.vocabSize, 512);
   // BPE tokens stand for several bytes each, so a token's loss spreads over more than one byte.
-  assert.ok(ref.heldOutBitsPerByte > 0 && ref.heldOutBitsPerByte < ref.heldOutLoss / Math.LN2, `bits/byte ${ref.heldOutBitsPerByte}, loss ${ref.heldOutLoss}`);
+  assert.ok(
+    ref.heldOutBitsPerByte > 0 && ref.heldOutBitsPerByte < ref.heldOutLoss / Math.LN2,
+    `bits/byte ${ref.heldOutBitsPerByte}, loss ${ref.heldOutLoss}`,
+  );
 
   // A warm start asking for bytes still trains with the BPE its weights were trained with.
-  const warm = await segment('warm', 1, null, { ...input.model, tokenizer: 'bytes' }, { ...input.training, initFrom: second.state.key });
+  const warm = await segment(
+    'warm',
+    1,
+    null,
+    { ...input.model, tokenizer: 'bytes' },
+    { ...input.training, initFrom: second.state.key },
+  );
   assert.equal(await fs.readFile(await store.get(`${warm.state.key}/${TOKENIZER_FILE}`), 'utf8'), trained);
 });

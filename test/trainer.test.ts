@@ -8,7 +8,15 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { TrainingSchema } from '../common/config';
 import { initBackend } from '../model/backend';
-import { loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../model/checkpoint';
+import {
+  loadOptimizerMoments,
+  loadWeights,
+  OPTIMIZER_FILE,
+  saveTrainingState,
+  STATE_FILE,
+  WEIGHTS_FILE,
+  type TrainingStateMeta,
+} from '../model/checkpoint';
 import { disposeWeights, initWeights, type GptConfig, type Weights } from '../model/gpt';
 import { cosineWithWarmup } from '../model/optimizer';
 import { AUTO_MIN_WORK, ReplicaPool, replicaCount } from '../model/parallel';
@@ -21,12 +29,28 @@ before(async () => {
 });
 
 const cfg: GptConfig = { vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
-const data = encodeDocuments(Array.from({ length: 120 }, (_, i) => `trainer test document ${i}: the quick brown fox jumps.`));
-const base: TrainConfig = { steps: 40, batchSize: 8, learningRate: 1e-2, warmupSteps: 4, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95, seed: 3 };
+const data = encodeDocuments(
+  Array.from({ length: 120 }, (_, i) => `trainer test document ${i}: the quick brown fox jumps.`),
+);
+const base: TrainConfig = {
+  steps: 40,
+  batchSize: 8,
+  learningRate: 1e-2,
+  warmupSteps: 4,
+  weightDecay: 0.1,
+  gradClip: 1,
+  beta1: 0.9,
+  beta2: 0.95,
+  seed: 3,
+};
 
 function maxDiff(a: Weights, b: Weights): number {
   let worst = 0;
-  for (const [name, w] of a) worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(w, b.get(name)!))).dataSync()[0]));
+  for (const [name, w] of a)
+    worst = Math.max(
+      worst,
+      tf.tidy(() => tf.max(tf.abs(tf.sub(w, b.get(name)!))).dataSync()[0]),
+    );
   return worst;
 }
 
@@ -34,7 +58,10 @@ function cloneAll(vars: Map<string, tf.Variable>): Weights {
   return new Map([...vars].map(([name, v]) => [name, tf.variable(v.clone(), false)]));
 }
 
-async function trained(train: TrainConfig, untilStep: number): Promise<{ weights: Weights; trainer: Trainer; tokens: number }> {
+async function trained(
+  train: TrainConfig,
+  untilStep: number,
+): Promise<{ weights: Weights; trainer: Trainer; tokens: number }> {
   const weights = initWeights(cfg, 5);
   const trainer = new Trainer(cfg, weights, train, data);
   const s = await trainer.run({ untilStep });
@@ -86,7 +113,11 @@ test('exact resume with 2 threads: N steps, save, load, N more equals 2N straigh
   const straight = await trained(train, 20);
   const first = await trained(train, 10);
   const dir = tempDir();
-  await saveTrainingState(dir, first.weights, first.trainer.optimizer, { counters: first.trainer.counters(), trainLoss: 0, backend: 'wasm' });
+  await saveTrainingState(dir, first.weights, first.trainer.optimizer, {
+    counters: first.trainer.counters(),
+    trainLoss: 0,
+    backend: 'wasm',
+  });
   done(first);
   const counters = (JSON.parse(await fs.readFile(path.join(dir, STATE_FILE), 'utf8')) as TrainingStateMeta).counters;
   const resumed = await loadWeights(path.join(dir, WEIGHTS_FILE), cfg);
@@ -133,7 +164,13 @@ test('skipLimit non-finite steps in a row restore the last good weights and mome
   assert.ok(Number.isFinite(last.loss) && last.restores === 0);
   const afterGood = cloneAll(weights);
   const reports = [trainer.trainStep(), trainer.trainStep()];
-  assert.deepEqual(reports.map((r) => [r.skipped, r.restores]), [[1, 0], [2, 0]]);
+  assert.deepEqual(
+    reports.map((r) => [r.skipped, r.restores]),
+    [
+      [1, 0],
+      [2, 0],
+    ],
+  );
   assert.equal(maxDiff(afterGood, weights), 0, 'skipped steps leave the weights alone');
   const third = trainer.trainStep();
   assert.equal(third.skipped, 3);
@@ -146,7 +183,11 @@ test('skipLimit non-finite steps in a row restore the last good weights and mome
   const next = trainer.trainStep();
   assert.ok(Number.isFinite(next.loss));
   assert.equal(next.restores, 1);
-  assert.equal(next.lr, 0.5 * cosineWithWarmup(7, base.learningRate, base.warmupSteps, base.steps), 'the schedule goes on at half the LR');
+  assert.equal(
+    next.lr,
+    0.5 * cosineWithWarmup(7, base.learningRate, base.warmupSteps, base.steps),
+    'the schedule goes on at half the LR',
+  );
   assert.equal(trainer.counters().restores, 1, 'restores are saved with the state');
   trainer.dispose();
   for (const m of [goodWeights, goodM, goodEma, afterGood, weights]) disposeWeights(m);
@@ -155,7 +196,12 @@ test('skipLimit non-finite steps in a row restore the last good weights and mome
 test('training leaks no tensors: counts and bytes are flat across steps, skips and a restore', async () => {
   const tiny: GptConfig = { vocabSize: 256, seqLen: 8, dModel: 8, nLayer: 1, nHead: 1 };
   const weights = initWeights(tiny, 0);
-  const trainer = new Trainer(tiny, weights, { ...base, steps: 10_000, batchSize: 2, gradAccumSteps: 2, emaDecay: 0.99, skipLimit: 2, threads: 2 }, data);
+  const trainer = new Trainer(
+    tiny,
+    weights,
+    { ...base, steps: 10_000, batchSize: 2, gradAccumSteps: 2, emaDecay: 0.99, skipLimit: 2, threads: 2 },
+    data,
+  );
   trainer.plantNonFinite = (step) => step >= 150 && step < 152;
   await trainer.run({ untilStep: 100 });
   const at100 = tf.memory();
@@ -172,9 +218,18 @@ test('training leaks no tensors: counts and bytes are flat across steps, skips a
 
 test('bad trainer and config values are refused by field name and value', () => {
   const weights = initWeights(cfg, 0);
-  assert.throws(() => new Trainer(cfg, weights, { ...base, gradAccumSteps: 0 }, data), /training\.gradAccumSteps must be an integer ≥ 1 \(got 0\)/);
-  assert.throws(() => new Trainer(cfg, weights, { ...base, threads: 1.5 }, data), /training\.threads must be 'auto' or an integer ≥ 1 \(got 1\.5\)/);
-  assert.throws(() => new Trainer(cfg, weights, { ...base, lrBackoff: 2 }, data), /training\.lrBackoff must be in \(0, 1\] \(got 2\)/);
+  assert.throws(
+    () => new Trainer(cfg, weights, { ...base, gradAccumSteps: 0 }, data),
+    /training\.gradAccumSteps must be an integer ≥ 1 \(got 0\)/,
+  );
+  assert.throws(
+    () => new Trainer(cfg, weights, { ...base, threads: 1.5 }, data),
+    /training\.threads must be 'auto' or an integer ≥ 1 \(got 1\.5\)/,
+  );
+  assert.throws(
+    () => new Trainer(cfg, weights, { ...base, lrBackoff: 2 }, data),
+    /training\.lrBackoff must be in \(0, 1\] \(got 2\)/,
+  );
   disposeWeights(weights);
   const parsed = TrainingSchema.safeParse({ threads: 0 });
   assert.ok(!parsed.success && parsed.error.issues.some((i) => i.path.join('.') === 'threads'));
@@ -185,7 +240,9 @@ test('a replica that dies is reported by number, not waited for', async () => {
   const weights = initWeights(cfg, 0);
   const trainer = new Trainer(cfg, weights, { ...base, threads: 2 }, data);
   trainer.trainStep();
-  await (trainer as unknown as { replicas: { replicas: { worker: { terminate(): Promise<number> } }[] } }).replicas.replicas[0].worker.terminate();
+  await (
+    trainer as unknown as { replicas: { replicas: { worker: { terminate(): Promise<number> } }[] } }
+  ).replicas.replicas[0].worker.terminate();
   assert.throws(() => trainer.trainStep(), /training replica 1 exited/);
   trainer.dispose();
   disposeWeights(weights);
@@ -215,7 +272,11 @@ test('replicas start from a plain require of tsx (as bin/minerflow.js does) and 
       const s = await t.run();
       console.log(JSON.stringify({ threads: t.threads, steps: s.steps, loss: s.finalLoss }));
     });`;
-  const out = execFileSync(process.execPath, ['-e', script], { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 60_000 });
+  const out = execFileSync(process.execPath, ['-e', script], {
+    cwd: path.join(__dirname, '..'),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   const r = JSON.parse(out.trim().split('\n').pop()!) as { threads: number; steps: number; loss: number };
   assert.equal(r.threads, 2);
   assert.equal(r.steps, 3);

@@ -11,7 +11,11 @@ import { tempDir } from './helpers/settings';
 const MODEL_HASH = '3f0c9a1be27d44c8a5f1e06b7d92c3a4e8b1f05d6c7a2e93'; // what commit 1 signs
 
 /** Python: a new wallet hotkey without a password, as `btcli wallet new_hotkey --no-use-password` makes. */
-function pythonCreateHotkey(dir: string, wallet: string, hotkey: string): { ss58: string; publicKey: string; signature: string } {
+function pythonCreateHotkey(
+  dir: string,
+  wallet: string,
+  hotkey: string,
+): { ss58: string; publicKey: string; signature: string } {
   const out = python(
     `
 import json, sys
@@ -54,7 +58,9 @@ test('a hotkey made by bittensor-wallet loads to the same address, from its phra
   await fs.writeFile(seedFile, JSON.stringify({ secretSeed: json.secretSeed }), { mode: 0o600 });
   assert.equal((await loadHotkey(dir, 'miner', 'seedonly')).address, py.ss58);
   // And one holding only the phrase.
-  await fs.writeFile(hotkeyPath(dir, 'miner', 'phraseonly'), JSON.stringify({ secretPhrase: json.secretPhrase }), { mode: 0o600 });
+  await fs.writeFile(hotkeyPath(dir, 'miner', 'phraseonly'), JSON.stringify({ secretPhrase: json.secretPhrase }), {
+    mode: 0o600,
+  });
   assert.equal((await loadHotkey(dir, 'miner', 'phraseonly')).address, py.ss58);
 });
 
@@ -70,7 +76,10 @@ test('signatures cross over: ours verify in bittensor-wallet, bittensor-walletâ€
 
   // Python â†’ ours.
   assert.equal(signatureVerify(MODEL_HASH, Buffer.from(py.signature, 'hex'), pair.address).isValid, true);
-  assert.equal(signatureVerify(MODEL_HASH.replace(/^3/, '4'), Buffer.from(py.signature, 'hex'), pair.address).isValid, false);
+  assert.equal(
+    signatureVerify(MODEL_HASH.replace(/^3/, '4'), Buffer.from(py.signature, 'hex'), pair.address).isValid,
+    false,
+  );
 });
 
 test('a hotkey made by minerflow loads in bittensor-wallet to the same address', async () => {

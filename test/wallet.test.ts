@@ -9,7 +9,8 @@ test('a created hotkey is in Bittensor format (mode 0600) and loads to the same 
   const { address, file } = await createHotkey(dir, 'miner', 'hk1');
   assert.equal(file, hotkeyPath(dir, 'miner', 'hk1'));
   const json = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, string>;
-  for (const k of ['secretPhrase', 'secretSeed', 'publicKey', 'ss58Address', 'accountId']) assert.ok(json[k], `field ${k}`);
+  for (const k of ['secretPhrase', 'secretSeed', 'publicKey', 'ss58Address', 'accountId'])
+    assert.ok(json[k], `field ${k}`);
   assert.equal(json.ss58Address, address);
   assert.ok(address.startsWith('5'), 'SS58 prefix 42 addresses start with 5');
   assert.equal((await fs.stat(file)).mode & 0o777, 0o600);
@@ -29,10 +30,16 @@ test('wallet errors name the file but never echo a secret', async () => {
   const { file } = await createHotkey(dir, 'w', 'broken');
   const secret = (JSON.parse(await fs.readFile(file, 'utf8')) as { secretPhrase: string }).secretPhrase;
   await fs.writeFile(file, `{"secretPhrase": "${secret}",,,}`);
-  await assert.rejects(loadHotkey(dir, 'w', 'broken'), (err: Error) => /not valid JSON/.test(err.message) && !err.message.includes(secret.split(' ')[0] + ' '));
+  await assert.rejects(
+    loadHotkey(dir, 'w', 'broken'),
+    (err: Error) => /not valid JSON/.test(err.message) && !err.message.includes(secret.split(' ')[0] + ' '),
+  );
   const other = await createHotkey(dir, 'w', 'mismatch');
   const j = JSON.parse(await fs.readFile(other.file, 'utf8')) as Record<string, string>;
-  await fs.writeFile(other.file, JSON.stringify({ ...j, ss58Address: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY' }));
+  await fs.writeFile(
+    other.file,
+    JSON.stringify({ ...j, ss58Address: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY' }),
+  );
   await assert.rejects(loadHotkey(dir, 'w', 'mismatch'), /derives .* but the file says ss58Address/);
 });
 
@@ -41,8 +48,18 @@ test('wallet and hotkey names are names: separators, dot names and empty names a
   assert.ok(WALLET_NAME_PATTERN.test('miner-1.main_2'));
   assert.ok(!WALLET_NAME_PATTERN.test('x'.repeat(65)));
   for (const bad of ['..', '.', 'a/b', 'a\\b', '', 'a\0b', '../../etc']) {
-    assert.throws(() => hotkeyPath(dir, bad, 'hk'), (err: Error) => err.name === 'WalletError' && err.message.startsWith(`wallet name ${JSON.stringify(bad)} is invalid`), `wallet ${JSON.stringify(bad)}`);
-    assert.throws(() => hotkeyPath(dir, 'w', bad), (err: Error) => err.name === 'WalletError' && err.message.startsWith(`hotkey name ${JSON.stringify(bad)} is invalid`), `hotkey ${JSON.stringify(bad)}`);
+    assert.throws(
+      () => hotkeyPath(dir, bad, 'hk'),
+      (err: Error) =>
+        err.name === 'WalletError' && err.message.startsWith(`wallet name ${JSON.stringify(bad)} is invalid`),
+      `wallet ${JSON.stringify(bad)}`,
+    );
+    assert.throws(
+      () => hotkeyPath(dir, 'w', bad),
+      (err: Error) =>
+        err.name === 'WalletError' && err.message.startsWith(`hotkey name ${JSON.stringify(bad)} is invalid`),
+      `hotkey ${JSON.stringify(bad)}`,
+    );
     await assert.rejects(createHotkey(dir, 'w', bad), /hotkey name .* is invalid/);
     await assert.rejects(ensureHotkey(dir, bad, 'hk'), /wallet name .* is invalid/);
     await assert.rejects(loadHotkey(dir, 'w', bad), /hotkey name .* is invalid/);
@@ -62,7 +79,10 @@ test('an invalid mnemonic is a WalletError naming wallet, hotkey and file, never
   await fs.writeFile(file, JSON.stringify({ ...j, secretPhrase: phrase }));
   await assert.rejects(loadHotkey(dir, 'w', 'badphrase'), (err: Error) => {
     assert.equal(err.name, 'WalletError');
-    assert.match(err.message, /hotkey 'badphrase' of wallet 'w' \(.*w\/hotkeys\/badphrase\): secretPhrase is not a valid mnemonic/);
+    assert.match(
+      err.message,
+      /hotkey 'badphrase' of wallet 'w' \(.*w\/hotkeys\/badphrase\): secretPhrase is not a valid mnemonic/,
+    );
     assert.ok(!err.message.includes('zebra') && !err.message.includes('quartzite'), 'the phrase is not echoed');
     return true;
   });

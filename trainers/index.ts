@@ -6,11 +6,20 @@ import type { CheckpointStore } from '../infra/store/store';
 import { createTfjsTrainer } from './tfjs';
 import type { Trainer } from './trainer';
 
-export function createTrainers(dataDir: string, store: CheckpointStore, log: Logger): (config: TrainerInput) => Trainer {
-  const trainers = new Map<TrainerInput['kind'], Trainer>([['tfjs', createTfjsTrainer(dataDir, store, log.child({ trainer: 'tfjs' }))]]);
+export function createTrainers(
+  dataDir: string,
+  store: CheckpointStore,
+  log: Logger,
+): (config: TrainerInput) => Trainer {
+  const trainers = new Map<TrainerInput['kind'], Trainer>([
+    ['tfjs', createTfjsTrainer(dataDir, store, log.child({ trainer: 'tfjs' }))],
+  ]);
   return (config) => {
     const t = trainers.get(config.kind);
-    if (!t) throw new Error(`trainer.kind '${config.kind}' is not available on this worker (it has ${[...trainers.keys()].join(', ')})`);
+    if (!t)
+      throw new Error(
+        `trainer.kind '${config.kind}' is not available on this worker (it has ${[...trainers.keys()].join(', ')})`,
+      );
     return t;
   };
 }

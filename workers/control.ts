@@ -12,9 +12,22 @@ import { connectWorker } from '../infra/temporal';
 import { logger } from '../infra/log';
 
 /** `overrides` swaps single activities (tests use it to make a commit deliberately slow). */
-export async function createControlWorker(settings: Settings, connection: NativeConnection, workflowBundle?: WorkflowBundle, overrides: Partial<ControlActivities> = {}): Promise<Worker> {
+export async function createControlWorker(
+  settings: Settings,
+  connection: NativeConnection,
+  workflowBundle?: WorkflowBundle,
+  overrides: Partial<ControlActivities> = {},
+): Promise<Worker> {
   let chain: Promise<Chain> | undefined;
-  const activities = { ...createControlActivities(settings, openStore(settings.store), () => (chain ??= openChain(settings)), logger.child({ worker: 'control' })), ...overrides };
+  const activities = {
+    ...createControlActivities(
+      settings,
+      openStore(settings.store),
+      () => (chain ??= openChain(settings)),
+      logger.child({ worker: 'control' }),
+    ),
+    ...overrides,
+  };
   return Worker.create({
     connection,
     namespace: settings.temporal.namespace,

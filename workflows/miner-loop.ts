@@ -1,7 +1,15 @@
 // The long-running miner: one miningCycle after another, each a child workflow that aligns itself
 // with the chain's next commit window, each warm-started from the best state so far. State (best
 // checkpoint, score history) is carried through continue-as-new so the history stays small.
-import { ApplicationFailure, continueAsNew, defineQuery, defineSignal, executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  executeChild,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { InvalidInputError, parseOrExplain } from '../common/config';
 import { CycleInputSchema } from '../subnets/connito/config';
 import { TASK_QUEUES } from '../common/queues';
@@ -11,7 +19,15 @@ export interface MinerLoopCarry {
   completed: number;
   failedInARow: number;
   best?: { key: string; heldOutLoss: number; hash: string; cycle: number };
-  scores: { cycle: number; workflowId: string; status: string; round: number; heldOutLoss?: number; incentiveShare?: number; error?: string }[];
+  scores: {
+    cycle: number;
+    workflowId: string;
+    status: string;
+    round: number;
+    heldOutLoss?: number;
+    incentiveShare?: number;
+    error?: string;
+  }[];
 }
 
 export interface MinerLoopInput {
@@ -47,21 +63,49 @@ export async function minerLoop(input: MinerLoopInput): Promise<MinerLoopCarry> 
     }
     const n = carry.completed + 1;
     const base = input.cycle ?? {};
-    const training = { ...((base.training as Record<string, unknown> | undefined) ?? {}), ...(carry.best ? { initFrom: carry.best.key } : {}) };
+    const training = {
+      ...((base.training as Record<string, unknown> | undefined) ?? {}),
+      ...(carry.best ? { initFrom: carry.best.key } : {}),
+    };
     const workflowId = `${workflowInfo().workflowId}-cycle-${n}`;
     try {
-      const r = await executeChild(miningCycle, { args: [{ ...base, training }], workflowId, taskQueue: TASK_QUEUES.control });
+      const r = await executeChild(miningCycle, {
+        args: [{ ...base, training }],
+        workflowId,
+        taskQueue: TASK_QUEUES.control,
+      });
       carry.failedInARow = 0;
-      carry.scores.push({ cycle: n, workflowId, status: r.score.status, round: r.score.round, heldOutLoss: r.checkpoint.heldOutLoss, incentiveShare: r.score.incentiveShare });
+      carry.scores.push({
+        cycle: n,
+        workflowId,
+        status: r.score.status,
+        round: r.score.round,
+        heldOutLoss: r.checkpoint.heldOutLoss,
+        incentiveShare: r.score.incentiveShare,
+      });
       if (!carry.best || r.checkpoint.heldOutLoss < carry.best.heldOutLoss) {
-        carry.best = { key: r.training.best.key, heldOutLoss: r.checkpoint.heldOutLoss, hash: r.checkpoint.hash, cycle: n };
+        carry.best = {
+          key: r.training.best.key,
+          heldOutLoss: r.checkpoint.heldOutLoss,
+          hash: r.checkpoint.hash,
+          cycle: n,
+        };
       }
     } catch (err) {
       // A miner must submit every cycle: one failed cycle does not stop the loop, a streak does.
       carry.failedInARow += 1;
-      carry.scores.push({ cycle: n, workflowId, status: 'failed', round: -1, error: err instanceof Error ? err.message : String(err) });
+      carry.scores.push({
+        cycle: n,
+        workflowId,
+        status: 'failed',
+        round: -1,
+        error: err instanceof Error ? err.message : String(err),
+      });
       if (carry.failedInARow >= MAX_FAILURES_IN_A_ROW) {
-        throw ApplicationFailure.nonRetryable(`${carry.failedInARow} cycles failed in a row; the last: ${carry.scores.at(-1)!.error}`, 'CycleFailures');
+        throw ApplicationFailure.nonRetryable(
+          `${carry.failedInARow} cycles failed in a row; the last: ${carry.scores.at(-1)!.error}`,
+          'CycleFailures',
+        );
       }
     }
     carry.completed = n;

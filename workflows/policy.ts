@@ -41,22 +41,39 @@ export function decide(cfg: PolicyInput, s: PolicyState): Decision {
   const last = s.segments.at(-1);
   if (!last) throw new Error('decide() needs at least one segment');
   const at = last.segment;
-  const d = (action: Decision['action'], reason: string, extra: Partial<Decision> = {}): Decision => ({ afterSegment: at, action, reason, ...extra });
+  const d = (action: Decision['action'], reason: string, extra: Partial<Decision> = {}): Decision => ({
+    afterSegment: at,
+    action,
+    reason,
+    ...extra,
+  });
   const backtrack = (why: string): Decision => {
     if (!s.best || s.best === last) return d('finish', `${why}; no better state to go back to`);
-    if (s.backtracks >= cfg.maxBacktracks) return d('finish', `${why}; already backtracked ${s.backtracks} times (policy.maxBacktracks), committing the best state`);
+    if (s.backtracks >= cfg.maxBacktracks)
+      return d(
+        'finish',
+        `${why}; already backtracked ${s.backtracks} times (policy.maxBacktracks), committing the best state`,
+      );
     const lrScale = s.lrScale * cfg.lrBackoff;
-    return d('backtrack', `${why}; restoring the best state (step ${s.best.endStep}, held-out ${fmt(s.best.heldOutLoss)}) with LR × ${fmt(lrScale)}`, { restoreStep: s.best.endStep, lrScale });
+    return d(
+      'backtrack',
+      `${why}; restoring the best state (step ${s.best.endStep}, held-out ${fmt(s.best.heldOutLoss)}) with LR × ${fmt(lrScale)}`,
+      { restoreStep: s.best.endStep, lrScale },
+    );
   };
 
   if (s.stopRequested) return d('finish', 'stop requested by the operator');
   if (last.nonFinite) return backtrack(`segment ${at} hit non-finite loss (${last.skippedBatches} batches skipped)`);
   if (s.best && s.best !== last && last.heldOutLoss > s.best.heldOutLoss + cfg.backtrackThreshold) {
-    return backtrack(`held-out loss ${fmt(last.heldOutLoss)} is worse than the best ${fmt(s.best.heldOutLoss)} by more than ${cfg.backtrackThreshold}`);
+    return backtrack(
+      `held-out loss ${fmt(last.heldOutLoss)} is worse than the best ${fmt(s.best.heldOutLoss)} by more than ${cfg.backtrackThreshold}`,
+    );
   }
-  if (last.stoppedEarly) return d('finish', `training deadline reached at step ${last.endStep} (commit 1 must be made in time)`);
+  if (last.stoppedEarly)
+    return d('finish', `training deadline reached at step ${last.endStep} (commit 1 must be made in time)`);
   const stale = evaluationsWithoutImprovement(s.segments, cfg.minImprovement);
-  if (stale >= cfg.patience) return d('earlyStop', `no held-out improvement for ${stale} evaluations (policy.patience ${cfg.patience})`);
+  if (stale >= cfg.patience)
+    return d('earlyStop', `no held-out improvement for ${stale} evaluations (policy.patience ${cfg.patience})`);
   if (last.endStep >= s.plannedSteps) {
     const improving = stale === 0;
     const room = cfg.maxExtraSteps - s.extraStepsTaken;
@@ -64,7 +81,9 @@ export function decide(cfg: PolicyInput, s: PolicyState): Decision {
     const fits = s.deadline === undefined || (perStep !== undefined && s.now + perStep * s.segmentSteps < s.deadline);
     if (cfg.autoExtend && improving && room > 0 && fits) {
       const extraSteps = Math.min(room, s.segmentSteps);
-      return d('extend', `still improving at the planned ${s.plannedSteps} steps; extending by ${extraSteps}`, { extraSteps });
+      return d('extend', `still improving at the planned ${s.plannedSteps} steps; extending by ${extraSteps}`, {
+        extraSteps,
+      });
     }
     return d('finish', `planned ${s.plannedSteps} steps done`);
   }
@@ -72,7 +91,11 @@ export function decide(cfg: PolicyInput, s: PolicyState): Decision {
 }
 
 /** Why extending by `steps` is not possible, or undefined when it is. */
-export function extensionProblem(steps: number, s: Pick<PolicyState, 'segments' | 'plannedSteps' | 'now' | 'deadline'>, stepsDone: number): string | undefined {
+export function extensionProblem(
+  steps: number,
+  s: Pick<PolicyState, 'segments' | 'plannedSteps' | 'now' | 'deadline'>,
+  stepsDone: number,
+): string | undefined {
   if (!Number.isInteger(steps) || steps <= 0) return `steps must be a positive whole number, not ${steps}`;
   if (s.deadline === undefined) return undefined;
   const perStep = msPerStep(s.segments);

@@ -2,7 +2,15 @@
 // segments on the gpu queue until the policy (policy.ts) says stop or the deadline comes, with
 // pause / resume / stop / extend from people and backtracking to the best state. It returns with
 // the best state in `state.best`; what to do with it (commit on chain, submit a job) is the subnet's.
-import { ActivityFailure, ApplicationFailure, condition, defineSignal, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
 import type { GpuActivities } from '../activities';
 import type { TrainingLoopInput } from '../common/config';
 import { TASK_QUEUES } from '../common/queues';
@@ -53,8 +61,18 @@ export function handleTrainingMessages(state: TrainingState, show: () => void): 
     },
     {
       validator: (req) => {
-        if (!TRAINING_PHASES.has(state.phase)) throw new Error(`extendTraining: training is over (phase ${state.phase})`);
-        const problem = extensionProblem(stepsFor(req, state), { segments: state.segments, plannedSteps: state.plannedSteps, now: Date.now(), deadline: state.trainingDeadline }, state.stepsDone);
+        if (!TRAINING_PHASES.has(state.phase))
+          throw new Error(`extendTraining: training is over (phase ${state.phase})`);
+        const problem = extensionProblem(
+          stepsFor(req, state),
+          {
+            segments: state.segments,
+            plannedSteps: state.plannedSteps,
+            now: Date.now(),
+            deadline: state.trainingDeadline,
+          },
+          state.stepsDone,
+        );
         if (problem) throw new Error(`extendTraining rejected: ${problem}`);
       },
     },
@@ -74,7 +92,11 @@ export interface TrainingLoopOptions {
  * runs first on a fresh model when enabled: a warm start already has weights and moments tuned to
  * the LR it was trained with.
  */
-export async function runTrainingLoop(input: TrainingLoopInput, state: TrainingState, opts: TrainingLoopOptions): Promise<void> {
+export async function runTrainingLoop(
+  input: TrainingLoopInput,
+  state: TrainingState,
+  opts: TrainingLoopOptions,
+): Promise<void> {
   state.learningRate = input.training.learningRate;
   if (input.training.lrFind.enabled && !input.training.initFrom) {
     const found = await findLearningRate(input, state, opts);
@@ -84,7 +106,11 @@ export async function runTrainingLoop(input: TrainingLoopInput, state: TrainingS
 }
 
 /** The LR range test (gpu queue); an inconclusive one keeps training.learningRate, and says so. */
-async function findLearningRate(input: TrainingLoopInput, state: TrainingState, opts: TrainingLoopOptions): Promise<LrFindReport | undefined> {
+async function findLearningRate(
+  input: TrainingLoopInput,
+  state: TrainingState,
+  opts: TrainingLoopOptions,
+): Promise<LrFindReport | undefined> {
   const { lrFind } = proxyActivities<GpuActivities>({
     taskQueue: TASK_QUEUES.gpu,
     startToCloseTimeout: '24 hours',
@@ -92,19 +118,33 @@ async function findLearningRate(input: TrainingLoopInput, state: TrainingState, 
     retry: { initialInterval: '1s', maximumAttempts: 5 },
   });
   const f = input.training.lrFind;
-  state.enter('lrFind', `LR range test: ${f.steps} steps, LR ${f.minLr} → ${f.maxLr}, suggestion clamped to [${f.floor}, ${f.ceiling}]`);
+  state.enter(
+    'lrFind',
+    `LR range test: ${f.steps} steps, LR ${f.minLr} → ${f.maxLr}, suggestion clamped to [${f.floor}, ${f.ceiling}]`,
+  );
   opts.show();
   try {
     const found = (state.lrFind = await stage(
       'lrFind',
-      lrFind({ runId: opts.runId, dataset: opts.dataset, trainer: input.trainer, model: input.model, training: input.training, stopAt: state.trainingDeadline }),
+      lrFind({
+        runId: opts.runId,
+        dataset: opts.dataset,
+        trainer: input.trainer,
+        model: input.model,
+        training: input.training,
+        stopAt: state.trainingDeadline,
+      }),
     ));
-    state.event(`LR range test: suggested ${found.suggestedLr.toExponential(2)} (steepest ${found.steepestLr.toExponential(2)}, lowest loss ${found.minLossLr.toExponential(2)}), training at ${found.chosenLr.toExponential(2)}`);
+    state.event(
+      `LR range test: suggested ${found.suggestedLr.toExponential(2)} (steepest ${found.steepestLr.toExponential(2)}, lowest loss ${found.minLossLr.toExponential(2)}), training at ${found.chosenLr.toExponential(2)}`,
+    );
     opts.show();
     return found;
   } catch (err) {
     if (!(err instanceof ApplicationFailure && err.type === 'LrFindInconclusiveError')) throw err;
-    state.event(`LR range test inconclusive (${err.message}); training at the configured ${input.training.learningRate}`);
+    state.event(
+      `LR range test inconclusive (${err.message}); training at the configured ${input.training.learningRate}`,
+    );
     opts.show();
     return undefined;
   }
@@ -121,7 +161,10 @@ async function trainSegments(input: TrainingLoopInput, state: TrainingState, opt
     retry: { initialInterval: '1s', maximumAttempts: 5 },
   });
   const until = state.trainingDeadline ? `, until ${new Date(state.trainingDeadline).toISOString()}` : '';
-  state.enter('train', `training ${state.plannedSteps} steps in segments of ${input.training.segmentSteps} on ${TASK_QUEUES.gpu}${until}`);
+  state.enter(
+    'train',
+    `training ${state.plannedSteps} steps in segments of ${input.training.segmentSteps} on ${TASK_QUEUES.gpu}${until}`,
+  );
   opts.show();
   for (let segment = 1; ; segment++) {
     if (state.paused && !state.stopRequested) {
@@ -178,7 +221,8 @@ function stepsFor(req: ExtendRequest, state: TrainingState): number {
   if (req.steps !== undefined) return req.steps;
   if (req.seconds !== undefined) {
     const perStep = msPerStep(state.segments);
-    if (perStep === undefined) throw new Error('extendTraining: no training speed measured yet; extend by steps, or wait for the first segment');
+    if (perStep === undefined)
+      throw new Error('extendTraining: no training speed measured yet; extend by steps, or wait for the first segment');
     return Math.floor((req.seconds * 1000) / perStep);
   }
   throw new Error('extendTraining needs {steps} or {seconds}');
@@ -190,7 +234,12 @@ export async function stage<T>(name: string, p: Promise<T>): Promise<T> {
     return await p;
   } catch (err) {
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-      throw ApplicationFailure.create({ message: `${name} failed: ${err.cause.message}`, type: err.cause.type ?? undefined, nonRetryable: true, cause: err });
+      throw ApplicationFailure.create({
+        message: `${name} failed: ${err.cause.message}`,
+        type: err.cause.type ?? undefined,
+        nonRetryable: true,
+        cause: err,
+      });
     }
     throw err;
   }

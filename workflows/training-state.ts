@@ -39,8 +39,16 @@ export class TrainingState {
     const s: SegmentResult = { ...raw, trainLoss: raw.trainLoss ?? NaN, heldOutLoss: raw.heldOutLoss ?? NaN };
     this.segments.push(s);
     this.stepsDone = s.endStep;
-    if (Number.isFinite(s.heldOutLoss) && !s.nonFinite && s.endStep > 0 && (!this.best || s.heldOutLoss < this.best.heldOutLoss)) this.best = s;
-    this.event(`segment ${s.segment}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}: steps ${s.startStep}→${s.endStep}, train ${fmt(s.trainLoss)}, held-out ${fmt(s.heldOutLoss)}`);
+    if (
+      Number.isFinite(s.heldOutLoss) &&
+      !s.nonFinite &&
+      s.endStep > 0 &&
+      (!this.best || s.heldOutLoss < this.best.heldOutLoss)
+    )
+      this.best = s;
+    this.event(
+      `segment ${s.segment}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}: steps ${s.startStep}→${s.endStep}, train ${fmt(s.trainLoss)}, held-out ${fmt(s.heldOutLoss)}`,
+    );
   }
 
   /** Applies a policy decision. */
@@ -70,11 +78,22 @@ export class TrainingState {
 
   /** Markdown lines about training for the Temporal UI's "current details" panel. */
   trainingDetails(): string[] {
-    const lines = [`**phase:** ${this.phase}${this.paused ? ' (paused)' : ''}  **step:** ${this.stepsDone}/${this.plannedSteps}`];
-    if (this.lrFind) lines.push(`**LR range test:** suggested ${this.lrFind.suggestedLr.toExponential(2)}, training at ${this.lrFind.chosenLr.toExponential(2)} (${this.lrFind.steps} points)`);
-    if (this.best) lines.push(`**best:** step ${this.best.endStep}, held-out loss ${fmt(this.best.heldOutLoss)} (segment ${this.best.segment})`);
+    const lines = [
+      `**phase:** ${this.phase}${this.paused ? ' (paused)' : ''}  **step:** ${this.stepsDone}/${this.plannedSteps}`,
+    ];
+    if (this.lrFind)
+      lines.push(
+        `**LR range test:** suggested ${this.lrFind.suggestedLr.toExponential(2)}, training at ${this.lrFind.chosenLr.toExponential(2)} (${this.lrFind.steps} points)`,
+      );
+    if (this.best)
+      lines.push(
+        `**best:** step ${this.best.endStep}, held-out loss ${fmt(this.best.heldOutLoss)} (segment ${this.best.segment})`,
+      );
     const last = this.segments.at(-1);
-    if (last) lines.push(`**last segment:** train ${fmt(last.trainLoss)}, held-out ${fmt(last.heldOutLoss)}, ${Math.round(last.tokensPerSec ?? 0)} tok/s on ${last.backend}`);
+    if (last)
+      lines.push(
+        `**last segment:** train ${fmt(last.trainLoss)}, held-out ${fmt(last.heldOutLoss)}, ${Math.round(last.tokensPerSec ?? 0)} tok/s on ${last.backend}`,
+      );
     return lines;
   }
 }

@@ -10,7 +10,15 @@ export interface ChainScore {
   incentiveShare: number; // Incentive[uid] / sum(Incentive)
   emissionRao?: number; // Emission[uid], where the chain has it
   tempo?: number; // the subnet's epoch length in blocks (Tempo)
-  details?: { round: number; loss: number; baselineLoss: number; rawScore: number; rank?: number; reward: number; reason?: string };
+  details?: {
+    round: number;
+    loss: number;
+    baselineLoss: number;
+    rawScore: number;
+    rank?: number;
+    reward: number;
+    reason?: string;
+  };
 }
 
 export interface Chain {

@@ -35,10 +35,17 @@ async function acquireApi(url: string): Promise<{ api: ApiPromise; provider: WsP
   if (!entry) {
     // autoConnectMs: the provider reconnects on its own after a dropped socket.
     const provider = new WsProvider(url, 1000);
-    const api = ApiPromise.create({ provider, signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS, noInitWarn: true, throwOnConnect: true }).catch(async (err: Error) => {
+    const api = ApiPromise.create({
+      provider,
+      signedExtensions: SUBTENSOR_SIGNED_EXTENSIONS,
+      noInitWarn: true,
+      throwOnConnect: true,
+    }).catch(async (err: Error) => {
       apis.delete(url);
       await provider.disconnect().catch(() => undefined);
-      throw new Error(`cannot reach the chain at ${url}: ${err.message}; is the devnet (\`minerflow devnet\`) or the subtensor node running?`);
+      throw new Error(
+        `cannot reach the chain at ${url}: ${err.message}; is the devnet (\`minerflow devnet\`) or the subtensor node running?`,
+      );
     });
     entry = { api, provider, users: 0 };
     apis.set(url, entry);
@@ -95,9 +102,19 @@ export class SubtensorChain implements Chain {
     // The head's own timestamp: block times are then projected from when it was made, not from now.
     const atMs = await this.timestampAt(header.hash);
     const nominal = (await this.rpcMethods()).has('minerflow_schedule')
-      ? ((await this.provider.send('minerflow_schedule', [])) as { blockMs: number; origin: number; phases: PhaseSpec[] })
+      ? ((await this.provider.send('minerflow_schedule', [])) as {
+          blockMs: number;
+          origin: number;
+          phases: PhaseSpec[];
+        })
       : { blockMs: this.opts.blockMs, origin: this.opts.origin ?? 0, phases: this.opts.phases };
-    return { block, atMs, blockMs: await this.observedBlockMs(block, atMs, nominal.blockMs), origin: nominal.origin, phases: nominal.phases };
+    return {
+      block,
+      atMs,
+      blockMs: await this.observedBlockMs(block, atMs, nominal.blockMs),
+      origin: nominal.origin,
+      phases: nominal.phases,
+    };
   }
 
   /**
@@ -125,7 +142,10 @@ export class SubtensorChain implements Chain {
 
   async uid(address: string, netuid: number): Promise<number | null> {
     await this.connected();
-    const uid = (await this.api.query.subtensorModule.uids(netuid, address)) as unknown as { isSome: boolean; unwrap(): { toNumber(): number } };
+    const uid = (await this.api.query.subtensorModule.uids(netuid, address)) as unknown as {
+      isSome: boolean;
+      unwrap(): { toNumber(): number };
+    };
     return uid.isSome ? uid.unwrap().toNumber() : null;
   }
 
@@ -133,14 +153,18 @@ export class SubtensorChain implements Chain {
     await this.connected();
     const bytes = Buffer.from(payload, 'utf8');
     if (bytes.length > MAX_RAW_COMMITMENT_BYTES) {
-      throw new ChainRejectedError(`commitment of ${bytes.length} bytes exceeds subtensor's limit of ${MAX_RAW_COMMITMENT_BYTES} (Data::Raw128 is the largest field)`);
+      throw new ChainRejectedError(
+        `commitment of ${bytes.length} bytes exceeds subtensor's limit of ${MAX_RAW_COMMITMENT_BYTES} (Data::Raw128 is the largest field)`,
+      );
     }
     const tx = this.api.tx.commitments.setCommitment(netuid, { fields: [{ [`Raw${bytes.length}`]: bytes }] });
     const blockHash = await this.submit(tx, signer);
     const block = (await this.api.rpc.chain.getHeader(blockHash)).number.toNumber();
     const back = await this.commitment(signer.address, netuid);
     if (!back || Buffer.compare(Buffer.from(back.payload, 'utf8'), bytes) !== 0) {
-      throw new Error(`commitment read back from ${this.opts.url} for ${signer.address} on netuid ${netuid} differs from what was sent (block ${block})`);
+      throw new Error(
+        `commitment read back from ${this.opts.url} for ${signer.address} on netuid ${netuid} differs from what was sent (block ${block})`,
+      );
     }
     return { block };
   }
@@ -167,12 +191,18 @@ export class SubtensorChain implements Chain {
       // when each *validator* last set weights: a miner's own entry never moves.)
       this.api.query.subtensorModule.lastMechansimStepBlock(netuid),
       this.api.query.subtensorModule.tempo(netuid),
-    ])) as unknown as [{ toNumber(): number }[], { toNumber(): number }[], { toNumber(): number }, { toNumber(): number }];
+    ])) as unknown as [
+      { toNumber(): number }[],
+      { toNumber(): number }[],
+      { toNumber(): number },
+      { toNumber(): number },
+    ];
     const updatedAtBlock = stepBlock.toNumber();
     if (updatedAtBlock === 0) return null; // no epoch has run on this subnet yet
     const total = incentive.reduce((a, v) => a + v.toNumber(), 0);
     const details = (await this.rpcMethods()).has('minerflow_validatorReport')
-      ? (((await this.provider.send('minerflow_validatorReport', [netuid, address])) as ChainScore['details'] | null) ?? undefined)
+      ? (((await this.provider.send('minerflow_validatorReport', [netuid, address])) as ChainScore['details'] | null) ??
+        undefined)
       : undefined;
     return {
       uid,
@@ -195,7 +225,10 @@ export class SubtensorChain implements Chain {
     const deadline = Date.now() + (this.opts.reconnectWaitMs ?? 10_000);
     while (!this.provider.isConnected) {
       if (this.closed) throw new Error(`chain adapter for ${this.opts.url} is closed`);
-      if (Date.now() > deadline) throw new Error(`not connected to the chain at ${this.opts.url} (still reconnecting after ${this.opts.reconnectWaitMs ?? 10_000} ms)`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `not connected to the chain at ${this.opts.url} (still reconnecting after ${this.opts.reconnectWaitMs ?? 10_000} ms)`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -206,7 +239,10 @@ export class SubtensorChain implements Chain {
   }
 
   /** Signs, submits and waits for inclusion; returns the block hash or throws naming the chain's error. */
-  private submit(tx: ReturnType<ApiPromise['tx']['commitments']['setCommitment']>, signer: KeyringPair): Promise<string> {
+  private submit(
+    tx: ReturnType<ApiPromise['tx']['commitments']['setCommitment']>,
+    signer: KeyringPair,
+  ): Promise<string> {
     const timeoutMs = this.opts.inclusionTimeoutMs ?? 60_000;
     return new Promise<string>((resolve, reject) => {
       let unsubscribe: (() => void) | undefined;
@@ -216,7 +252,10 @@ export class SubtensorChain implements Chain {
         if (err) reject(err);
         else resolve(hash!);
       };
-      const timer = setTimeout(() => finish(new Error(`commitment not included in a block within ${timeoutMs} ms on ${this.opts.url}`)), timeoutMs);
+      const timer = setTimeout(
+        () => finish(new Error(`commitment not included in a block within ${timeoutMs} ms on ${this.opts.url}`)),
+        timeoutMs,
+      );
       // nonce -1: the node's next index, counting our transactions still in its pool.
       tx.signAndSend(signer, { nonce: -1 }, (result) => {
         const { status, dispatchError } = result;
@@ -237,7 +276,9 @@ export class SubtensorChain implements Chain {
   private explain(err: DispatchError): Error {
     if (err.isModule) {
       const meta = this.api.registry.findMetaError(err.asModule);
-      return new ChainRejectedError(`the chain rejected the commitment: ${meta.section}.${meta.name} (${meta.docs.join(' ').trim()})`);
+      return new ChainRejectedError(
+        `the chain rejected the commitment: ${meta.section}.${meta.name} (${meta.docs.join(' ').trim()})`,
+      );
     }
     return new ChainRejectedError(`the chain rejected the commitment: ${err.type}`);
   }
@@ -250,6 +291,7 @@ export class SubtensorChain implements Chain {
 function rejection(err: Error): Error {
   const m = /^(\d+): (.*)$/s.exec(err.message);
   const code = m ? Number(m[1]) : undefined;
-  if (code === 1010 && !/outdated|future|stale|ancient/i.test(err.message)) return new ChainRejectedError(`the chain refused the commitment transaction: ${m![2]}`);
+  if (code === 1010 && !/outdated|future|stale|ancient/i.test(err.message))
+    return new ChainRejectedError(`the chain refused the commitment transaction: ${m![2]}`);
   return new Error(`commitment transaction not accepted: ${err.message}`);
 }

@@ -9,7 +9,14 @@ import type { Extrinsic, Header, MultiSignature } from '@polkadot/types/interfac
 import type { Codec } from '@polkadot/types/types';
 import type { StorageEntry } from '@polkadot/types/primitive/types';
 import { bnToU8a, compactStripLength, compactToU8a, hexToU8a, u8aConcat, u8aToHex, u8aToU8a } from '@polkadot/util';
-import { blake2AsHex, blake2AsU8a, cryptoWaitReady, decodeAddress, ed25519Verify, sr25519Verify } from '@polkadot/util-crypto';
+import {
+  blake2AsHex,
+  blake2AsU8a,
+  cryptoWaitReady,
+  decodeAddress,
+  ed25519Verify,
+  sr25519Verify,
+} from '@polkadot/util-crypto';
 import { phaseWindow, roundOf, cycleLength, type PhaseSpec } from '../../subnets/connito/phases';
 import type { ChainScore } from '../chain/chain';
 import type { LocalValidator, Submission } from '../../subnets/connito/validator';
@@ -29,7 +36,11 @@ export interface DevnetChainOptions {
 
 /** A JSON-RPC error as substrate's author_* methods return it (codes from sc-rpc-api). */
 export class DevnetRpcError extends Error {
-  constructor(readonly code: number, message: string, readonly data?: string) {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: string,
+  ) {
     super(data ? `${message}: ${data}` : message);
   }
 }
@@ -89,7 +100,8 @@ export class DevnetChain {
     const storage = new Map<string, string>();
     const count = new Map<number, number>();
     // Tempo (a u16) is the phase cycle here, so the subnet's epoch and its rounds line up.
-    for (const netuid of this.netuids) this.put(storage, 'subtensorModule', 'tempo', [netuid], Math.min(cycleLength(opts.phases), 0xffff));
+    for (const netuid of this.netuids)
+      this.put(storage, 'subtensorModule', 'tempo', [netuid], Math.min(cycleLength(opts.phases), 0xffff));
     for (const r of opts.register) {
       if (this.get(storage, 'subtensorModule', 'uids', [r.netuid, r.address])) continue;
       const uid = count.get(r.netuid) ?? 0;
@@ -167,7 +179,16 @@ export class DevnetChain {
   runtimeVersion() {
     const m = this.types.material;
     // The one runtime API served (through state_call): Metadata v2, as subtensor lists it.
-    return { specName: m.specName, implName: m.specName, authoringVersion: 1, specVersion: m.specVersion, implVersion: 1, apis: [[METADATA_API_ID, 2]], transactionVersion: m.txVersion, stateVersion: 1 };
+    return {
+      specName: m.specName,
+      implName: m.specName,
+      authoringVersion: 1,
+      specVersion: m.specVersion,
+      implVersion: 1,
+      apis: [[METADATA_API_ID, 2]],
+      transactionVersion: m.txVersion,
+      stateVersion: 1,
+    };
   }
 
   /** state_call: the Metadata runtime API (versions, metadata at a version); other APIs are not on the devnet. */
@@ -175,14 +196,26 @@ export class DevnetChain {
     const metadata = hexToU8a(this.types.material.metadata);
     const version = metadata[4]; // after the 'meta' magic
     if (method === 'Metadata_metadata') return u8aToHex(u8aConcat(compactToU8a(metadata.length), metadata));
-    if (method === 'Metadata_metadata_versions') return u8aToHex(u8aConcat(compactToU8a(1), bnToU8a(version, { bitLength: 32, isLe: true })));
+    if (method === 'Metadata_metadata_versions')
+      return u8aToHex(u8aConcat(compactToU8a(1), bnToU8a(version, { bitLength: 32, isLe: true })));
     if (method === 'Metadata_metadata_at_version') {
       const wanted = hexToU8a(args);
-      if (wanted.length !== 4) throw new DevnetRpcError(4003, 'Client error', `Metadata_metadata_at_version takes a u32, got ${wanted.length} bytes`);
+      if (wanted.length !== 4)
+        throw new DevnetRpcError(
+          4003,
+          'Client error',
+          `Metadata_metadata_at_version takes a u32, got ${wanted.length} bytes`,
+        );
       const v = wanted[0] | (wanted[1] << 8) | (wanted[2] << 16) | (wanted[3] << 24);
-      return v === version ? u8aToHex(u8aConcat(Uint8Array.from([1]), compactToU8a(metadata.length), metadata)) : '0x00';
+      return v === version
+        ? u8aToHex(u8aConcat(Uint8Array.from([1]), compactToU8a(metadata.length), metadata))
+        : '0x00';
     }
-    throw new DevnetRpcError(4003, 'Client error', `Execution failed: Exported method ${method} is not found (the devnet serves only the Metadata runtime API)`);
+    throw new DevnetRpcError(
+      4003,
+      'Client error',
+      `Execution failed: Exported method ${method} is not found (the devnet serves only the Metadata runtime API)`,
+    );
   }
 
   /** The next nonce for `address`: its account nonce plus its transactions waiting in the pool. */
@@ -204,20 +237,35 @@ export class DevnetChain {
     } catch (err) {
       throw new DevnetRpcError(1001, 'Extrinsic has invalid format', (err as Error).message);
     }
-    if (ext.toHex() !== hex.toLowerCase()) throw new DevnetRpcError(1001, 'Extrinsic has invalid format', 'bytes left over after decoding');
-    if (!ext.isSigned) throw new DevnetRpcError(1011, 'Unknown Transaction Validity', 'Could not find an unsigned validator for the unsigned transaction');
+    if (ext.toHex() !== hex.toLowerCase())
+      throw new DevnetRpcError(1001, 'Extrinsic has invalid format', 'bytes left over after decoding');
+    if (!ext.isSigned)
+      throw new DevnetRpcError(
+        1011,
+        'Unknown Transaction Validity',
+        'Could not find an unsigned validator for the unsigned transaction',
+      );
     const call = `${ext.method.section}.${ext.method.method}`;
     if (call !== 'commitments.setCommitment') {
-      throw new DevnetRpcError(1010, 'Invalid Transaction', `Transaction call is not expected (the devnet executes only commitments.setCommitment, not ${call})`);
+      throw new DevnetRpcError(
+        1010,
+        'Invalid Transaction',
+        `Transaction call is not expected (the devnet executes only commitments.setCommitment, not ${call})`,
+      );
     }
     const hash = ext.hash.toHex();
     if (this.pool.some((tx) => tx.hash === hash)) throw new DevnetRpcError(1013, 'Transaction Already Imported');
     const signer = ext.signer.toString();
     const nonce = ext.nonce.toNumber();
     const head = this.head();
-    if (nonce < this.accountNonce(head.storage, signer)) throw new DevnetRpcError(1010, 'Invalid Transaction', 'Transaction is outdated');
+    if (nonce < this.accountNonce(head.storage, signer))
+      throw new DevnetRpcError(1010, 'Invalid Transaction', 'Transaction is outdated');
     if (this.pool.some((tx) => tx.signer === signer && tx.nonce === nonce)) {
-      throw new DevnetRpcError(1014, 'Priority is too low: (0 vs 0)', 'The transaction has too low priority to replace another transaction already in the pool.');
+      throw new DevnetRpcError(
+        1014,
+        'Priority is too low: (0 vs 0)',
+        'The transaction has too low priority to replace another transaction already in the pool.',
+      );
     }
     // Validated in the context of the next block, as substrate's pool does.
     const current = head.number + 1;
@@ -229,7 +277,8 @@ export class DevnetChain {
       birthHash = birth.hash;
       death = ext.era.asMortalEra.death(current);
     }
-    if (!this.signatureValid(ext, signer, birthHash)) throw new DevnetRpcError(1010, 'Invalid Transaction', 'Transaction has a bad signature');
+    if (!this.signatureValid(ext, signer, birthHash))
+      throw new DevnetRpcError(1010, 'Invalid Transaction', 'Transaction has a bad signature');
     this.pool.push({ hex: hex.toLowerCase() as `0x${string}`, hash, ext, signer, nonce, death, onStatus });
     setImmediate(() => onStatus('ready'));
     return hash;
@@ -268,7 +317,7 @@ export class DevnetChain {
     const events = [this.systemEvent(0, 'ExtrinsicSuccess', { dispatchInfo: dispatchInfo('Mandatory') })];
     const included: PoolTx[] = [];
     // Apply each sender's transactions in nonce order; the rest wait for a later block.
-    for (let progressed = true; progressed; ) {
+    for (let progressed = true; progressed;) {
       progressed = false;
       for (const tx of [...this.pool]) {
         if (number >= tx.death) {
@@ -289,14 +338,23 @@ export class DevnetChain {
           storage.clear();
           for (const [k, v] of before) storage.set(k, v);
           tx.onStatus('invalid');
-          this.log(`devnet: block ${number}: dropped a transaction from ${tx.signer} that failed to apply: ${(err as Error).message}`);
+          this.log(
+            `devnet: block ${number}: dropped a transaction from ${tx.signer} that failed to apply: ${(err as Error).message}`,
+          );
           continue;
         }
         extrinsics.push(tx.hex);
         if (error) {
           const pallet = this.pallet('Commitments');
           const errorIndex = this.errorIndex('Commitments', error);
-          events.push(this.systemEvent(index, 'ExtrinsicFailed', { dispatchError: { Module: { index: pallet.index.toNumber(), error: u8aToHex(Uint8Array.from([errorIndex, 0, 0, 0])) } }, dispatchInfo: dispatchInfo('Normal') }));
+          events.push(
+            this.systemEvent(index, 'ExtrinsicFailed', {
+              dispatchError: {
+                Module: { index: pallet.index.toNumber(), error: u8aToHex(Uint8Array.from([errorIndex, 0, 0, 0])) },
+              },
+              dispatchInfo: dispatchInfo('Normal'),
+            }),
+          );
           this.log(`devnet: block ${number}: commitments.setCommitment by ${tx.signer} failed: Commitments.${error}`);
         } else {
           events.push(this.systemEvent(index, 'ExtrinsicSuccess', { dispatchInfo: dispatchInfo('Normal') }));
@@ -315,7 +373,13 @@ export class DevnetChain {
     this.maybeValidate(number);
   }
 
-  private seal(number: number, parentHash: string, extrinsics: `0x${string}`[], storage: Map<string, string>, nowMs: number): DevnetBlock {
+  private seal(
+    number: number,
+    parentHash: string,
+    extrinsics: `0x${string}`[],
+    storage: Map<string, string>,
+    nowMs: number,
+  ): DevnetBlock {
     const entries = [...storage.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const stateRoot = blake2AsHex(u8aConcat(...entries.flatMap(([k, v]) => [u8aToU8a(k), u8aToU8a(v)])));
     const extrinsicsRoot = blake2AsHex(this.registry.createType('Vec<Bytes>', extrinsics).toU8a());
@@ -340,12 +404,23 @@ export class DevnetChain {
   // ---- the one runtime call
 
   /** Commitments.set_commitment: returns the pallet error's name, or null on success. */
-  private setCommitment(tx: PoolTx, storage: Map<string, string>, number: number, index: number, events: Uint8Array[]): string | null {
-    const [netuidArg, info] = tx.ext.method.args as unknown as [Codec & { toNumber(): number }, Codec & { fields: (Codec & { isNone: boolean; value: Codec })[] }];
+  private setCommitment(
+    tx: PoolTx,
+    storage: Map<string, string>,
+    number: number,
+    index: number,
+    events: Uint8Array[],
+  ): string | null {
+    const [netuidArg, info] = tx.ext.method.args as unknown as [
+      Codec & { toNumber(): number },
+      Codec & { fields: (Codec & { isNone: boolean; value: Codec })[] },
+    ];
     const netuid = netuidArg.toNumber();
     const who = tx.signer;
     if (!this.get(storage, 'subtensorModule', 'uids', [netuid, who])) return 'AccountNotAllowedCommit';
-    const maxFields = (this.types.decorated.consts.commitments.maxFields as unknown as { toNumber(): number }).toNumber();
+    const maxFields = (
+      this.types.decorated.consts.commitments.maxFields as unknown as { toNumber(): number }
+    ).toNumber();
     if (info.fields.length > maxFields) return 'TooManyFieldsInCommitmentInfo';
     const raw = info.fields.map((f) => (f.isNone ? new Uint8Array() : f.value.toU8a(true)));
     const bytes = raw.reduce((a, r) => a + r.length, 0);
@@ -400,20 +475,33 @@ export class DevnetChain {
           this.pendingWrites.push((storage, block) => this.writeScores(storage, block, netuid, results));
           this.validatedRound.set(netuid, round);
         })
-        .catch((err: Error) => this.log(`devnet: validator failed on round ${round} of netuid ${netuid}: ${err.message}; retrying next block`))
+        .catch((err: Error) =>
+          this.log(
+            `devnet: validator failed on round ${round} of netuid ${netuid}: ${err.message}; retrying next block`,
+          ),
+        )
         .finally(() => this.validating.delete(netuid));
     }
   }
 
-  private writeScores(storage: Map<string, string>, block: number, netuid: number, results: Map<string, ValidatorDetails>): void {
+  private writeScores(
+    storage: Map<string, string>,
+    block: number,
+    netuid: number,
+    results: Map<string, ValidatorDetails>,
+  ): void {
     const n = Number(this.get(storage, 'subtensorModule', 'subnetworkN', [netuid])?.toString() ?? 0);
     const total = [...results.values()].reduce((a, r) => a + r.reward, 0);
     const incentive = new Array<number>(n).fill(0);
     const emission = new Array<number>(n).fill(0);
-    const previous = (this.get(storage, 'subtensorModule', 'lastUpdate', [netuid]) as unknown as { toNumber(): number }[] | null) ?? [];
+    const previous =
+      (this.get(storage, 'subtensorModule', 'lastUpdate', [netuid]) as unknown as { toNumber(): number }[] | null) ??
+      [];
     const lastUpdate = Array.from({ length: n }, (_, i) => previous[i]?.toNumber() ?? 0);
     for (const [hotkey, details] of results) {
-      const u = (this.get(storage, 'subtensorModule', 'uids', [netuid, hotkey]) as unknown as { toNumber(): number } | null)?.toNumber();
+      const u = (
+        this.get(storage, 'subtensorModule', 'uids', [netuid, hotkey]) as unknown as { toNumber(): number } | null
+      )?.toNumber();
       if (u === undefined || u >= n) continue;
       const share = total > 0 ? details.reward / total : 0;
       incentive[u] = Math.round(share * 65535);
@@ -432,7 +520,9 @@ export class DevnetChain {
   // ---- storage, events and signatures, all through the metadata
 
   private entry(section: string, method: string): StorageEntry {
-    const entry = (this.types.decorated.query as unknown as Record<string, Record<string, StorageEntry>>)[section]?.[method];
+    const entry = (this.types.decorated.query as unknown as Record<string, Record<string, StorageEntry>>)[section]?.[
+      method
+    ];
     if (!entry) throw new Error(`devnet: the metadata has no storage item ${section}.${method}`);
     return entry;
   }
@@ -450,7 +540,10 @@ export class DevnetChain {
 
   private put(storage: Map<string, string>, section: string, method: string, args: unknown[], value: unknown): void {
     // toU8a, not toHex: a number's toHex is big-endian, SCALE is little-endian.
-    storage.set(this.key(section, method, args), u8aToHex(this.registry.createTypeUnsafe(this.valueType(section, method), [value]).toU8a()));
+    storage.set(
+      this.key(section, method, args),
+      u8aToHex(this.registry.createTypeUnsafe(this.valueType(section, method), [value]).toU8a()),
+    );
   }
 
   /** The decoded value, or null when unset. */
@@ -460,13 +553,21 @@ export class DevnetChain {
   }
 
   private accountNonce(storage: Map<string, string>, address: string): number {
-    const account = this.get(storage, 'system', 'account', [address]) as unknown as { nonce: { toNumber(): number } } | null;
+    const account = this.get(storage, 'system', 'account', [address]) as unknown as {
+      nonce: { toNumber(): number };
+    } | null;
     return account ? account.nonce.toNumber() : 0;
   }
 
   private bumpNonce(storage: Map<string, string>, address: string): void {
-    const account = this.get(storage, 'system', 'account', [address]) as unknown as { nonce: { toNumber(): number }; providers: { toNumber(): number } } | null;
-    this.put(storage, 'system', 'account', [address], { nonce: (account?.nonce.toNumber() ?? 0) + 1, providers: account?.providers.toNumber() ?? 1 });
+    const account = this.get(storage, 'system', 'account', [address]) as unknown as {
+      nonce: { toNumber(): number };
+      providers: { toNumber(): number };
+    } | null;
+    this.put(storage, 'system', 'account', [address], {
+      nonce: (account?.nonce.toNumber() ?? 0) + 1,
+      providers: account?.providers.toNumber() ?? 1,
+    });
   }
 
   private pallet(name: string) {

@@ -34,7 +34,9 @@ export function metadataFile(network: SubtensorNetwork): string {
 export function loadSubtensorMaterial(network: SubtensorNetwork = 'finney'): SubtensorMaterial {
   const file = metadataFile(network);
   if (!existsSync(file)) {
-    throw new Error(`subtensor metadata not found at ${file}; run scripts/setup-metadata.sh (it fetches it once from @bitgo/sdk-coin-tao)`);
+    throw new Error(
+      `subtensor metadata not found at ${file}; run scripts/setup-metadata.sh (it fetches it once from @bitgo/sdk-coin-tao)`,
+    );
   }
   return JSON.parse(readFileSync(file, 'utf8')) as SubtensorMaterial;
 }

@@ -64,15 +64,26 @@ function handleMessage(conn: Connection, handlers: Record<string, Handler>, text
     return send(conn, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } });
   }
   const id = req.id ?? null;
-  if (typeof req.method !== 'string') return send(conn, { jsonrpc: '2.0', id, error: { code: -32600, message: 'Invalid request: no method' } });
+  if (typeof req.method !== 'string')
+    return send(conn, { jsonrpc: '2.0', id, error: { code: -32600, message: 'Invalid request: no method' } });
   const handler = handlers[req.method];
-  if (!handler) return send(conn, { jsonrpc: '2.0', id, error: { code: -32601, message: `Method not found: ${req.method}` } });
+  if (!handler)
+    return send(conn, { jsonrpc: '2.0', id, error: { code: -32601, message: `Method not found: ${req.method}` } });
   try {
     const params = Array.isArray(req.params) ? req.params : req.params === undefined ? [] : [req.params];
     send(conn, { jsonrpc: '2.0', id, result: handler(params, conn) ?? null });
   } catch (err) {
-    if (err instanceof DevnetRpcError) return send(conn, { jsonrpc: '2.0', id, error: { code: err.code, message: err.message.split(': ')[0], data: err.data } });
-    send(conn, { jsonrpc: '2.0', id, error: { code: -32602, message: `Invalid params for ${req.method}: ${(err as Error).message}` } });
+    if (err instanceof DevnetRpcError)
+      return send(conn, {
+        jsonrpc: '2.0',
+        id,
+        error: { code: err.code, message: err.message.split(': ')[0], data: err.data },
+      });
+    send(conn, {
+      jsonrpc: '2.0',
+      id,
+      error: { code: -32602, message: `Invalid params for ${req.method}: ${(err as Error).message}` },
+    });
   }
 }
 
@@ -83,9 +94,14 @@ function send(conn: Connection, message: object): void {
 let nextSubscription = 1;
 
 /** Registers a subscription: `start` gets an emit function and returns how to stop. */
-function subscribe(conn: Connection, notification: string, start: (emit: (result: unknown) => void) => () => void): string {
+function subscribe(
+  conn: Connection,
+  notification: string,
+  start: (emit: (result: unknown) => void) => () => void,
+): string {
   const id = `minerflow${nextSubscription++}`;
-  const emit = (result: unknown) => send(conn, { jsonrpc: '2.0', method: notification, params: { subscription: id, result } });
+  const emit = (result: unknown) =>
+    send(conn, { jsonrpc: '2.0', method: notification, params: { subscription: id, result } });
   conn.subscriptions.set(id, start(emit));
   return id;
 }
@@ -111,7 +127,8 @@ function headerJson(block: DevnetBlock) {
 
 function optionalHash(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(v)) throw new Error(`'${String(v)}' is not a 32-byte block hash`);
+  if (typeof v !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(v))
+    throw new Error(`'${String(v)}' is not a 32-byte block hash`);
   return v;
 }
 
@@ -151,7 +168,9 @@ function rpcHandlers(chain: DevnetChain): Record<string, Handler> {
     },
     chain_getBlock: ([at]) => {
       const block = chain.block(optionalHash(at));
-      return block ? { block: { header: headerJson(block), extrinsics: block.extrinsics }, justifications: null } : null;
+      return block
+        ? { block: { header: headerJson(block), extrinsics: block.extrinsics }, justifications: null }
+        : null;
     },
     chain_getFinalizedHead: () => chain.finalized().hash,
     chain_subscribeNewHeads: headSubscription('chain_newHead'),
@@ -173,11 +192,19 @@ function rpcHandlers(chain: DevnetChain): Record<string, Handler> {
         return () => undefined;
       }),
     state_unsubscribeRuntimeVersion: ([id], conn) => unsubscribe(conn, id),
-    state_call: ([method, data, at]) => (mustBlock(at), chain.runtimeCall(String(method), typeof data === 'string' ? data : '0x')),
+    state_call: ([method, data, at]) => (
+      mustBlock(at),
+      chain.runtimeCall(String(method), typeof data === 'string' ? data : '0x')
+    ),
     state_getStorage: ([key, at]) => storageAt(key, at),
     state_getStorageAt: ([key, at]) => storageAt(key, at),
     state_getKeysPaged: ([prefix, count, startKey, at]) => {
-      const keys = chain.keysPaged(String(prefix ?? '0x'), Number(count ?? 1000), startKey ? String(startKey) : undefined, optionalHash(at));
+      const keys = chain.keysPaged(
+        String(prefix ?? '0x'),
+        Number(count ?? 1000),
+        startKey ? String(startKey) : undefined,
+        optionalHash(at),
+      );
       if (!keys) throw new DevnetRpcError(4003, 'Client error', `block ${String(at)} is unknown or pruned`);
       return keys;
     },
@@ -226,6 +253,7 @@ function rpcHandlers(chain: DevnetChain): Record<string, Handler> {
 }
 
 function hexParam(v: unknown): `0x${string}` {
-  if (typeof v !== 'string' || !/^0x([0-9a-fA-F]{2})*$/.test(v)) throw new DevnetRpcError(1001, 'Extrinsic has invalid format', 'not a hex string');
+  if (typeof v !== 'string' || !/^0x([0-9a-fA-F]{2})*$/.test(v))
+    throw new DevnetRpcError(1001, 'Extrinsic has invalid format', 'not a hex string');
   return v as `0x${string}`;
 }

@@ -17,14 +17,23 @@ export class InvalidStoreKeyError extends Error {
  */
 export function checkStoreKey(key: string): string {
   const why =
-    typeof key !== 'string' || key === '' ? 'it is empty'
-    : key.includes('\0') ? 'it contains a NUL character'
-    : key.includes('\\') ? 'it contains a backslash'
-    : key.startsWith('/') || /^[a-zA-Z]:/.test(key) ? 'it is absolute'
-    : key.split('/').some((s) => s === '..') ? "it has a '..' segment"
-    : key.split('/').some((s) => s === '' || s === '.') ? "it has an empty or '.' segment"
-    : undefined;
-  if (why) throw new InvalidStoreKeyError(`store key '${String(key).replace(/\0/g, '\\0')}' is invalid: ${why}; keys are relative paths such as checkpoints/<hash>/model.safetensors`);
+    typeof key !== 'string' || key === ''
+      ? 'it is empty'
+      : key.includes('\0')
+        ? 'it contains a NUL character'
+        : key.includes('\\')
+          ? 'it contains a backslash'
+          : key.startsWith('/') || /^[a-zA-Z]:/.test(key)
+            ? 'it is absolute'
+            : key.split('/').some((s) => s === '..')
+              ? "it has a '..' segment"
+              : key.split('/').some((s) => s === '' || s === '.')
+                ? "it has an empty or '.' segment"
+                : undefined;
+  if (why)
+    throw new InvalidStoreKeyError(
+      `store key '${String(key).replace(/\0/g, '\\0')}' is invalid: ${why}; keys are relative paths such as checkpoints/<hash>/model.safetensors`,
+    );
   return key;
 }
 
@@ -38,7 +47,8 @@ export class FsStore implements CheckpointStore {
 
   pathOf(key: string): string {
     const p = path.resolve(this.root, checkStoreKey(key));
-    if (!p.startsWith(this.root + path.sep)) throw new InvalidStoreKeyError(`store key '${key}' escapes the store root ${this.root}`);
+    if (!p.startsWith(this.root + path.sep))
+      throw new InvalidStoreKeyError(`store key '${key}' escapes the store root ${this.root}`);
     return p;
   }
 
@@ -47,7 +57,9 @@ export class FsStore implements CheckpointStore {
     if (path.resolve(localFile) === dest) return;
     if (opts.immutable && (await this.exists(key))) {
       if ((await sha256(dest)) === (await sha256(localFile))) return; // a retry of the same write
-      throw new ImmutableObjectError(`store object '${key}' already exists with different content; committed checkpoints are never overwritten`);
+      throw new ImmutableObjectError(
+        `store object '${key}' already exists with different content; committed checkpoints are never overwritten`,
+      );
     }
     await fs.mkdir(path.dirname(dest), { recursive: true });
     const tmp = `${dest}.tmp-${randomUUID()}`; // unique: two puts of one key may run at once
@@ -70,7 +82,10 @@ export class FsStore implements CheckpointStore {
   }
 
   async exists(key: string): Promise<boolean> {
-    return fs.access(this.pathOf(key)).then(() => true, () => false);
+    return fs.access(this.pathOf(key)).then(
+      () => true,
+      () => false,
+    );
   }
 
   async delete(key: string): Promise<void> {
@@ -81,6 +96,9 @@ export class FsStore implements CheckpointStore {
 export function sha256(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
-    createReadStream(file).on('data', (c) => h.update(c)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
+    createReadStream(file)
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
   });
 }

@@ -66,10 +66,15 @@ export interface S3Location {
 /** Parses s3://bucket[/prefix]; errors name what is wrong. */
 export function parseS3Uri(uri: string): S3Location {
   const m = /^s3:\/\/([^/?#]*)(?:\/([^?#]*))?$/.exec(uri);
-  if (!m) throw new Error(`checkpoint store '${uri}': not an S3 URI; expected s3://bucket or s3://bucket/prefix (no query or fragment)`);
+  if (!m)
+    throw new Error(
+      `checkpoint store '${uri}': not an S3 URI; expected s3://bucket or s3://bucket/prefix (no query or fragment)`,
+    );
   const [, bucket, rawPrefix = ''] = m;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..')) {
-    throw new Error(`checkpoint store '${uri}': bucket name '${bucket}' is invalid; S3 bucket names are 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit`);
+    throw new Error(
+      `checkpoint store '${uri}': bucket name '${bucket}' is invalid; S3 bucket names are 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit`,
+    );
   }
   const prefix = rawPrefix.replace(/\/+$/, '');
   if (prefix && prefix.split('/').some((s) => s === '' || s === '.' || s === '..')) {
@@ -99,13 +104,17 @@ export class S3Store implements CheckpointStore {
     this.cacheDir = path.resolve(opts.cacheDir);
     this.partSize = opts.partSizeBytes ?? 16 * MIB;
     if (!Number.isInteger(this.partSize) || this.partSize < 5 * MIB) {
-      throw new Error(`S3 store ${this.uri}: partSizeBytes ${opts.partSizeBytes} must be a whole number of bytes, at least S3's 5 MiB minimum part size`);
+      throw new Error(
+        `S3 store ${this.uri}: partSizeBytes ${opts.partSizeBytes} must be a whole number of bytes, at least S3's 5 MiB minimum part size`,
+      );
     }
     this.queueSize = opts.queueSize ?? 4;
-    if (!Number.isInteger(this.queueSize) || this.queueSize < 1) throw new Error(`S3 store ${this.uri}: queueSize ${opts.queueSize} must be an integer ≥ 1`);
+    if (!Number.isInteger(this.queueSize) || this.queueSize < 1)
+      throw new Error(`S3 store ${this.uri}: queueSize ${opts.queueSize} must be an integer ≥ 1`);
     this.verifyEtag = opts.verifyEtag ?? true;
     this.maxAttempts = opts.maxAttempts ?? 5;
-    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new Error(`S3 store ${this.uri}: maxAttempts ${opts.maxAttempts} must be an integer ≥ 1`);
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1)
+      throw new Error(`S3 store ${this.uri}: maxAttempts ${opts.maxAttempts} must be an integer ≥ 1`);
     if (!opts.credentials) checkCredentialEnv(opts.env ?? process.env);
     let endpoint: string | undefined;
     if (opts.endpoint) {
@@ -115,7 +124,8 @@ export class S3Store implements CheckpointStore {
       } catch {
         throw new Error(`S3 endpoint '${redactUrl(opts.endpoint)}' is not a URL; expected e.g. http://127.0.0.1:9000`);
       }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`S3 endpoint '${redactUrl(opts.endpoint)}' must be http: or https:`);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new Error(`S3 endpoint '${redactUrl(opts.endpoint)}' must be http: or https:`);
       endpoint = opts.endpoint;
     }
     const region = opts.region ?? 'us-east-1';
@@ -213,10 +223,12 @@ export class S3Store implements CheckpointStore {
   private async download(key: string, s3Key: string, file: string, stamp: string): Promise<string> {
     const tmp = `${file}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: s3Key })).catch((err: unknown) => {
-        if (isNotFound(err)) throw new ObjectNotFoundError(`store object '${key}' not found in ${this.uri}`);
-        throw new Error(`S3 download of '${key}' from ${this.uri} (${this.where}) failed: ${describe(err)}`);
-      });
+      const res = await this.client
+        .send(new GetObjectCommand({ Bucket: this.bucket, Key: s3Key }))
+        .catch((err: unknown) => {
+          if (isNotFound(err)) throw new ObjectNotFoundError(`store object '${key}' not found in ${this.uri}`);
+          throw new Error(`S3 download of '${key}' from ${this.uri} (${this.where}) failed: ${describe(err)}`);
+        });
       // The bytes are checked against the digest recorded with this very response (not the earlier HEAD),
       // so an object replaced in between is still verified against its own digest.
       const expected = res.Metadata?.[SHA256_METADATA];
@@ -234,14 +246,19 @@ export class S3Store implements CheckpointStore {
       const out = createWriteStream(tmp);
       await pipeline(res.Body as Readable, hashing, out).catch((err: unknown) => {
         // A local disk error (it names our temp file) is not the network's fault: not retried.
-        if ((err as NodeJS.ErrnoException)?.path === tmp) throw new Error(`writing the download of '${key}' to ${tmp} failed: ${describe(err)}`);
-        throw new BodyStreamError(`S3 download of '${key}' from ${this.uri} (${this.where}) broke off after ${size} bytes: ${describe(err)}`);
+        if ((err as NodeJS.ErrnoException)?.path === tmp)
+          throw new Error(`writing the download of '${key}' to ${tmp} failed: ${describe(err)}`);
+        throw new BodyStreamError(
+          `S3 download of '${key}' from ${this.uri} (${this.where}) broke off after ${size} bytes: ${describe(err)}`,
+        );
       });
       const actual = hash.digest('hex');
       if (actual !== expected || (res.ContentLength !== undefined && size !== res.ContentLength)) {
         throw new Error(
           `store object '${key}' in ${this.uri} is corrupt: its recorded sha256 is ${expected}, the downloaded ${size} bytes hash to ${actual}` +
-            (res.ContentLength !== undefined && size !== res.ContentLength ? ` (expected ${res.ContentLength} bytes)` : '') +
+            (res.ContentLength !== undefined && size !== res.ContentLength
+              ? ` (expected ${res.ContentLength} bytes)`
+              : '') +
             '; the download was discarded',
         );
       }
@@ -279,7 +296,10 @@ export class S3Store implements CheckpointStore {
       return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: s3Key }));
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw new Error(`S3 HeadObject of '${s3Key}' in bucket '${this.bucket}' (${this.where}) failed: ${describe(err)}`, { cause: err });
+      throw new Error(
+        `S3 HeadObject of '${s3Key}' in bucket '${this.bucket}' (${this.where}) failed: ${describe(err)}`,
+        { cause: err },
+      );
     }
   }
 
@@ -289,11 +309,17 @@ export class S3Store implements CheckpointStore {
       (err: unknown) => {
         this.bucketChecked = undefined; // a later call asks again (the bucket may be created, the network may return)
         const status = httpStatus(err);
-        if (status === 404) throw new Error(`S3 bucket '${this.bucket}' of checkpoint store ${this.uri} does not exist at ${this.where}; create it or fix MINERFLOW_STORE`);
+        if (status === 404)
+          throw new Error(
+            `S3 bucket '${this.bucket}' of checkpoint store ${this.uri} does not exist at ${this.where}; create it or fix MINERFLOW_STORE`,
+          );
         if (status === 403 || status === 401) {
-          throw new Error(`S3 bucket '${this.bucket}' at ${this.where}: access denied; check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the bucket policy`);
+          throw new Error(
+            `S3 bucket '${this.bucket}' at ${this.where}: access denied; check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the bucket policy`,
+          );
         }
-        if (status === 301 && !this.where.startsWith('AWS')) throw new Error(`S3 bucket '${this.bucket}' at ${this.where} is in another region; set AWS_REGION`);
+        if (status === 301 && !this.where.startsWith('AWS'))
+          throw new Error(`S3 bucket '${this.bucket}' at ${this.where} is in another region; set AWS_REGION`);
         throw new Error(`S3 bucket '${this.bucket}' at ${this.where} cannot be reached: ${describe(err)}`);
       },
     );
@@ -345,14 +371,17 @@ export class S3Store implements CheckpointStore {
   private async removeIncomplete(s3Key: string): Promise<void> {
     try {
       const head = await this.head(s3Key);
-      if (head && !recordedSha256(head)) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: s3Key }));
+      if (head && !recordedSha256(head))
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: s3Key }));
     } catch {
       // best effort: the upload error that brought us here is the one to report
     }
   }
 
   private unverifiable(key: string): Error {
-    return new Error(`store object '${key}' in ${this.uri} has no recorded sha256 (x-amz-meta-${SHA256_METADATA}); it was not written by minerflow and cannot be verified`);
+    return new Error(
+      `store object '${key}' in ${this.uri} has no recorded sha256 (x-amz-meta-${SHA256_METADATA}); it was not written by minerflow and cannot be verified`,
+    );
   }
 }
 
@@ -385,7 +414,7 @@ async function digestFile(file: string, partSize: number): Promise<LocalDigests>
     sha.update(chunk);
     md5.update(chunk);
     size += chunk.length;
-    for (let pos = 0; pos < chunk.length; ) {
+    for (let pos = 0; pos < chunk.length;) {
       const take = Math.min(partSize - inPart, chunk.length - pos);
       part.update(chunk.subarray(pos, pos + take));
       inPart += take;
@@ -400,7 +429,8 @@ async function digestFile(file: string, partSize: number): Promise<LocalDigests>
   if (inPart > 0) partMd5s.push(part.digest());
   const md5Hex = md5.digest('hex');
   // lib-storage sends a file of at most one part size in a single PutObject (ETag = md5).
-  const multipartEtag = size <= partSize ? md5Hex : `${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-${partMd5s.length}`;
+  const multipartEtag =
+    size <= partSize ? md5Hex : `${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-${partMd5s.length}`;
   return { size, sha256: sha.digest('hex'), md5: md5Hex, multipartEtag };
 }
 
@@ -409,7 +439,12 @@ async function isVerifiedCopy(file: string, stamp: string, sha256: string, size:
   try {
     const seen = JSON.parse(await fs.readFile(stamp, 'utf8')) as { sha256?: string; size?: number; mtimeMs?: number };
     const st = await fs.stat(file);
-    return seen.sha256 === sha256 && seen.size === st.size && seen.mtimeMs === st.mtimeMs && (size === undefined || size === st.size);
+    return (
+      seen.sha256 === sha256 &&
+      seen.size === st.size &&
+      seen.mtimeMs === st.mtimeMs &&
+      (size === undefined || size === st.size)
+    );
   } catch {
     return false;
   }
@@ -437,7 +472,12 @@ function isNotFound(err: unknown): boolean {
 
 function isPreconditionFailed(err: unknown): boolean {
   const name = (err as Error)?.name;
-  return name === 'PreconditionFailed' || name === 'ConditionalRequestConflict' || httpStatus(err) === 412 || httpStatus(err) === 409;
+  return (
+    name === 'PreconditionFailed' ||
+    name === 'ConditionalRequestConflict' ||
+    httpStatus(err) === 412 ||
+    httpStatus(err) === 409
+  );
 }
 
 /** An SDK error as "<name>: <message> (HTTP <status>)"; S3 error messages hold no secrets. */
@@ -457,6 +497,12 @@ function redactUrl(url: string): string {
 function checkCredentialEnv(env: NodeJS.ProcessEnv): void {
   const id = !!env.AWS_ACCESS_KEY_ID;
   const secret = !!env.AWS_SECRET_ACCESS_KEY;
-  if (id && !secret) throw new Error('AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both, or neither to use a profile or instance role');
-  if (secret && !id) throw new Error('AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not; set both, or neither to use a profile or instance role');
+  if (id && !secret)
+    throw new Error(
+      'AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both, or neither to use a profile or instance role',
+    );
+  if (secret && !id)
+    throw new Error(
+      'AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not; set both, or neither to use a profile or instance role',
+    );
 }

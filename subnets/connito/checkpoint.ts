@@ -30,7 +30,13 @@ export function makeCheckpoint(workDir: string, store: CheckpointStore, trainerF
     return mapErrors(async () => {
       const trainer = trainerFor(input.trainer ?? { kind: 'tfjs' });
       const exported = await trainer.exportModel(
-        { dataset: input.dataset, trainer: input.trainer ?? { kind: 'tfjs' }, model: input.model, eval: input.eval, state: input.state },
+        {
+          dataset: input.dataset,
+          trainer: input.trainer ?? { kind: 'tfjs' },
+          model: input.model,
+          eval: input.eval,
+          state: input.state,
+        },
         { progress: (p) => heartbeat(p), signal: cancellationSignal(), attempt: activityInfo().attempt },
       );
       const hash = exported.modelHash;
@@ -57,7 +63,8 @@ export function makeCheckpoint(workDir: string, store: CheckpointStore, trainerF
       // them because a validator cannot turn text into this model's ids without it. Identical
       // weights published before (training is deterministic) are the same checkpoint, reused as is.
       await store.put(`${key}/${WEIGHTS_FILE}`, exported.weightsFile, { immutable: true });
-      for (const [name, file] of Object.entries(exported.files)) await store.put(`${key}/${name}`, file, { immutable: true });
+      for (const [name, file] of Object.entries(exported.files))
+        await store.put(`${key}/${name}`, file, { immutable: true });
       if (await store.exists(`${key}/${MANIFEST_FILE}`)) log.info('checkpoint already published; reusing it', { hash });
       else await store.put(`${key}/${MANIFEST_FILE}`, manifestFile, { immutable: true });
       return {

@@ -12,7 +12,12 @@ import type { Chain } from '../../infra/chain/chain';
 import { ChainRejectedError } from '../../infra/chain/chain';
 import type { Settings } from '../../infra/settings';
 import { loadHotkey } from '../../infra/wallet';
-import { decodeLocationCommit, decodeSignatureCommit, encodeLocationCommit, encodeSignatureCommit } from './commitments';
+import {
+  decodeLocationCommit,
+  decodeSignatureCommit,
+  encodeLocationCommit,
+  encodeSignatureCommit,
+} from './commitments';
 import { MinerSchema, type MinerInput } from './config';
 import { planCommit } from './phases';
 import type { CommitPlan, CommitReceipt, CommitWindow } from './types';
@@ -39,7 +44,9 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
     const pair = await loadHotkey(settings.walletsDir, miner.wallet, miner.hotkey);
     const uid = await (await chain()).uid(pair.address, miner.netuid);
     if (uid === null) {
-      throw new ChainRejectedError(`hotkey ${pair.address} (wallet '${miner.wallet}', hotkey '${miner.hotkey}') is not registered on netuid ${miner.netuid}; register it before mining`);
+      throw new ChainRejectedError(
+        `hotkey ${pair.address} (wallet '${miner.wallet}', hotkey '${miner.hotkey}') is not registered on netuid ${miner.netuid}; register it before mining`,
+      );
     }
     return { miner, pair };
   }
@@ -52,37 +59,65 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
   async function checkWindow(what: string, w: CommitWindow): Promise<void> {
     if (w.startBlock === undefined || w.endBlock === undefined) {
       const now = Date.now(); // a plan recorded before windows carried blocks
-      if (now < w.opensAt) throw new Error(`${what} window of round ${w.round} opens in ${w.opensAt - now} ms; retrying`);
-      if (now >= w.closesAt) throw new MissedWindowError(`${what} window of round ${w.round} closed ${now - w.closesAt} ms ago`);
+      if (now < w.opensAt)
+        throw new Error(`${what} window of round ${w.round} opens in ${w.opensAt - now} ms; retrying`);
+      if (now >= w.closesAt)
+        throw new MissedWindowError(`${what} window of round ${w.round} closed ${now - w.closesAt} ms ago`);
       return;
     }
     let next = (await (await chain()).blockNumber()) + 1;
     // Early by a few blocks (the chain is slower than planned): wait here, heartbeating, then retry.
-    for (const until = Date.now() + EARLY_WAIT_MS; next < w.startBlock && Date.now() < until; next = (await (await chain()).blockNumber()) + 1) {
+    for (
+      const until = Date.now() + EARLY_WAIT_MS;
+      next < w.startBlock && Date.now() < until;
+      next = (await (await chain()).blockNumber()) + 1
+    ) {
       heartbeat({ phase: what, round: w.round, waitingForBlock: w.startBlock, next });
       await sleep(250);
     }
-    if (next < w.startBlock) throw new Error(`${what} window of round ${w.round} opens at block ${w.startBlock}; the next block is ${next}; retrying`);
-    if (next >= w.endBlock) throw new MissedWindowError(`${what} window of round ${w.round} (blocks ${w.startBlock}–${w.endBlock - 1}) closed: the next block is ${next}`);
+    if (next < w.startBlock)
+      throw new Error(
+        `${what} window of round ${w.round} opens at block ${w.startBlock}; the next block is ${next}; retrying`,
+      );
+    if (next >= w.endBlock)
+      throw new MissedWindowError(
+        `${what} window of round ${w.round} (blocks ${w.startBlock}–${w.endBlock - 1}) closed: the next block is ${next}`,
+      );
   }
 
   /** Our commitment for this phase, already on chain inside the window (an earlier attempt's), if any. */
-  async function alreadyIncluded(phase: CommitReceipt['phase'], address: string, netuid: number, w: CommitWindow, isOurs: (payload: string) => boolean): Promise<CommitReceipt | undefined> {
+  async function alreadyIncluded(
+    phase: CommitReceipt['phase'],
+    address: string,
+    netuid: number,
+    w: CommitWindow,
+    isOurs: (payload: string) => boolean,
+  ): Promise<CommitReceipt | undefined> {
     if (w.startBlock === undefined || w.endBlock === undefined) return undefined;
     const current = await (await chain()).commitment(address, netuid);
-    if (!current || current.block < w.startBlock || current.block >= w.endBlock || !isOurs(current.payload)) return undefined;
+    if (!current || current.block < w.startBlock || current.block >= w.endBlock || !isOurs(current.payload))
+      return undefined;
     log.info(`${phase} was already included by an earlier attempt`, { block: current.block, hotkey: address });
     return { phase, block: current.block, payload: current.payload, bytes: Buffer.byteLength(current.payload) };
   }
 
-  async function send(phase: CommitReceipt['phase'], miner: MinerInput, pair: Awaited<ReturnType<typeof signer>>['pair'], payload: string, w: CommitWindow): Promise<CommitReceipt> {
+  async function send(
+    phase: CommitReceipt['phase'],
+    miner: MinerInput,
+    pair: Awaited<ReturnType<typeof signer>>['pair'],
+    payload: string,
+    w: CommitWindow,
+  ): Promise<CommitReceipt> {
     await checkWindow(phase, w);
     // Inclusion takes a block or two: heartbeat meanwhile, so a worker that dies here is noticed
     // within the heartbeat timeout and the retry (which finds the landed commitment) starts at once.
     const beat = setInterval(() => heartbeat({ phase, round: w.round }), 1000);
     heartbeat({ phase, round: w.round });
     const { block } = await (await chain()).commit(pair, miner.netuid, payload).finally(() => clearInterval(beat));
-    if (w.endBlock !== undefined && block >= w.endBlock) throw new MissedWindowError(`${phase} of round ${w.round} was included at block ${block}, after its window closed (block ${w.endBlock - 1})`);
+    if (w.endBlock !== undefined && block >= w.endBlock)
+      throw new MissedWindowError(
+        `${phase} of round ${w.round} was included at block ${block}, after its window closed (block ${w.endBlock - 1})`,
+      );
     const receipt: CommitReceipt = { phase, block, payload, bytes: Buffer.byteLength(payload) };
     log.info(`${phase} included`, { block, bytes: receipt.bytes, hotkey: pair.address });
     return receipt;
@@ -91,7 +126,13 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
   return {
     /** The next round whose commit windows we can still make (with minLeadMs, train for first); with `round`, that round re-planned from the chain now. */
     async planCommit(input: { minLeadMs?: number; round?: number } = {}): Promise<CommitPlan> {
-      return planCommit(await (await chain()).schedule(), Date.now(), COMMIT_MARGIN_MS, input.minLeadMs ?? 0, input.round);
+      return planCommit(
+        await (await chain()).schedule(),
+        Date.now(),
+        COMMIT_MARGIN_MS,
+        input.minLeadMs ?? 0,
+        input.round,
+      );
     },
 
     async commitSignature(input: CommitActivityInput): Promise<CommitReceipt> {
@@ -113,14 +154,21 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
       return mapErrors(async () => {
         const { miner, pair } = await signer(input.miner);
         const payload = encodeLocationCommit(input.hash, input.location);
-        const done = await alreadyIncluded('commit2', pair.address, miner.netuid, input.window, (p) => p === payload || decodeLocationCommit(p)?.h === input.hash);
+        const done = await alreadyIncluded(
+          'commit2',
+          pair.address,
+          miner.netuid,
+          input.window,
+          (p) => p === payload || decodeLocationCommit(p)?.h === input.hash,
+        );
         if (done) return done;
         // A hotkey holds one commitment: if it is no longer our commit 1, another cycle on this
         // hotkey committed over it, and our commit 2 would only pair with its signature.
         const current = await (await chain()).commitment(pair.address, miner.netuid);
         const sig = current && decodeSignatureCommit(current.payload);
         if (!sig || !signatureVerify(input.hash, Buffer.from(sig.m, 'base64url'), pair.address).isValid) {
-          const winningHash = (current && decodeLocationCommit(current.payload)?.h) ?? '(another commit 1, hash not yet revealed)';
+          const winningHash =
+            (current && decodeLocationCommit(current.payload)?.h) ?? '(another commit 1, hash not yet revealed)';
           throw ApplicationFailure.create({
             type: 'CommitOverwrittenError',
             nonRetryable: true,

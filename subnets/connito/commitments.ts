@@ -29,7 +29,9 @@ function encode(payload: SignatureCommit | LocationCommit): string {
   const text = JSON.stringify(payload);
   const bytes = new TextEncoder().encode(text).length;
   if (bytes > MAX_COMMIT_BYTES) {
-    throw new CommitTooLargeError(`commit payload is ${bytes} bytes; the limit is ${MAX_COMMIT_BYTES} (shorten the store URI: ${'u' in payload ? payload.u : ''})`);
+    throw new CommitTooLargeError(
+      `commit payload is ${bytes} bytes; the limit is ${MAX_COMMIT_BYTES} (shorten the store URI: ${'u' in payload ? payload.u : ''})`,
+    );
   }
   return text;
 }
@@ -46,7 +48,9 @@ export function decodeSignatureCommit(text: string): SignatureCommit | undefined
 export function decodeLocationCommit(text: string): LocationCommit | undefined {
   try {
     const v = JSON.parse(text) as Partial<LocationCommit>;
-    return typeof v.h === 'string' && typeof v.u === 'string' && typeof v.v === 'number' ? { h: v.h, u: v.u, v: v.v } : undefined;
+    return typeof v.h === 'string' && typeof v.u === 'string' && typeof v.v === 'number'
+      ? { h: v.h, u: v.u, v: v.v }
+      : undefined;
   } catch {
     return undefined;
   }

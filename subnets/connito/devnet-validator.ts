@@ -8,7 +8,10 @@ import { logger } from '../../infra/log';
 import type { Settings } from '../../infra/settings';
 import { createLocalValidator, type LocalValidator } from './validator';
 
-export function makeDevnetValidator(settings: Settings, log: (msg: string) => void = (m) => logger.info(m)): LocalValidator {
+export function makeDevnetValidator(
+  settings: Settings,
+  log: (msg: string) => void = (m) => logger.info(m),
+): LocalValidator {
   let heldOut: Promise<string[]> | undefined;
   return createLocalValidator({
     heldOutText: () => (heldOut ??= validatorHeldOut(settings)),
@@ -19,7 +22,11 @@ export function makeDevnetValidator(settings: Settings, log: (msg: string) => vo
 }
 
 async function validatorHeldOut(settings: Settings): Promise<string[]> {
-  const { source, opts } = await curationPlan({ path: settings.validatorCorpus, format: 'auto', textField: 'text' }, CurateSchema.parse({}), settings.dataDir);
+  const { source, opts } = await curationPlan(
+    { path: settings.validatorCorpus, format: 'auto', textField: 'text' },
+    CurateSchema.parse({}),
+    settings.dataDir,
+  );
   const ds = await curate(source, path.join(settings.dataDir, 'validator', 'datasets'), opts);
   return readSplit(path.join(ds.dir, 'heldout.jsonl')); // text: each model is scored with its own tokenizer
 }

@@ -14,7 +14,13 @@ export const connito = {
   netuid: 102,
   intake: 'phase-clock',
   workflows: ['miningCycle'],
-  controlActivities: ({ settings, store, chain }) => ({ preflight: makePreflight(settings, store, chain), ...makeCommit(settings, chain), awaitScore: makeAwaitScore(settings, chain) }),
-  gpuActivities: ({ settings, store, trainerFor }) => ({ checkpoint: makeCheckpoint(path.join(settings.dataDir, 'work'), store, trainerFor) }),
+  controlActivities: ({ settings, store, chain }) => ({
+    preflight: makePreflight(settings, store, chain),
+    ...makeCommit(settings, chain),
+    awaitScore: makeAwaitScore(settings, chain),
+  }),
+  gpuActivities: ({ settings, store, trainerFor }) => ({
+    checkpoint: makeCheckpoint(path.join(settings.dataDir, 'work'), store, trainerFor),
+  }),
   devnetValidator: makeDevnetValidator,
 } satisfies Subnet;

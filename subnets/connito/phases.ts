@@ -33,7 +33,11 @@ export function cycleLength(phases: PhaseSpec[]): number {
 }
 
 /** [start, end) blocks of `phase` in cycle `round`. */
-export function phaseWindow(s: Pick<ChainSchedule, 'origin' | 'phases'>, round: number, phase: string): { start: number; end: number } {
+export function phaseWindow(
+  s: Pick<ChainSchedule, 'origin' | 'phases'>,
+  round: number,
+  phase: string,
+): { start: number; end: number } {
   let offset = 0;
   for (const p of s.phases) {
     if (p.name === phase) {
@@ -42,7 +46,9 @@ export function phaseWindow(s: Pick<ChainSchedule, 'origin' | 'phases'>, round: 
     }
     offset += p.blocks;
   }
-  throw new Error(`the chain's phase schedule has no phase '${phase}' (it has ${s.phases.map((p) => p.name).join(', ')})`);
+  throw new Error(
+    `the chain's phase schedule has no phase '${phase}' (it has ${s.phases.map((p) => p.name).join(', ')})`,
+  );
 }
 
 export function roundOf(s: Pick<ChainSchedule, 'origin' | 'phases'>, block: number): number {
@@ -59,7 +65,13 @@ export function blockTime(s: ChainSchedule, block: number): number {
  * to train). With `round`, that round's windows as the chain stands now, open or not (a re-plan).
  * Commit 2 goes after MinerCommit1 ends, before MinerCommit2 ends.
  */
-export function planCommit(s: ChainSchedule, nowMs: number, marginMs: number, minLeadMs = 0, round?: number): CommitPlan {
+export function planCommit(
+  s: ChainSchedule,
+  nowMs: number,
+  marginMs: number,
+  minLeadMs = 0,
+  round?: number,
+): CommitPlan {
   if (round !== undefined) return planFor(s, round);
   for (let r = Math.max(0, roundOf(s, s.block)); ; r++) {
     const c1 = phaseWindow(s, r, 'MinerCommit1');
@@ -77,8 +89,20 @@ function planFor(s: ChainSchedule, round: number): CommitPlan {
     round,
     atBlock: s.block,
     validateStartBlock: validate.start,
-    commit1: { round, opensAt: blockTime(s, c1.start), closesAt: blockTime(s, c1.end), startBlock: c1.start, endBlock: c1.end },
-    commit2: { round, opensAt: blockTime(s, c1.end), closesAt: blockTime(s, c2.end), startBlock: c1.end, endBlock: c2.end },
+    commit1: {
+      round,
+      opensAt: blockTime(s, c1.start),
+      closesAt: blockTime(s, c1.end),
+      startBlock: c1.start,
+      endBlock: c1.end,
+    },
+    commit2: {
+      round,
+      opensAt: blockTime(s, c1.end),
+      closesAt: blockTime(s, c2.end),
+      startBlock: c1.end,
+      endBlock: c2.end,
+    },
     validateOpensAt: blockTime(s, validate.start),
   };
 }
@@ -88,7 +112,8 @@ export function parsePhases(text: string): PhaseSpec[] {
   const phases = text.split(',').map((part) => {
     const [name, blocks] = part.split(':').map((x) => x.trim());
     const n = Number(blocks);
-    if (!name || !Number.isInteger(n) || n <= 0) throw new Error(`phase '${part}' must look like Name:<positive blocks>`);
+    if (!name || !Number.isInteger(n) || n <= 0)
+      throw new Error(`phase '${part}' must look like Name:<positive blocks>`);
     return { name, blocks: n };
   });
   for (const required of ['MinerCommit1', 'MinerCommit2', 'Validate']) {

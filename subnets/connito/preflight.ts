@@ -39,7 +39,9 @@ export function makePreflight(settings: Settings, store: CheckpointStore, chain:
       const { block } = await c.schedule();
       const uid = await c.uid(pair.address, miner.netuid);
       if (uid === null) {
-        throw new ChainRejectedError(`miner: hotkey ${pair.address} (wallet '${miner.wallet}', hotkey '${miner.hotkey}') is not registered on netuid ${miner.netuid}; register it (btcli subnet register) or fix miner.netuid`);
+        throw new ChainRejectedError(
+          `miner: hotkey ${pair.address} (wallet '${miner.wallet}', hotkey '${miner.hotkey}') is not registered on netuid ${miner.netuid}; register it (btcli subnet register) or fix miner.netuid`,
+        );
       }
       heartbeat({ check: 'store' });
       await storeTakesWrites(settings, store);
@@ -62,7 +64,9 @@ async function storeTakesWrites(settings: Settings, store: CheckpointStore): Pro
     if (back !== text) throw new Error('what was read back differs from what was written');
     await store.delete(key);
   } catch (err) {
-    throw new PreflightError(`store ${store.uri} does not take writes: ${(err as Error).message}; check MINERFLOW_STORE and its credentials`);
+    throw new PreflightError(
+      `store ${store.uri} does not take writes: ${(err as Error).message}; check MINERFLOW_STORE and its credentials`,
+    );
   } finally {
     await fs.rm(file, { force: true });
   }

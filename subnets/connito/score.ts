@@ -32,9 +32,15 @@ export function makeAwaitScore(settings: Settings, chain: () => Promise<Chain>) 
         const c = await chain();
         const s = await c.score(address, miner.netuid);
         if (s && s.updatedAtBlock >= input.validateStartBlock) {
-          const winner = input.hash && (await overwrittenBy(c, address, miner.netuid, input.validateStartBlock, input.hash));
+          const winner =
+            input.hash && (await overwrittenBy(c, address, miner.netuid, input.validateStartBlock, input.hash));
           if (winner) {
-            return { ...base, status: 'overwritten', winningHash: winner, reason: `another commitment from this hotkey (hash ${winner}) replaced ours (${input.hash}) before round ${input.round} was validated; its score is not ours` };
+            return {
+              ...base,
+              status: 'overwritten',
+              winningHash: winner,
+              reason: `another commitment from this hotkey (hash ${winner}) replaced ours (${input.hash}) before round ${input.round} was validated; its score is not ours`,
+            };
           }
           const d = s.details;
           return {
@@ -51,7 +57,12 @@ export function makeAwaitScore(settings: Settings, chain: () => Promise<Chain>) 
             reason: d?.reason,
           };
         }
-        if (Date.now() >= deadline) return { ...base, status: 'timeout', reason: `no score for round ${input.round} within ${input.timeoutSeconds} s` };
+        if (Date.now() >= deadline)
+          return {
+            ...base,
+            status: 'timeout',
+            reason: `no score for round ${input.round} within ${input.timeoutSeconds} s`,
+          };
         heartbeat({ waitingForRound: input.round, block: (await c.schedule()).block });
         await sleep(input.pollSeconds * 1000);
       }
@@ -63,7 +74,13 @@ export function makeAwaitScore(settings: Settings, chain: () => Promise<Chain>) 
  * The hash that replaced ours before validation, if any. A commitment set at or after the
  * validation block came later (the next round) and says nothing about this one.
  */
-async function overwrittenBy(chain: Chain, address: string, netuid: number, validateStartBlock: number, ours: string): Promise<string | undefined> {
+async function overwrittenBy(
+  chain: Chain,
+  address: string,
+  netuid: number,
+  validateStartBlock: number,
+  ours: string,
+): Promise<string | undefined> {
   const current = await chain.commitment(address, netuid);
   if (!current || current.block >= validateStartBlock) return undefined;
   const h = decodeLocationCommit(current.payload)?.h;

@@ -28,7 +28,12 @@ export function scoreRound(entries: RoundEntry[]): RoundScore[] {
   for (const e of entries) if (Number.isFinite(e.loss)) lossCount.set(e.loss, (lossCount.get(e.loss) ?? 0) + 1);
   const scored = entries.map((e) => {
     const tied = (lossCount.get(e.loss) ?? 0) > 1;
-    return { hotkey: e.hotkey, loss: e.loss, rawScore: tied ? 0 : rawScore(e.baselineLoss, e.loss), reward: 0 } as RoundScore;
+    return {
+      hotkey: e.hotkey,
+      loss: e.loss,
+      rawScore: tied ? 0 : rawScore(e.baselineLoss, e.loss),
+      reward: 0,
+    } as RoundScore;
   });
   const ranked = scored.filter((s) => s.rawScore > 0).sort((a, b) => b.rawScore - a.rawScore);
   ranked.forEach((s, i) => {

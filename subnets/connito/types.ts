@@ -60,7 +60,19 @@ export interface ScoreReport {
   reason?: string;
 }
 
-export type CyclePhase = 'validating' | 'preflight' | 'curate' | 'lrFind' | 'train' | 'paused' | 'checkpoint' | 'commit1' | 'commit2' | 'awaitScore' | 'done' | 'failed';
+export type CyclePhase =
+  | 'validating'
+  | 'preflight'
+  | 'curate'
+  | 'lrFind'
+  | 'train'
+  | 'paused'
+  | 'checkpoint'
+  | 'commit1'
+  | 'commit2'
+  | 'awaitScore'
+  | 'done'
+  | 'failed';
 
 export interface CycleStatus {
   phase: CyclePhase;

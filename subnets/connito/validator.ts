@@ -23,7 +23,10 @@ export interface Submission {
 }
 
 /** Scores one round's submissions: details per hotkey (loss NaN + reason when invalid). */
-export type LocalValidator = (round: number, submissions: Submission[]) => Promise<Map<string, ChainScore['details'] & {}>>;
+export type LocalValidator = (
+  round: number,
+  submissions: Submission[],
+) => Promise<Map<string, ChainScore['details'] & {}>>;
 
 export interface LocalValidatorOptions {
   /** The validator's own held-out documents (same distribution as the miners' data), encoded with each model's tokenizer. */
@@ -38,17 +41,41 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
   return async (round, submissions) => {
     await initBackend('auto', log);
     const docs = await opts.heldOutText();
-    const measured: { hotkey: string; loss: number; baselineLoss: number; bitsPerByte?: number; reason?: string }[] = [];
+    const measured: { hotkey: string; loss: number; baselineLoss: number; bitsPerByte?: number; reason?: string }[] =
+      [];
     for (const sub of submissions) {
-      const m = await measure(sub, docs).catch((err: Error) => ({ loss: NaN, baselineLoss: NaN, bitsPerByte: undefined, reason: err.message }));
-      log(`local validator: round ${round} ${sub.hotkey}: loss ${m.loss.toFixed(4)} baseline ${m.baselineLoss.toFixed(4)}${m.bitsPerByte !== undefined ? ` (${m.bitsPerByte.toFixed(4)} bits/byte)` : ''}${m.reason ? ` (${m.reason})` : ''}`);
+      const m = await measure(sub, docs).catch((err: Error) => ({
+        loss: NaN,
+        baselineLoss: NaN,
+        bitsPerByte: undefined,
+        reason: err.message,
+      }));
+      log(
+        `local validator: round ${round} ${sub.hotkey}: loss ${m.loss.toFixed(4)} baseline ${m.baselineLoss.toFixed(4)}${m.bitsPerByte !== undefined ? ` (${m.bitsPerByte.toFixed(4)} bits/byte)` : ''}${m.reason ? ` (${m.reason})` : ''}`,
+      );
       measured.push({ hotkey: sub.hotkey, ...m });
     }
     const scores = scoreRound(measured.map((m) => ({ hotkey: m.hotkey, loss: m.loss, baselineLoss: m.baselineLoss })));
-    return new Map(scores.map((s, i) => [s.hotkey, { round, loss: s.loss, baselineLoss: measured[i].baselineLoss, rawScore: s.rawScore, rank: s.rank, reward: s.reward, reason: measured[i].reason }]));
+    return new Map(
+      scores.map((s, i) => [
+        s.hotkey,
+        {
+          round,
+          loss: s.loss,
+          baselineLoss: measured[i].baselineLoss,
+          rawScore: s.rawScore,
+          rank: s.rank,
+          reward: s.reward,
+          reason: measured[i].reason,
+        },
+      ]),
+    );
   };
 
-  async function measure(sub: Submission, docs: string[]): Promise<{ loss: number; baselineLoss: number; bitsPerByte?: number; reason?: string }> {
+  async function measure(
+    sub: Submission,
+    docs: string[],
+  ): Promise<{ loss: number; baselineLoss: number; bitsPerByte?: number; reason?: string }> {
     const sig = sub.commit1 && decodeSignatureCommit(sub.commit1.payload);
     const loc = sub.commit2 && decodeLocationCommit(sub.commit2.payload);
     if (!sig) throw new Error('no signature commit (commit 1) inside MinerCommit1');
@@ -63,7 +90,9 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
     if (actual !== loc.h) throw new Error(`checkpoint hash ${actual} differs from the committed ${loc.h}`);
     const tokenizer = await submittedTokenizer(store, checkpointKey(loc.h), manifest.tokenizer);
     if (tokenizer.vocabSize !== manifest.model.vocabSize) {
-      throw new Error(`the checkpoint's ${TOKENIZER_FILE} has ${tokenizer.vocabSize} tokens but its model's vocabulary is ${manifest.model.vocabSize}`);
+      throw new Error(
+        `the checkpoint's ${TOKENIZER_FILE} has ${tokenizer.vocabSize} tokens but its model's vocabulary is ${manifest.model.vocabSize}`,
+      );
     }
     const tokens = tokenizer.encodeDocuments(docs);
     const weights = await loadWeights(file, manifest.model);
@@ -71,7 +100,11 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
     try {
       const evalOpts = { maxTokens: opts.evalMaxTokens, batchSize: 16 };
       const r = evaluate(weights, manifest.model, tokens, evalOpts);
-      return { loss: r.loss, baselineLoss: evaluate(base, manifest.model, tokens, evalOpts).loss, bitsPerByte: evaluationBitsPerByte(tokenizer, tokens, r.loss, r.tokens) };
+      return {
+        loss: r.loss,
+        baselineLoss: evaluate(base, manifest.model, tokens, evalOpts).loss,
+        bitsPerByte: evaluationBitsPerByte(tokenizer, tokens, r.loss, r.tokens),
+      };
     } finally {
       disposeWeights(weights);
       disposeWeights(base);
@@ -80,7 +113,11 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
 }
 
 /** The tokenizer published beside the weights; checkpoints from before tokenizers were published are byte-level. */
-async function submittedTokenizer(store: CheckpointStore, key: string, declared: string | undefined): Promise<Tokenizer> {
+async function submittedTokenizer(
+  store: CheckpointStore,
+  key: string,
+  declared: string | undefined,
+): Promise<Tokenizer> {
   if (await store.exists(`${key}/${TOKENIZER_FILE}`)) return loadTokenizer(await store.get(`${key}/${TOKENIZER_FILE}`));
   if (declared === undefined || declared === 'bytes') return new ByteTokenizer();
   throw new Error(`the checkpoint declares a '${declared}' tokenizer but has no ${TOKENIZER_FILE}`);

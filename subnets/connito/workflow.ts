@@ -3,7 +3,16 @@
 // and retries. The round to commit for comes from the chain's phase schedule, and the training
 // deadline is re-derived from the chain between segments. People steer it with the training
 // messages (workflows/training-loop.ts) and read it with `status`.
-import { ApplicationFailure, defineQuery, patched, proxyActivities, setCurrentDetails, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  defineQuery,
+  patched,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { ControlActivities, GpuActivities } from '../../activities';
 import { InvalidInputError, parseOrExplain } from '../../common/config';
 import { TASK_QUEUES } from '../../common/queues';
@@ -74,41 +83,78 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
   try {
     // Histories recorded before the preflight existed replay without it.
     if (patched('preflight-at-start')) {
-      state.enter('preflight', `checking wallet '${input.miner.wallet}/${input.miner.hotkey}', registration on netuid ${input.miner.netuid}, chain, store and trainer`);
+      state.enter(
+        'preflight',
+        `checking wallet '${input.miner.wallet}/${input.miner.hotkey}', registration on netuid ${input.miner.netuid}, chain, store and trainer`,
+      );
       show();
       const [ok, fits] = await Promise.all([
         stage('preflight', preflight({ miner: input.miner })),
         stage('preflight', checkTrainer({ trainer: input.trainer, model: input.model, training: input.training })),
       ]);
-      state.event(`preflight: hotkey ${ok.hotkey} is uid ${ok.uid} on netuid ${input.miner.netuid}, chain at block ${ok.block}, store ${ok.store} writable; the ${input.trainer.kind} trainer fits (~${Math.round(fits.estimatedBytes / 2 ** 20)} MiB of ${Math.round(fits.availableBytes / 2 ** 20)} MiB on ${fits.backend})`);
+      state.event(
+        `preflight: hotkey ${ok.hotkey} is uid ${ok.uid} on netuid ${input.miner.netuid}, chain at block ${ok.block}, store ${ok.store} writable; the ${input.trainer.kind} trainer fits (~${Math.round(fits.estimatedBytes / 2 ** 20)} MiB of ${Math.round(fits.availableBytes / 2 ** 20)} MiB on ${fits.backend})`,
+      );
     }
     state.enter('curate', `curating ${input.corpus.path}`);
     show();
-    const dataset = (state.dataset = await stage('curate', curateCorpus({ corpus: input.corpus, curate: input.curate })));
+    const dataset = (state.dataset = await stage(
+      'curate',
+      curateCorpus({ corpus: input.corpus, curate: input.curate }),
+    ));
 
     // Train for the first round whose commit 1 leaves time to train, and stop in time for it.
-    state.plan = await stage('commit', planCommit({ minLeadMs: (input.commit.minTrainSeconds + input.commit.reserveSeconds) * 1000 }));
+    state.plan = await stage(
+      'commit',
+      planCommit({ minLeadMs: (input.commit.minTrainSeconds + input.commit.reserveSeconds) * 1000 }),
+    );
     state.trainingDeadline = state.plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
     await runTrainingLoop(input, state, { runId, dataset, show, replanDeadline: () => replanDeadline(input, state) });
     const best = state.best;
-    if (!best) throw ApplicationFailure.nonRetryable(`no training segment produced a finite held-out loss (${state.segments.length} segments); nothing to commit`, 'NothingToCommit');
+    if (!best)
+      throw ApplicationFailure.nonRetryable(
+        `no training segment produced a finite held-out loss (${state.segments.length} segments); nothing to commit`,
+        'NothingToCommit',
+      );
 
     state.enter('checkpoint', `publishing the best state: step ${best.endStep}, held-out ${fmt(best.heldOutLoss)}`);
     show();
     const ckpt = (state.checkpoint = await stage(
       'checkpoint',
-      checkpoint({ runId, dataset, state: best.state, trainLoss: best.trainLoss, backend: best.backend, round: state.plan.round, trainer: input.trainer, model: input.model, eval: input.eval }),
+      checkpoint({
+        runId,
+        dataset,
+        state: best.state,
+        trainLoss: best.trainLoss,
+        backend: best.backend,
+        round: state.plan.round,
+        trainer: input.trainer,
+        model: input.model,
+        eval: input.eval,
+      }),
     ));
 
     const committed = await commitTwoPhase(input, state, show);
     if ('commit1' in committed) {
       state.enter('awaitScore', `waiting for the validators' score of round ${committed.round}`);
       show();
-      state.score = await stage('awaitScore', awaitScore({ miner: input.miner, round: committed.round, validateStartBlock: committed.validateStartBlock, hash: ckpt.hash, ...input.score }));
+      state.score = await stage(
+        'awaitScore',
+        awaitScore({
+          miner: input.miner,
+          round: committed.round,
+          validateStartBlock: committed.validateStartBlock,
+          hash: ckpt.hash,
+          ...input.score,
+        }),
+      );
     } else {
       state.score = committed; // missed every window it could use, or overwritten by another cycle on this hotkey
     }
-    state.enter('done', `score: ${state.score.status}${state.score.incentiveShare !== undefined ? `, incentive share ${state.score.incentiveShare}` : ''}${state.score.reason ? ` (${state.score.reason})` : ''}`);
+    state.enter(
+      'done',
+      `score: ${state.score.status}${state.score.incentiveShare !== undefined ? `, incentive share ${state.score.incentiveShare}` : ''}${state.score.reason ? ` (${state.score.reason})` : ''}`,
+    );
     show();
     const last = state.segments.at(-1)!;
     return {
@@ -153,7 +199,9 @@ async function replanDeadline(input: CycleInput, state: CycleState): Promise<voi
   const plan = observed(state, await stage('commit', planCommit({ round: state.plan.round })));
   const deadline = plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
   if (before !== undefined && Math.abs(deadline - before) >= 1000) {
-    state.event(`training deadline moved ${Math.round((deadline - before) / 1000)} s with the chain: now ${new Date(deadline).toISOString()}`);
+    state.event(
+      `training deadline moved ${Math.round((deadline - before) / 1000)} s with the chain: now ${new Date(deadline).toISOString()}`,
+    );
   }
   state.trainingDeadline = deadline;
 }
@@ -163,7 +211,11 @@ async function replanDeadline(input: CycleInput, state: CycleState): Promise<voi
  * recorded loudly and the commit moves to the next round, as long as the checkpoint is not older
  * than commit.maxRounds allows; returns the round's plan, or undefined if every try missed.
  */
-async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => void): Promise<CommitPlan | ScoreReport> {
+async function commitTwoPhase(
+  input: CycleInput,
+  state: CycleState,
+  show: () => void,
+): Promise<CommitPlan | ScoreReport> {
   const ckpt = state.checkpoint!;
   // The round this cycle commits for: the one it trained for, then the next after each miss. Its
   // windows are re-planned from the chain now; a miss is only ever recorded for this round.
@@ -171,7 +223,9 @@ async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => 
     // Planned before the maxRounds check, as recorded histories did it (replay needs the same calls).
     const plan = observed(state, await stage('commit', planCommit({ round: aim })));
     if (aim - ckpt.round >= input.commit.maxRounds) {
-      state.event(`not committing: the checkpoint was trained for round ${ckpt.round} and round ${aim} is beyond commit.maxRounds (${input.commit.maxRounds})`);
+      state.event(
+        `not committing: the checkpoint was trained for round ${ckpt.round} and round ${aim} is beyond commit.maxRounds (${input.commit.maxRounds})`,
+      );
       return { status: 'missed', round: ckpt.round, hotkey: '', reason: state.missedWindows.join('; ') };
     }
     if (plan.commit1.closesAt <= Date.now()) {
@@ -180,14 +234,27 @@ async function commitTwoPhase(input: CycleInput, state: CycleState, show: () => 
     }
     state.commits = [];
     try {
-      state.enter('commit1', `round ${plan.round}: commit 1 window opens in ${Math.max(0, Math.round(plan.commit1.opensAt - Date.now()))} ms`);
+      state.enter(
+        'commit1',
+        `round ${plan.round}: commit 1 window opens in ${Math.max(0, Math.round(plan.commit1.opensAt - Date.now()))} ms`,
+      );
       show();
       await sleepUntil(startOf(plan.commit1));
-      state.commits.push(await stage('commit1', commitSignature({ miner: input.miner, hash: ckpt.hash, window: plan.commit1 })));
-      state.enter('commit2', `round ${plan.round}: commit 2 window opens in ${Math.max(0, Math.round(plan.commit2.opensAt - Date.now()))} ms`);
+      state.commits.push(
+        await stage('commit1', commitSignature({ miner: input.miner, hash: ckpt.hash, window: plan.commit1 })),
+      );
+      state.enter(
+        'commit2',
+        `round ${plan.round}: commit 2 window opens in ${Math.max(0, Math.round(plan.commit2.opensAt - Date.now()))} ms`,
+      );
       show();
       await sleepUntil(startOf(plan.commit2));
-      state.commits.push(await stage('commit2', commitLocation({ miner: input.miner, hash: ckpt.hash, location: ckpt.location, window: plan.commit2 })));
+      state.commits.push(
+        await stage(
+          'commit2',
+          commitLocation({ miner: input.miner, hash: ckpt.hash, location: ckpt.location, window: plan.commit2 }),
+        ),
+      );
       return plan;
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === 'CommitOverwrittenError') {
@@ -214,13 +281,17 @@ function overwrittenDetails(err: ApplicationFailure): Record<string, unknown> | 
 /** Records a new plan, refusing one from a chain whose head is behind the last plan's. */
 function observed(state: CycleState, plan: CommitPlan): CommitPlan {
   const last = state.plan?.atBlock;
-  if (last !== undefined && plan.atBlock !== undefined && plan.atBlock < last) chainWentBack(`block ${plan.atBlock} now, ${last} when last planned`);
+  if (last !== undefined && plan.atBlock !== undefined && plan.atBlock < last)
+    chainWentBack(`block ${plan.atBlock} now, ${last} when last planned`);
   return (state.plan = plan);
 }
 
 /** A chain whose block number went backwards was reset (a devnet restart) or replaced: nothing planned on it holds. */
 function chainWentBack(what: string): never {
-  throw ApplicationFailure.nonRetryable(`the chain went backwards (${what}): was it reset? Nothing planned on it holds; start a new cycle`, 'ChainResetError');
+  throw ApplicationFailure.nonRetryable(
+    `the chain went backwards (${what}): was it reset? Nothing planned on it holds; start a new cycle`,
+    'ChainResetError',
+  );
 }
 
 function miss(state: CycleState, what: string): void {

@@ -6,6 +6,7 @@ import { projectRoot } from '../../infra/paths';
 
 export function python(script: string, args: string[] = []): string {
   const py = path.join(projectRoot(), '.tools', 'venv', 'bin', 'python');
-  if (!existsSync(py)) throw new Error(`${py} is missing: run \`npm test\` (its setup creates it) or \`bash scripts/setup-python.sh\``);
+  if (!existsSync(py))
+    throw new Error(`${py} is missing: run \`npm test\` (its setup creates it) or \`bash scripts/setup-python.sh\``);
   return execFileSync(py, ['-c', script, ...args], { encoding: 'utf8' });
 }

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { loadSettings, type Settings } from '../../infra/settings';
 
 /** 200 ms blocks; a 78-block (15.6 s) cycle with 2 s commit windows. */
-export const FAST_PHASES = 'Distribute:2,Train:40,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
+export const FAST_PHASES =
+  'Distribute:2,Train:40,MinerCommit1:10,MinerCommit2:10,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2';
 
 export function tempDir(prefix = 'minerflow-test-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));

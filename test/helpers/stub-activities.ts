@@ -19,7 +19,14 @@ import type { PreflightReport } from '../../subnets/connito/preflight';
 import type { Capacity, CapacityRequest, LrFindRequest, SegmentRequest } from '../../trainers/trainer';
 import { encodeLocationCommit, encodeSignatureCommit } from '../../subnets/connito/commitments';
 import type { CorpusInput, CurateInput } from '../../common/config';
-import { CONNITO_PHASES, phaseWindow, planCommit, roundOf, type ChainSchedule, type PhaseSpec } from '../../subnets/connito/phases';
+import {
+  CONNITO_PHASES,
+  phaseWindow,
+  planCommit,
+  roundOf,
+  type ChainSchedule,
+  type PhaseSpec,
+} from '../../subnets/connito/phases';
 import type { DatasetRef, LrFindReport, SegmentResult, StateRef } from '../../common/types';
 import type { CheckpointRef, CommitPlan, CommitReceipt, CommitWindow, ScoreReport } from '../../subnets/connito/types';
 
@@ -28,7 +35,17 @@ export const COMMIT_MARGIN_MS = 1500;
 /** subnets/connito/commit.ts's EARLY_WAIT_MS: how long a commit early for its window waits in the activity. */
 export const EARLY_WAIT_MS = 30_000;
 
-export type ActivityName = 'preflight' | 'checkTrainer' | 'curateCorpus' | 'planCommit' | 'commitSignature' | 'commitLocation' | 'awaitScore' | 'trainSegment' | 'lrFind' | 'checkpoint';
+export type ActivityName =
+  | 'preflight'
+  | 'checkTrainer'
+  | 'curateCorpus'
+  | 'planCommit'
+  | 'commitSignature'
+  | 'commitLocation'
+  | 'awaitScore'
+  | 'trainSegment'
+  | 'lrFind'
+  | 'checkpoint';
 
 export interface Commitment {
   phase: CommitReceipt['phase'];
@@ -130,7 +147,13 @@ export interface ScenarioOptions {
   /** Simulated time per training step. */
   msPerStep?: number;
   /** Per-segment loss overrides (a spike, NaN…); undefined keeps defaultHeldOutLoss. */
-  loss?: (seg: { segment: number; attempt: number; startStep: number; endStep: number; lrScale: number }) => SegmentOverride | undefined;
+  loss?: (seg: {
+    segment: number;
+    attempt: number;
+    startStep: number;
+    endStep: number;
+    lrScale: number;
+  }) => SegmentOverride | undefined;
   /** Simulated time an activity attempt takes before doing its work (for commits: before the chain sees it). */
   delay?: (activity: ActivityName, callIndex: number, attempt: number) => number;
   /** A simulated worker restart: the attempt fails retryably after its delay, and Temporal retries it. */
@@ -213,13 +236,25 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
    * Runs one activity attempt: finds its scenario, takes the scenario's delay, fails it as a worker
    * restart would if the scenario says so, then does `work` and records the call.
    */
-  async function run<T>(activity: ActivityName, work: (s: Scenario, call: ActivityCall) => Promise<T>, round?: number): Promise<T> {
+  async function run<T>(
+    activity: ActivityName,
+    work: (s: Scenario, call: ActivityCall) => Promise<T>,
+    round?: number,
+  ): Promise<T> {
     const info = activityInfo();
     const workflowId = info.workflowExecution?.workflowId ?? '(none)';
     const s = scenarios.get(workflowId);
     if (!s) throw ApplicationFailure.nonRetryable(`no scenario for workflow ${workflowId}`, 'NoScenario');
     const callIndex = s.callIndex(activity, info.activityId);
-    const call: ActivityCall = { activity, activityId: info.activityId, callIndex, attempt: info.attempt, startMs: await now(), delayMs: s.delayFor(activity, callIndex, info.attempt), round };
+    const call: ActivityCall = {
+      activity,
+      activityId: info.activityId,
+      callIndex,
+      attempt: info.attempt,
+      startMs: await now(),
+      delayMs: s.delayFor(activity, callIndex, info.attempt),
+      round,
+    };
     s.calls.push(call);
     try {
       await simSleep(call.delayMs);
@@ -244,7 +279,14 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
    * commit early by up to EARLY_WAIT_MS waits in the activity, earlier is a retryable error, past
    * the window is MissedWindowError.
    */
-  async function commit(s: Scenario, call: ActivityCall, phase: CommitReceipt['phase'], w: CommitWindow, hash: string, payload: string): Promise<CommitReceipt> {
+  async function commit(
+    s: Scenario,
+    call: ActivityCall,
+    phase: CommitReceipt['phase'],
+    w: CommitWindow,
+    hash: string,
+    payload: string,
+  ): Promise<CommitReceipt> {
     const startBlock = w.startBlock!;
     const endBlock = w.endBlock!;
     let next = s.chain.blockAt(await now()) + 1;
@@ -254,12 +296,17 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
     }
     if (next < startBlock) {
       call.outcome = 'early';
-      throw new Error(`${phase} window of round ${w.round} opens at block ${startBlock}; the next block is ${next}; retrying`);
+      throw new Error(
+        `${phase} window of round ${w.round} opens at block ${startBlock}; the next block is ${next}; retrying`,
+      );
     }
     if (next >= endBlock) {
       call.outcome = 'missed';
       // What mapErrors makes of activities/errors.ts's MissedWindowError.
-      throw ApplicationFailure.nonRetryable(`${phase} window of round ${w.round} (blocks ${startBlock}–${endBlock - 1}) closed: the next block is ${next}`, 'MissedWindowError');
+      throw ApplicationFailure.nonRetryable(
+        `${phase} window of round ${w.round} (blocks ${startBlock}–${endBlock - 1}) closed: the next block is ${next}`,
+        'MissedWindowError',
+      );
     }
     s.chain.commitments.push({ phase, round: w.round, block: next, atMs: await now(), hash, payload });
     return { phase, block: next, payload, bytes: Buffer.byteLength(payload) };
@@ -267,7 +314,12 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
 
   const control = {
     async preflight(_input: { miner: unknown }): Promise<PreflightReport> {
-      return run('preflight', async (s) => ({ hotkey: '5SimulatedHotkey', uid: 1, block: s.chain.blockAt(await now()), store: 'sim://store' }));
+      return run('preflight', async (s) => ({
+        hotkey: '5SimulatedHotkey',
+        uid: 1,
+        block: s.chain.blockAt(await now()),
+        store: 'sim://store',
+      }));
     },
 
     async curateCorpus(_input: { corpus: CorpusInput; curate: CurateInput }): Promise<DatasetRef> {
@@ -288,25 +340,58 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
     async planCommit(input: { minLeadMs?: number; round?: number } = {}): Promise<CommitPlan> {
       return run('planCommit', async (s) => {
         const t = await now();
-        const plan = input.round !== undefined ? s.chain.planRound(t, input.round) : s.chain.plan(t, input.minLeadMs ?? 0);
+        const plan =
+          input.round !== undefined ? s.chain.planRound(t, input.round) : s.chain.plan(t, input.minLeadMs ?? 0);
         s.plans.push({ atMs: t, args: { ...input }, plan });
         return plan;
       });
     },
 
     async commitSignature(input: CommitActivityInput): Promise<CommitReceipt> {
-      return run('commitSignature', (s, call) => commit(s, call, 'commit1', input.window, input.hash, encodeSignatureCommit(Buffer.from(`sig:${input.hash}`).toString('base64url').slice(0, 86))), input.window.round);
+      return run(
+        'commitSignature',
+        (s, call) =>
+          commit(
+            s,
+            call,
+            'commit1',
+            input.window,
+            input.hash,
+            encodeSignatureCommit(Buffer.from(`sig:${input.hash}`).toString('base64url').slice(0, 86)),
+          ),
+        input.window.round,
+      );
     },
 
     async commitLocation(input: LocationCommitInput): Promise<CommitReceipt> {
-      return run('commitLocation', (s, call) => commit(s, call, 'commit2', input.window, input.hash, encodeLocationCommit(input.hash, input.location)), input.window.round);
+      return run(
+        'commitLocation',
+        (s, call) =>
+          commit(s, call, 'commit2', input.window, input.hash, encodeLocationCommit(input.hash, input.location)),
+        input.window.round,
+      );
     },
 
-    async awaitScore(input: { miner: unknown; round: number; validateStartBlock: number; timeoutSeconds: number; pollSeconds: number }): Promise<ScoreReport> {
+    async awaitScore(input: {
+      miner: unknown;
+      round: number;
+      validateStartBlock: number;
+      timeoutSeconds: number;
+      pollSeconds: number;
+    }): Promise<ScoreReport> {
       return run('awaitScore', async (s) => {
         const c2 = s.chain.commitments.filter((c) => c.phase === 'commit2' && c.round === input.round).at(-1);
         const state = c2 && [...s.states.values()].find((r) => hashOfState(r.state.key) === c2.hash);
-        return { status: 'scored', round: input.round, hotkey: '5SimulatedHotkey', uid: 1, incentiveShare: 1, validatorLoss: state?.heldOutLoss, rank: 1, reward: 2.25 };
+        return {
+          status: 'scored',
+          round: input.round,
+          hotkey: '5SimulatedHotkey',
+          uid: 1,
+          incentiveShare: 1,
+          validatorLoss: state?.heldOutLoss,
+          rank: 1,
+          reward: 2.25,
+        };
       });
     },
   };
@@ -350,13 +435,34 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
           metricsKey: `${key}/metrics.jsonl`,
         };
         s.states.set(key, result);
-        s.trains.push({ segment: input.segment, attempt, fromStep: startStep, fromKey: input.from?.key ?? null, untilStep: input.untilStep, stopAt: input.stopAt, lrScale: input.lrScale, startMs: t0, endMs: await now(), result });
+        s.trains.push({
+          segment: input.segment,
+          attempt,
+          fromStep: startStep,
+          fromKey: input.from?.key ?? null,
+          untilStep: input.untilStep,
+          stopAt: input.stopAt,
+          lrScale: input.lrScale,
+          startMs: t0,
+          endMs: await now(),
+          result,
+        });
         return result;
       });
     },
 
     async lrFind(_input: LrFindRequest): Promise<LrFindReport> {
-      return run('lrFind', async () => ({ suggestedLr: 3e-3, chosenLr: 3e-3, steepestLr: 3e-3, minLossLr: 1e-2, diverged: false, steps: 100, seconds: 100, curve: [], curveKey: 'runs/sim/lr-find.jsonl' }));
+      return run('lrFind', async () => ({
+        suggestedLr: 3e-3,
+        chosenLr: 3e-3,
+        steepestLr: 3e-3,
+        minLossLr: 1e-2,
+        diverged: false,
+        steps: 100,
+        seconds: 100,
+        curve: [],
+        curveKey: 'runs/sim/lr-find.jsonl',
+      }));
     },
 
     /** Publishes the given state; the ledger keeps which state (and so which step) was published. */

@@ -17,7 +17,9 @@ import { createGpuWorker } from '../../workers/gpu';
 
 let runtimeInstalled = false;
 
-export async function startTemporal(settings: Settings): Promise<{ env: TestWorkflowEnvironment; bundle: WorkflowBundle }> {
+export async function startTemporal(
+  settings: Settings,
+): Promise<{ env: TestWorkflowEnvironment; bundle: WorkflowBundle }> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
@@ -25,7 +27,10 @@ export async function startTemporal(settings: Settings): Promise<{ env: TestWork
   const env = await TestWorkflowEnvironment.createLocal({
     server: { executable: { type: 'existing-path', path: settings.temporal.bin } },
   });
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
   return { env, bundle };
 }
 
@@ -33,7 +38,10 @@ export async function startTemporal(settings: Settings): Promise<{ env: TestWork
  * A dev server for one test file: started before its tests, torn down after; `use` receives it.
  * With the devnet chain (the default) a devnet starts alongside and `settings` point at it.
  */
-export function useTemporal(settings: Settings, use: (t: { env: TestWorkflowEnvironment; bundle: WorkflowBundle; devnet?: Devnet }) => void): void {
+export function useTemporal(
+  settings: Settings,
+  use: (t: { env: TestWorkflowEnvironment; bundle: WorkflowBundle; devnet?: Devnet }) => void,
+): void {
   let env: TestWorkflowEnvironment | undefined;
   let devnet: Devnet | undefined;
   before(async () => {
@@ -65,8 +73,24 @@ export async function withWorkers<T>(
 }
 
 /** Starts a miningCycle with workers running and returns its result. */
-export function runCycle(env: TestWorkflowEnvironment, bundle: WorkflowBundle, settings: Settings, workflowId: string, input: unknown, opts: Parameters<typeof withWorkers>[4] = {}) {
-  return withWorkers(env, bundle, settings, async () => (await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] })).result(), opts);
+export function runCycle(
+  env: TestWorkflowEnvironment,
+  bundle: WorkflowBundle,
+  settings: Settings,
+  workflowId: string,
+  input: unknown,
+  opts: Parameters<typeof withWorkers>[4] = {},
+) {
+  return withWorkers(
+    env,
+    bundle,
+    settings,
+    async () =>
+      (
+        await env.client.workflow.start(miningCycle, { taskQueue: TASK_QUEUES.control, workflowId, args: [input] })
+      ).result(),
+    opts,
+  );
 }
 
 /** A worker in its own process (so a test can SIGKILL it), pointed at `env` with `settings`' folders and chain. */
@@ -85,14 +109,27 @@ export function spawnWorker(which: 'control' | 'gpu', env: TestWorkflowEnvironme
       MINERFLOW_LOCAL_PHASES: local.phases.map((p) => `${p.name}:${p.blocks}`).join(','),
       MINERFLOW_VALIDATOR_CORPUS: settings.validatorCorpus,
     },
-    stdio: ['ignore', process.env.MINERFLOW_TEST_LOG ? 'inherit' : 'ignore', process.env.MINERFLOW_TEST_LOG ? 'inherit' : 'ignore'],
+    stdio: [
+      'ignore',
+      process.env.MINERFLOW_TEST_LOG ? 'inherit' : 'ignore',
+      process.env.MINERFLOW_TEST_LOG ? 'inherit' : 'ignore',
+    ],
   });
 }
 
 /** Saves a workflow's history as a replay fixture when RECORD_FIXTURES is set. */
-export async function recordHistory(env: TestWorkflowEnvironment, settings: Settings, workflowId: string, name: string): Promise<void> {
+export async function recordHistory(
+  env: TestWorkflowEnvironment,
+  settings: Settings,
+  workflowId: string,
+  name: string,
+): Promise<void> {
   if (!process.env.RECORD_FIXTURES) return;
-  const json = execFileSync(settings.temporal.bin, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], { encoding: 'utf8' });
+  const json = execFileSync(
+    settings.temporal.bin,
+    ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'],
+    { encoding: 'utf8' },
+  );
   // The workflow id goes along: replay needs it (child workflow ids are derived from it).
   const history = { workflowId, ...(JSON.parse(json) as object) };
   await fs.writeFile(path.join(__dirname, '..', 'fixtures', `${name}.history.json`), JSON.stringify(history) + '\n');

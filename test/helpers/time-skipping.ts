@@ -19,21 +19,30 @@ let bundled: Promise<WorkflowBundle> | undefined;
 
 /** The workflows bundled once per process (webpack takes seconds; every test file's env shares it). */
 export function workflowBundle(): Promise<WorkflowBundle> {
-  bundled ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') });
+  bundled ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
   return bundled;
 }
 
 /** Starts the time-skipping server (launched by the SDK as `<wrapper> <port>`) and bundles the workflows. */
 export async function startTimeSkipping(): Promise<{ env: TestWorkflowEnvironment; bundle: WorkflowBundle }> {
   if (!existsSync(TEST_SERVER_BIN)) {
-    throw new Error(`${TEST_SERVER_BIN} is missing: run \`bash scripts/setup-test-server.sh\` (needs java and mvn; fetches io.temporal:temporal-test-server from Maven Central)`);
+    throw new Error(
+      `${TEST_SERVER_BIN} is missing: run \`bash scripts/setup-test-server.sh\` (needs java and mvn; fetches io.temporal:temporal-test-server from Maven Central)`,
+    );
   }
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger((process.env.MINERFLOW_TEST_LOG_LEVEL as 'ERROR' | undefined) ?? 'ERROR') }); // not WARN: the gpu worker warns that it polls no workflows
+    Runtime.install({
+      logger: new DefaultLogger((process.env.MINERFLOW_TEST_LOG_LEVEL as 'ERROR' | undefined) ?? 'ERROR'),
+    }); // not WARN: the gpu worker warns that it polls no workflows
     runtimeInstalled = true;
   }
   const [env, bundle] = await Promise.all([
-    TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEST_SERVER_BIN } } }),
+    TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: { type: 'existing-path', path: TEST_SERVER_BIN } },
+    }),
     workflowBundle(),
   ]);
   return { env, bundle };
@@ -63,9 +72,23 @@ export interface StubActivitySet {
  * a heartbeat held back by the worker's real-time throttle would arrive after the server (on
  * simulated time) had already timed the activity out.
  */
-export async function withStubWorkers<T>(env: TestWorkflowEnvironment, bundle: WorkflowBundle, activities: StubActivitySet, fn: () => Promise<T>): Promise<T> {
-  const common = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: 1, defaultHeartbeatThrottleInterval: 1 } as const;
-  const control = await Worker.create({ ...common, taskQueue: TASK_QUEUES.control, workflowBundle: bundle, activities: activities.control });
+export async function withStubWorkers<T>(
+  env: TestWorkflowEnvironment,
+  bundle: WorkflowBundle,
+  activities: StubActivitySet,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const common = {
+    connection: env.nativeConnection,
+    maxHeartbeatThrottleInterval: 1,
+    defaultHeartbeatThrottleInterval: 1,
+  } as const;
+  const control = await Worker.create({
+    ...common,
+    taskQueue: TASK_QUEUES.control,
+    workflowBundle: bundle,
+    activities: activities.control,
+  });
   const gpu = await Worker.create({ ...common, taskQueue: TASK_QUEUES.gpu, activities: activities.gpu });
   return control.runUntil(gpu.runUntil(fn));
 }
@@ -91,7 +114,13 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
  * unlock for the whole wait: as soon as the workflow idles with no timer of its own (paused on a
  * condition), the server jumps to the next task it knows of, which can be ten years away.
  */
-export async function advanceUntil<T>(env: TestWorkflowEnvironment, what: string, probe: () => Promise<T | undefined>, stepMs = 5_000, realMs = 20_000): Promise<T> {
+export async function advanceUntil<T>(
+  env: TestWorkflowEnvironment,
+  what: string,
+  probe: () => Promise<T | undefined>,
+  stepMs = 5_000,
+  realMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + realMs;
   for (;;) {
     const v = await probe();
@@ -110,12 +139,23 @@ export async function advanceUntil<T>(env: TestWorkflowEnvironment, what: string
  * rejected update, answers NOT_FOUND ("update <id> not found"), reported as WorkflowNotFoundError.
  * In that case the validator's message is lost and this says "rejected (stage …)".
  */
-export async function sendUpdate<R>(env: TestWorkflowEnvironment, workflowId: string, name: string, arg: unknown): Promise<R> {
+export async function sendUpdate<R>(
+  env: TestWorkflowEnvironment,
+  workflowId: string,
+  name: string,
+  arg: unknown,
+): Promise<R> {
   const res = await env.client.workflowService.updateWorkflowExecution({
     namespace: env.client.options.namespace,
     workflowExecution: { workflowId },
-    waitPolicy: { lifecycleStage: temporal.api.enums.v1.UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED },
-    request: { meta: { updateId: randomUUID(), identity: 'minerflow-test' }, input: { name, args: { payloads: [defaultPayloadConverter.toPayload(arg)] } } },
+    waitPolicy: {
+      lifecycleStage:
+        temporal.api.enums.v1.UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED,
+    },
+    request: {
+      meta: { updateId: randomUUID(), identity: 'minerflow-test' },
+      input: { name, args: { payloads: [defaultPayloadConverter.toPayload(arg)] } },
+    },
   });
   const outcome = res.outcome;
   if (!outcome) throw new Error(`update ${name} rejected (stage ${res.stage}; the test server kept no reason)`);

@@ -8,11 +8,25 @@ import { readSplit } from '../../curation/curate';
 import type { CheckpointStore } from '../../infra/store/store';
 import { TOKENIZER_FILE } from '../../model/checkpoint';
 import type { GptConfig } from '../../model/gpt';
-import { ByteTokenizer, datasetTokenizerFile, loadTokenizer, saveTokenizer, trainTokenizer, type Tokenizer } from '../../model/tokenizer';
+import {
+  ByteTokenizer,
+  datasetTokenizerFile,
+  loadTokenizer,
+  saveTokenizer,
+  trainTokenizer,
+  type Tokenizer,
+} from '../../model/tokenizer';
 
 /** The model's shape; the vocabulary is the tokenizer's (a BPE trained on a small corpus may have fewer tokens than model.vocabSize). */
 export function modelConfig(model: ModelInput, tokenizer: Pick<Tokenizer, 'vocabSize'>): GptConfig {
-  return { vocabSize: tokenizer.vocabSize, seqLen: model.seqLen, dModel: model.dModel, nLayer: model.nLayer, nHead: model.nHead, moe: model.moe };
+  return {
+    vocabSize: tokenizer.vocabSize,
+    seqLen: model.seqLen,
+    dModel: model.dModel,
+    nLayer: model.nLayer,
+    nHead: model.nHead,
+    moe: model.moe,
+  };
 }
 
 /** The tokenizer saved with a state (older states without one are byte-level). */
@@ -26,11 +40,21 @@ export async function stateTokenizer(store: CheckpointStore, stateKey: string): 
  * split (deterministic) and kept in the store beside it, so later cycles, segments and the LR range
  * test on the same dataset reuse it.
  */
-export async function datasetTokenizer(workDir: string, store: CheckpointStore, dataset: DatasetRef, model: Pick<ModelInput, 'tokenizer' | 'vocabSize'>, onProgress?: (p: { stage: string; [k: string]: unknown }) => void): Promise<Tokenizer> {
+export async function datasetTokenizer(
+  workDir: string,
+  store: CheckpointStore,
+  dataset: DatasetRef,
+  model: Pick<ModelInput, 'tokenizer' | 'vocabSize'>,
+  onProgress?: (p: { stage: string; [k: string]: unknown }) => void,
+): Promise<Tokenizer> {
   if (model.tokenizer === 'bytes') return new ByteTokenizer();
   const key = `${path.posix.dirname(dataset.trainKey)}/${datasetTokenizerFile(model)}`;
   if (await store.exists(key)) return loadTokenizer(await store.get(key));
-  const tokenizer = trainTokenizer(model, await readSplit(await store.get(dataset.trainKey)), onProgress && ((p) => onProgress({ ...p, stage: `tokenizer ${p.stage}` })));
+  const tokenizer = trainTokenizer(
+    model,
+    await readSplit(await store.get(dataset.trainKey)),
+    onProgress && ((p) => onProgress({ ...p, stage: `tokenizer ${p.stage}` })),
+  );
   const file = path.join(workDir, key);
   await fs.mkdir(path.dirname(file), { recursive: true });
   await saveTokenizer(file, tokenizer);

@@ -20,11 +20,26 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
-export function exportModel(workDir: string, store: CheckpointStore, log: Logger, input: ExportRequest, hooks: TrainerHooks): Promise<ExportedModel> {
-  return withBackendRecovery(() => exportState(workDir, store, log, input, hooks), (m) => log.warn(m));
+export function exportModel(
+  workDir: string,
+  store: CheckpointStore,
+  log: Logger,
+  input: ExportRequest,
+  hooks: TrainerHooks,
+): Promise<ExportedModel> {
+  return withBackendRecovery(
+    () => exportState(workDir, store, log, input, hooks),
+    (m) => log.warn(m),
+  );
 }
 
-async function exportState(workDir: string, store: CheckpointStore, log: Logger, input: ExportRequest, hooks: TrainerHooks): Promise<ExportedModel> {
+async function exportState(
+  workDir: string,
+  store: CheckpointStore,
+  log: Logger,
+  input: ExportRequest,
+  hooks: TrainerHooks,
+): Promise<ExportedModel> {
   const model = parseOrExplain(ModelSchema, input.model, 'checkpoint input model');
   const evalOpts = parseOrExplain(EvalSchema, input.eval, 'checkpoint input eval');
   if (input.state.step <= 0) throw new CheckpointError('refusing to checkpoint the untrained base model (step 0)');
@@ -33,9 +48,13 @@ async function exportState(workDir: string, store: CheckpointStore, log: Logger,
   const rawFile = await store.get(`${input.state.key}/${WEIGHTS_FILE}`);
   const rawHash = await hashSafetensorsFile(rawFile);
   if (rawHash !== input.state.modelHash) {
-    throw new CheckpointError(`trained weights in ${input.state.key} hash to ${rawHash}, not ${input.state.modelHash}: the file changed after training`);
+    throw new CheckpointError(
+      `trained weights in ${input.state.key} hash to ${rawHash}, not ${input.state.modelHash}: the file changed after training`,
+    );
   }
-  const emaFile = (await store.exists(`${input.state.key}/${EMA_FILE}`)) ? await store.get(`${input.state.key}/${EMA_FILE}`) : undefined;
+  const emaFile = (await store.exists(`${input.state.key}/${EMA_FILE}`))
+    ? await store.get(`${input.state.key}/${EMA_FILE}`)
+    : undefined;
   // The state's own tokenizer: its weights were trained on its ids.
   const tokenizer = await stateTokenizer(store, input.state.key);
   const cfg = modelConfig(model, tokenizer);
@@ -49,12 +68,28 @@ async function exportState(workDir: string, store: CheckpointStore, log: Logger,
   const weightsFile = useEma ? emaFile! : rawFile;
   const best = useEma ? ema : raw;
   const baselineLoss = evaluateWeights(initWeights(cfg, model.seed), cfg, heldOut, evalOpts).loss;
-  if (!Number.isFinite(best.loss)) throw new CheckpointError(`held-out loss is ${best.loss}; refusing to publish this checkpoint`);
+  if (!Number.isFinite(best.loss))
+    throw new CheckpointError(`held-out loss is ${best.loss}; refusing to publish this checkpoint`);
   if (best.loss >= baselineLoss) {
-    throw new CheckpointError(`held-out loss ${best.loss.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}; refusing to commit the base model`);
+    throw new CheckpointError(
+      `held-out loss ${best.loss.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}; refusing to commit the base model`,
+    );
   }
   const heldOutBitsPerByte = evaluationBitsPerByte(tokenizer, heldOut, best.loss, best.tokens);
-  log.info({ heldOutLoss: best.loss, heldOutBitsPerByte, tokenizer: tokenizer.type, vocabSize: tokenizer.vocabSize, rawHeldOutLoss: raw.loss, emaHeldOutLoss: ema?.loss, weights: useEma ? 'ema' : 'raw', baselineLoss, perplexity: Math.exp(best.loss) }, 'held-out evaluation');
+  log.info(
+    {
+      heldOutLoss: best.loss,
+      heldOutBitsPerByte,
+      tokenizer: tokenizer.type,
+      vocabSize: tokenizer.vocabSize,
+      rawHeldOutLoss: raw.loss,
+      emaHeldOutLoss: ema?.loss,
+      weights: useEma ? 'ema' : 'raw',
+      baselineLoss,
+      perplexity: Math.exp(best.loss),
+    },
+    'held-out evaluation',
+  );
   const tokenizerFile = path.join(workDir, 'export', input.state.key, TOKENIZER_FILE);
   await fs.mkdir(path.dirname(tokenizerFile), { recursive: true });
   await saveTokenizer(tokenizerFile, tokenizer);
@@ -74,7 +109,12 @@ async function exportState(workDir: string, store: CheckpointStore, log: Logger,
   };
 }
 
-function evaluateWeights(w: Weights, cfg: GptConfig, heldOut: TokenIds, opts: { maxTokens: number; batchSize: number }) {
+function evaluateWeights(
+  w: Weights,
+  cfg: GptConfig,
+  heldOut: TokenIds,
+  opts: { maxTokens: number; batchSize: number },
+) {
   try {
     return evaluate(w, cfg, heldOut, opts);
   } finally {

@@ -8,7 +8,18 @@ import { checkTrainingFits, machineMemoryBytes, parameterCountOf, type MemoryEst
 import { replicaCount } from '../../model/parallel';
 
 /** Throws ModelTooLargeError when training `cfg` with `training` cannot fit; the backend must be initialised. */
-export function checkFits(cfg: GptConfig, training: Pick<TrainingInput, 'threads' | 'batchSize' | 'gradAccumSteps' | 'emaDecay'>): MemoryEstimate {
-  const replicas = replicaCount(training.threads, training.batchSize, parameterCountOf(cfg) * training.batchSize * cfg.seqLen);
-  return checkTrainingFits(cfg, { batchSize: training.batchSize, gradAccumSteps: training.gradAccumSteps, replicas, ema: training.emaDecay > 0 }, { availableBytes: machineMemoryBytes(), backend: tf.getBackend() });
+export function checkFits(
+  cfg: GptConfig,
+  training: Pick<TrainingInput, 'threads' | 'batchSize' | 'gradAccumSteps' | 'emaDecay'>,
+): MemoryEstimate {
+  const replicas = replicaCount(
+    training.threads,
+    training.batchSize,
+    parameterCountOf(cfg) * training.batchSize * cfg.seqLen,
+  );
+  return checkTrainingFits(
+    cfg,
+    { batchSize: training.batchSize, gradAccumSteps: training.gradAccumSteps, replicas, ema: training.emaDecay > 0 },
+    { availableBytes: machineMemoryBytes(), backend: tf.getBackend() },
+  );
 }

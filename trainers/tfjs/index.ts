@@ -27,11 +27,16 @@ export function createTfjsTrainer(dataDir: string, store: CheckpointStore, log: 
       const training = parseOrExplain(TrainingSchema, req.training, 'capacity check training');
       // A warm start that is not in the store would only surface at the first segment, after curation.
       if (training.initFrom && !(await store.exists(`${training.initFrom}/${WEIGHTS_FILE}`))) {
-        throw new ObjectNotFoundError(`training.initFrom '${training.initFrom}': no saved training state there (${WEIGHTS_FILE} is not in ${store.uri})`);
+        throw new ObjectNotFoundError(
+          `training.initFrom '${training.initFrom}': no saved training state there (${WEIGHTS_FILE} is not in ${store.uri})`,
+        );
       }
       const backend = await initBackend(model.backend, (m) => log.info(m));
       // Before curation the tokenizer is not trained yet: its vocabulary is at most model.vocabSize.
-      const est = checkFits(modelConfig(model, { vocabSize: model.tokenizer === 'bytes' ? 256 : model.vocabSize }), training);
+      const est = checkFits(
+        modelConfig(model, { vocabSize: model.tokenizer === 'bytes' ? 256 : model.vocabSize }),
+        training,
+      );
       return { backend, estimatedBytes: est.totalBytes, availableBytes: machineMemoryBytes() };
     },
   };

@@ -19,7 +19,13 @@ import { checkFits } from './fits';
 export const REPORT_POINTS = 40;
 
 /** The range test with the cycle's own batch, threads and accumulation, so its steps cost what training's do. */
-export function runRangeTest(model: ModelInput, training: TrainingInput, tokenizer: Tokenizer, data: TokenIds, opts: Pick<LrFindOptions, 'stopAt' | 'onStep'> = {}): Promise<LrFindResult> {
+export function runRangeTest(
+  model: ModelInput,
+  training: TrainingInput,
+  tokenizer: Tokenizer,
+  data: TokenIds,
+  opts: Pick<LrFindOptions, 'stopAt' | 'onStep'> = {},
+): Promise<LrFindResult> {
   const f = training.lrFind;
   return lrRangeTest(modelConfig(model, tokenizer), data, {
     minLr: f.minLr,
@@ -45,11 +51,26 @@ export function chosenLr(training: TrainingInput, suggestedLr: number): number {
   return Math.min(training.lrFind.ceiling, Math.max(training.lrFind.floor, suggestedLr));
 }
 
-export function findLearningRate(workDir: string, store: CheckpointStore, log: Logger, input: LrFindRequest, hooks: TrainerHooks): Promise<LrFindReport> {
-  return withBackendRecovery(() => rangeTest(workDir, store, log, input, hooks), (m) => log.warn(m));
+export function findLearningRate(
+  workDir: string,
+  store: CheckpointStore,
+  log: Logger,
+  input: LrFindRequest,
+  hooks: TrainerHooks,
+): Promise<LrFindReport> {
+  return withBackendRecovery(
+    () => rangeTest(workDir, store, log, input, hooks),
+    (m) => log.warn(m),
+  );
 }
 
-async function rangeTest(workDir: string, store: CheckpointStore, log: Logger, input: LrFindRequest, hooks: TrainerHooks): Promise<LrFindReport> {
+async function rangeTest(
+  workDir: string,
+  store: CheckpointStore,
+  log: Logger,
+  input: LrFindRequest,
+  hooks: TrainerHooks,
+): Promise<LrFindReport> {
   const model = parseOrExplain(ModelSchema, input.model, 'lrFind input model');
   const training = parseOrExplain(TrainingSchema, input.training, 'lrFind input training');
   hooks.progress({ stage: 'loading' });
@@ -74,7 +95,18 @@ async function rangeTest(workDir: string, store: CheckpointStore, log: Logger, i
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(file, JSON.stringify(r));
   await store.put(curveKey, file);
-  log.info({ suggestedLr: r.suggestedLr, chosenLr: chosen, steepestLr: r.steepestLr, minLossLr: r.minLossLr, steps: r.curve.length, diverged: r.diverged, seconds }, 'LR range test done');
+  log.info(
+    {
+      suggestedLr: r.suggestedLr,
+      chosenLr: chosen,
+      steepestLr: r.steepestLr,
+      minLossLr: r.minLossLr,
+      steps: r.curve.length,
+      diverged: r.diverged,
+      seconds,
+    },
+    'LR range test done',
+  );
   return {
     suggestedLr: r.suggestedLr,
     chosenLr: chosen,

@@ -8,7 +8,18 @@ import type { SegmentResult, StateRef } from '../../common/types';
 import type { Logger } from '../../infra/log';
 import type { CheckpointStore } from '../../infra/store/store';
 import { initBackend, withBackendRecovery } from '../../model/backend';
-import { EMA_FILE, loadInto, loadOptimizerMoments, loadWeights, OPTIMIZER_FILE, saveTrainingState, STATE_FILE, TOKENIZER_FILE, WEIGHTS_FILE, type TrainingStateMeta } from '../../model/checkpoint';
+import {
+  EMA_FILE,
+  loadInto,
+  loadOptimizerMoments,
+  loadWeights,
+  OPTIMIZER_FILE,
+  saveTrainingState,
+  STATE_FILE,
+  TOKENIZER_FILE,
+  WEIGHTS_FILE,
+  type TrainingStateMeta,
+} from '../../model/checkpoint';
 import { evaluate } from '../../model/evaluate';
 import { disposeWeights, initWeights, parameterCount } from '../../model/gpt';
 import { evaluationBitsPerByte } from '../../model/tokenizer';
@@ -17,12 +28,27 @@ import type { SegmentRequest, TrainerHooks, TrainProgress } from '../trainer';
 import { datasetTokenizer, modelConfig, readTokens, stateTokenizer } from './data';
 import { checkFits } from './fits';
 
-export function trainSegment(workDir: string, store: CheckpointStore, log: Logger, input: SegmentRequest, hooks: TrainerHooks): Promise<SegmentResult> {
+export function trainSegment(
+  workDir: string,
+  store: CheckpointStore,
+  log: Logger,
+  input: SegmentRequest,
+  hooks: TrainerHooks,
+): Promise<SegmentResult> {
   // A crashed backend (e.g. wasm out of memory) is rebuilt so the worker stays healthy; the attempt fails for good.
-  return withBackendRecovery(() => train(workDir, store, log, input, hooks), (m) => log.warn(m));
+  return withBackendRecovery(
+    () => train(workDir, store, log, input, hooks),
+    (m) => log.warn(m),
+  );
 }
 
-async function train(workDir: string, store: CheckpointStore, log: Logger, input: SegmentRequest, hooks: TrainerHooks): Promise<SegmentResult> {
+async function train(
+  workDir: string,
+  store: CheckpointStore,
+  log: Logger,
+  input: SegmentRequest,
+  hooks: TrainerHooks,
+): Promise<SegmentResult> {
   const model = parseOrExplain(ModelSchema, input.model, 'train input model');
   const training = parseOrExplain(TrainingSchema, input.training, 'train input training');
   const evalOpts = parseOrExplain(EvalSchema, input.eval, 'train input eval');
@@ -36,7 +62,10 @@ async function train(workDir: string, store: CheckpointStore, log: Logger, input
       ? await stateTokenizer(store, training.initFrom)
       : await datasetTokenizer(workDir, store, input.dataset, model, hooks.progress);
   if (input.from === null && training.initFrom && tokenizer.type !== model.tokenizer) {
-    log.warn({ initFrom: training.initFrom, tokenizer: tokenizer.type, vocabSize: tokenizer.vocabSize }, 'warm start keeps its own tokenizer, not model.tokenizer');
+    log.warn(
+      { initFrom: training.initFrom, tokenizer: tokenizer.type, vocabSize: tokenizer.vocabSize },
+      'warm start keeps its own tokenizer, not model.tokenizer',
+    );
   }
   const cfg = modelConfig(model, tokenizer);
   checkFits(cfg, training);
@@ -50,7 +79,14 @@ async function train(workDir: string, store: CheckpointStore, log: Logger, input
     await fs.mkdir(dir, { recursive: true });
     const meta = await save(dir);
     const files = [WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE];
-    for (const f of [EMA_FILE, TOKENIZER_FILE]) if (await fs.access(path.join(dir, f)).then(() => true, () => false)) files.push(f);
+    for (const f of [EMA_FILE, TOKENIZER_FILE])
+      if (
+        await fs.access(path.join(dir, f)).then(
+          () => true,
+          () => false,
+        )
+      )
+        files.push(f);
     for (const f of files) await store.put(`${key}/${f}`, path.join(dir, f));
     return { key, step: meta.counters.step, modelHash: meta.modelHash };
   };
@@ -60,18 +96,32 @@ async function train(workDir: string, store: CheckpointStore, log: Logger, input
   let weights;
   let trainer: Trainer;
   if (from) {
-    const counters = (JSON.parse(await fs.readFile(await store.get(`${from.key}/${STATE_FILE}`), 'utf8')) as TrainingStateMeta).counters;
+    const counters = (
+      JSON.parse(await fs.readFile(await store.get(`${from.key}/${STATE_FILE}`), 'utf8')) as TrainingStateMeta
+    ).counters;
     weights = await loadWeights(await store.get(`${from.key}/${WEIGHTS_FILE}`), cfg);
     trainer = new Trainer(cfg, weights, schedule, data, counters);
     await loadOptimizerMoments(await store.get(`${from.key}/${OPTIMIZER_FILE}`), trainer.optimizer);
-    if (trainer.ema && (await store.exists(`${from.key}/${EMA_FILE}`))) await loadInto(await store.get(`${from.key}/${EMA_FILE}`), trainer.ema.shadow);
+    if (trainer.ema && (await store.exists(`${from.key}/${EMA_FILE}`)))
+      await loadInto(await store.get(`${from.key}/${EMA_FILE}`), trainer.ema.shadow);
   } else {
-    weights = training.initFrom ? await loadWeights(await store.get(`${training.initFrom}/${WEIGHTS_FILE}`), cfg) : initWeights(cfg, model.seed);
+    weights = training.initFrom
+      ? await loadWeights(await store.get(`${training.initFrom}/${WEIGHTS_FILE}`), cfg)
+      : initWeights(cfg, model.seed);
     trainer = new Trainer(cfg, weights, schedule, data);
     // The starting point is a state too: a NaN storm in the first segment can go back to it.
     const w = weights;
     const t = trainer;
-    from = await publishState(`runs/${input.runId}/step-0`, (dir) => saveTrainingState(dir, w, t.optimizer, { counters: t.counters(), trainLoss: NaN, backend }, t.ema?.shadow, tokenizer));
+    from = await publishState(`runs/${input.runId}/step-0`, (dir) =>
+      saveTrainingState(
+        dir,
+        w,
+        t.optimizer,
+        { counters: t.counters(), trainLoss: NaN, backend },
+        t.ema?.shadow,
+        tokenizer,
+      ),
+    );
   }
   // The loop's LR scale, times the trainer's own backoff for every restore in this state's history.
   trainer.lrScale = input.lrScale * training.lrBackoff ** trainer.restores;
@@ -82,7 +132,19 @@ async function train(workDir: string, store: CheckpointStore, log: Logger, input
   await fs.mkdir(segmentDir, { recursive: true });
   const metrics = await fs.open(path.join(segmentDir, 'metrics.jsonl'), 'w');
   const startedFrom = from.key;
-  log.info({ segment: input.segment, attempt: hooks.attempt, from: startedFrom, startStep, untilStep: input.untilStep, params: parameterCount(weights), backend, threads: trainer.threads }, 'training segment');
+  log.info(
+    {
+      segment: input.segment,
+      attempt: hooks.attempt,
+      from: startedFrom,
+      startStep,
+      untilStep: input.untilStep,
+      params: parameterCount(weights),
+      backend,
+      threads: trainer.threads,
+    },
+    'training segment',
+  );
   try {
     let lastLr = 0;
     const summary = await trainer.run({
@@ -91,8 +153,27 @@ async function train(workDir: string, store: CheckpointStore, log: Logger, input
       onStep: async (r) => {
         lastLr = r.lr;
         await metrics.write(JSON.stringify(r) + '\n');
-        hooks.progress({ stage: 'training', segment: input.segment, resumeFrom: startedFrom, ...r } satisfies TrainProgress & { skipped: number });
-        if (r.step % 25 === 0) log.info({ step: r.step, of: input.plannedSteps, loss: r.loss, auxLoss: r.auxLoss, lr: r.lr, gradNorm: r.gradNorm, tokensPerSec: Math.round(r.tokensPerSec), threads: trainer.threads, restores: r.restores }, 'step');
+        hooks.progress({
+          stage: 'training',
+          segment: input.segment,
+          resumeFrom: startedFrom,
+          ...r,
+        } satisfies TrainProgress & { skipped: number });
+        if (r.step % 25 === 0)
+          log.info(
+            {
+              step: r.step,
+              of: input.plannedSteps,
+              loss: r.loss,
+              auxLoss: r.auxLoss,
+              lr: r.lr,
+              gradNorm: r.gradNorm,
+              tokensPerSec: Math.round(r.tokensPerSec),
+              threads: trainer.threads,
+              restores: r.restores,
+            },
+            'step',
+          );
         await new Promise((resolve) => setImmediate(resolve)); // let heartbeats and cancellation through
         if (hooks.signal.aborted) throw hooks.signal.reason ?? new Error('cancelled');
       },
@@ -104,7 +185,9 @@ async function train(workDir: string, store: CheckpointStore, log: Logger, input
     const heldOutEval = weightsFinite ? evaluate(weights, cfg, heldOut, evalOpts) : undefined;
     const heldOutLoss = heldOutEval?.loss ?? NaN;
     // Per-token loss depends on the tokenizer; bits per byte compares across tokenizers.
-    const heldOutBitsPerByte = heldOutEval ? evaluationBitsPerByte(tokenizer, heldOut, heldOutEval.loss, heldOutEval.tokens) : NaN;
+    const heldOutBitsPerByte = heldOutEval
+      ? evaluationBitsPerByte(tokenizer, heldOut, heldOutEval.loss, heldOutEval.tokens)
+      : NaN;
     const emaHeldOutLoss = trainer.ema ? evaluate(trainer.ema.shadow, cfg, heldOut, evalOpts).loss : undefined;
     // A NaN storm: most of the segment's batches were skipped, or the weights or loss went non-finite.
     const nonFinite = !Number.isFinite(heldOutLoss) || (summary.stepsRun > 0 && skippedHere > summary.stepsRun / 2);
@@ -112,10 +195,31 @@ async function train(workDir: string, store: CheckpointStore, log: Logger, input
     if (!nonFinite && summary.stepsRun > 0) {
       const w = weights;
       state = await publishState(`runs/${input.runId}/step-${trainer.step}-s${input.segment}`, (dir) =>
-        saveTrainingState(dir, w, trainer.optimizer, { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend }, trainer.ema?.shadow, tokenizer),
+        saveTrainingState(
+          dir,
+          w,
+          trainer.optimizer,
+          { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend },
+          trainer.ema?.shadow,
+          tokenizer,
+        ),
       );
     }
-    log.info({ segment: input.segment, endStep: trainer.step, trainLoss: summary.finalLoss, heldOutLoss, heldOutBitsPerByte, tokenizer: tokenizer.type, vocabSize: tokenizer.vocabSize, emaHeldOutLoss, nonFinite, stoppedEarly: summary.stoppedEarly }, 'segment done');
+    log.info(
+      {
+        segment: input.segment,
+        endStep: trainer.step,
+        trainLoss: summary.finalLoss,
+        heldOutLoss,
+        heldOutBitsPerByte,
+        tokenizer: tokenizer.type,
+        vocabSize: tokenizer.vocabSize,
+        emaHeldOutLoss,
+        nonFinite,
+        stoppedEarly: summary.stoppedEarly,
+      },
+      'segment done',
+    );
     return {
       segment: input.segment,
       attempt: hooks.attempt,
