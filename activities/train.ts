@@ -18,15 +18,33 @@ import { mapErrors } from './errors';
 /** Inputs recorded before trainers were a port carry no `trainer`: they meant the built-in one. */
 type Recorded<T extends { trainer: TrainerInput }> = Omit<T, 'trainer'> & { trainer?: TrainerInput };
 
-function hooks(): TrainerHooks {
-  return { progress: (p) => heartbeat(p), signal: cancellationSignal(), attempt: activityInfo().attempt };
+/** How often the last progress is repeated while a trainer is between reports. */
+const KEEP_ALIVE_MS = 5_000;
+
+/**
+ * Runs `work` with hooks for the trainer: its progress becomes the heartbeat, and the last progress
+ * is repeated every few seconds while it loads, evaluates or uploads, so a slow stage is not taken
+ * for a dead worker. (A blocked event loop stops the repeats too: a hung worker is still noticed.)
+ */
+export async function withTrainerHooks<T>(work: (hooks: TrainerHooks) => Promise<T>, keepAliveMs = KEEP_ALIVE_MS): Promise<T> {
+  let last: unknown = { stage: 'starting' };
+  const keepAlive = setInterval(() => heartbeat(last), keepAliveMs);
+  try {
+    return await work({
+      progress: (p) => heartbeat((last = p)),
+      signal: cancellationSignal(),
+      attempt: activityInfo().attempt,
+    });
+  } finally {
+    clearInterval(keepAlive);
+  }
 }
 
 export function makeTrainActivities(trainerFor: (config: TrainerInput) => Trainer) {
   return {
     async trainSegment(input: Recorded<SegmentRequest>): Promise<SegmentResult> {
       const req = { ...input, trainer: input.trainer ?? { kind: 'tfjs' as const } };
-      return mapErrors(() => trainerFor(req.trainer).trainSegment(req, hooks()));
+      return mapErrors(() => withTrainerHooks((hooks) => trainerFor(req.trainer).trainSegment(req, hooks)));
     },
     /** Preflight on the gpu queue: can a worker here train this config at all? */
     async checkTrainer(input: CapacityRequest): Promise<Capacity> {
@@ -34,7 +52,7 @@ export function makeTrainActivities(trainerFor: (config: TrainerInput) => Traine
     },
     async lrFind(input: Recorded<LrFindRequest>): Promise<LrFindReport> {
       const req = { ...input, trainer: input.trainer ?? { kind: 'tfjs' as const } };
-      return mapErrors(() => trainerFor(req.trainer).findLearningRate(req, hooks()));
+      return mapErrors(() => withTrainerHooks((hooks) => trainerFor(req.trainer).findLearningRate(req, hooks)));
     },
   };
 }

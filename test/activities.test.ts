@@ -8,6 +8,7 @@ import { CycleInputSchema } from '../subnets/connito/config';
 import type { DatasetRef, SegmentResult } from '../common/types';
 import type { CheckpointRef } from '../subnets/connito/types';
 import { makeCurate } from '../activities/curate';
+import { withTrainerHooks } from '../activities/train';
 import { openStore } from '../infra/runtime';
 import { hashSafetensorsFile } from '../model/hash';
 import { testSettings } from './helpers/settings';
@@ -176,4 +177,22 @@ test('with an EMA, the checkpoint stage publishes whichever of raw and EMA weigh
   assert.equal(await hashSafetensorsFile(published), ref.hash);
   const chosen = await store.get(`${seg.state.key}/${ref.weights === 'ema' ? 'ema' : 'model'}.safetensors`);
   assert.equal(await hashSafetensorsFile(chosen), ref.hash, 'the published file is the chosen weights');
+});
+
+test('while a trainer is between reports (loading, evaluating, uploading) its last progress keeps the heartbeat alive', async () => {
+  const env = new MockActivityEnvironment();
+  const beats: unknown[] = [];
+  env.on('heartbeat', (d: unknown) => beats.push(d));
+  await env.run(() =>
+    withTrainerHooks(async (hooks) => {
+      hooks.progress({ stage: 'evaluating' });
+      await new Promise((r) => setTimeout(r, 200)); // a long stage with no report of its own (timers fire in order)
+    }, 20),
+  );
+  assert.deepEqual(beats[0], { stage: 'evaluating' });
+  assert.ok(beats.length >= 3, `the report was repeated while the stage ran (${beats.length} heartbeats)`);
+  assert.ok(beats.every((b) => (b as { stage: string }).stage === 'evaluating'));
+  const after = beats.length;
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(beats.length, after, 'no heartbeat after the work ended');
 });

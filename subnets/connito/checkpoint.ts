@@ -3,10 +3,11 @@
 // manifest.json under checkpoints/<model hash>/ in the store, content-addressed, never overwritten.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import { log } from '@temporalio/activity';
 import type { EvalInput, ModelInput, TrainerInput } from '../../common/config';
 import type { DatasetRef, StateRef } from '../../common/types';
 import { mapErrors } from '../../activities/errors';
+import { withTrainerHooks } from '../../activities/train';
 import type { CheckpointStore } from '../../infra/store/store';
 import { MANIFEST_FILE, WEIGHTS_FILE, writeManifest, type Manifest } from '../../model/checkpoint';
 import type { Trainer } from '../../trainers/trainer';
@@ -27,62 +28,67 @@ export interface CheckpointActivityInput {
 
 export function makeCheckpoint(workDir: string, store: CheckpointStore, trainerFor: (t: TrainerInput) => Trainer) {
   return async function checkpoint(input: CheckpointActivityInput): Promise<CheckpointRef> {
-    return mapErrors(async () => {
-      const trainer = trainerFor(input.trainer ?? { kind: 'tfjs' });
-      const exported = await trainer.exportModel(
-        {
-          dataset: input.dataset,
-          trainer: input.trainer ?? { kind: 'tfjs' },
-          model: input.model,
-          eval: input.eval,
-          state: input.state,
-        },
-        { progress: (p) => heartbeat(p), signal: cancellationSignal(), attempt: activityInfo().attempt },
-      );
-      const hash = exported.modelHash;
-      const manifest: Manifest = {
-        format: 'minerflow-checkpoint',
-        version: 1,
-        modelHash: hash,
-        model: exported.model as unknown as Manifest['model'], // the built-in trainer's architecture (what the devnet's validator loads)
-        tokenizer: exported.tokenizer,
-        step: input.state.step,
-        trainLoss: input.trainLoss,
-        heldOutLoss: exported.heldOutLoss,
-        baselineLoss: exported.baselineLoss,
-        backend: input.backend,
-        round: input.round,
-        runId: input.runId, // no timestamps: a retried publish must write identical bytes
-      };
-      const stage = path.join(workDir, 'checkpoints', hash);
-      await fs.mkdir(stage, { recursive: true });
-      const manifestFile = await writeManifest(stage, manifest);
-      const key = checkpointKey(hash);
-      // Weights and companions first, manifest last: a manifest's presence means the checkpoint is
-      // complete. The hash covers the weights only (Connito's rule); the tokenizer travels with
-      // them because a validator cannot turn text into this model's ids without it. Identical
-      // weights published before (training is deterministic) are the same checkpoint, reused as is.
-      await store.put(`${key}/${WEIGHTS_FILE}`, exported.weightsFile, { immutable: true });
-      for (const [name, file] of Object.entries(exported.files))
-        await store.put(`${key}/${name}`, file, { immutable: true });
-      if (await store.exists(`${key}/${MANIFEST_FILE}`)) log.info('checkpoint already published; reusing it', { hash });
-      else await store.put(`${key}/${MANIFEST_FILE}`, manifestFile, { immutable: true });
-      return {
-        hash,
-        key,
-        location: store.uri,
-        heldOutLoss: exported.heldOutLoss,
-        heldOutBitsPerByte: exported.heldOutBitsPerByte,
-        tokenizer: exported.tokenizer,
-        vocabSize: exported.vocabSize,
-        baselineLoss: exported.baselineLoss,
-        trainLoss: input.trainLoss,
-        steps: input.state.step,
-        round: input.round,
-        weights: exported.weights,
-        rawHeldOutLoss: exported.rawHeldOutLoss,
-        emaHeldOutLoss: exported.emaHeldOutLoss,
-      };
-    });
+    // The keep-alive covers evaluation and the uploads: a large checkpoint takes a while to publish.
+    return mapErrors(() =>
+      withTrainerHooks(async (hooks) => {
+        const trainer = trainerFor(input.trainer ?? { kind: 'tfjs' });
+        const exported = await trainer.exportModel(
+          {
+            dataset: input.dataset,
+            trainer: input.trainer ?? { kind: 'tfjs' },
+            model: input.model,
+            eval: input.eval,
+            state: input.state,
+          },
+          hooks,
+        );
+        const hash = exported.modelHash;
+        const manifest: Manifest = {
+          format: 'minerflow-checkpoint',
+          version: 1,
+          modelHash: hash,
+          model: exported.model as unknown as Manifest['model'], // the built-in trainer's architecture (what the devnet's validator loads)
+          tokenizer: exported.tokenizer,
+          step: input.state.step,
+          trainLoss: input.trainLoss,
+          heldOutLoss: exported.heldOutLoss,
+          baselineLoss: exported.baselineLoss,
+          backend: input.backend,
+          round: input.round,
+          runId: input.runId, // no timestamps: a retried publish must write identical bytes
+        };
+        const stage = path.join(workDir, 'checkpoints', hash);
+        await fs.mkdir(stage, { recursive: true });
+        const manifestFile = await writeManifest(stage, manifest);
+        const key = checkpointKey(hash);
+        hooks.progress({ stage: 'publishing', hash });
+        // Weights and companions first, manifest last: a manifest's presence means the checkpoint is
+        // complete. The hash covers the weights only (Connito's rule); the tokenizer travels with
+        // them because a validator cannot turn text into this model's ids without it. Identical
+        // weights published before (training is deterministic) are the same checkpoint, reused as is.
+        await store.put(`${key}/${WEIGHTS_FILE}`, exported.weightsFile, { immutable: true });
+        for (const [name, file] of Object.entries(exported.files))
+          await store.put(`${key}/${name}`, file, { immutable: true });
+        if (await store.exists(`${key}/${MANIFEST_FILE}`))
+          log.info('checkpoint already published; reusing it', { hash });
+        else await store.put(`${key}/${MANIFEST_FILE}`, manifestFile, { immutable: true });
+        return {
+          hash,
+          key,
+          location: store.uri,
+          heldOutLoss: exported.heldOutLoss,
+          heldOutBitsPerByte: exported.heldOutBitsPerByte,
+          tokenizer: exported.tokenizer,
+          vocabSize: exported.vocabSize,
+          baselineLoss: exported.baselineLoss,
+          trainLoss: input.trainLoss,
+          steps: input.state.step,
+          round: input.round,
+          weights: exported.weights,
+          rawHeldOutLoss: exported.rawHeldOutLoss,
+          emaHeldOutLoss: exported.emaHeldOutLoss,
+        };
+      }),
+    );
   };
 }
