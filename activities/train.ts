@@ -26,7 +26,10 @@ const KEEP_ALIVE_MS = 5_000;
  * is repeated every few seconds while it loads, evaluates or uploads, so a slow stage is not taken
  * for a dead worker. (A blocked event loop stops the repeats too: a hung worker is still noticed.)
  */
-export async function withTrainerHooks<T>(work: (hooks: TrainerHooks) => Promise<T>, keepAliveMs = KEEP_ALIVE_MS): Promise<T> {
+export async function withTrainerHooks<T>(
+  work: (hooks: TrainerHooks) => Promise<T>,
+  keepAliveMs = KEEP_ALIVE_MS,
+): Promise<T> {
   let last: unknown = { stage: 'starting' };
   const keepAlive = setInterval(() => heartbeat(last), keepAliveMs);
   try {
