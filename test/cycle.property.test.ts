@@ -53,7 +53,7 @@ function hashString(s: string): number {
 const MAX_DELAY: Record<ActivityName, number> = {
   preflight: 10_000, // slow chain and store round trips
   checkTrainer: 10_000,
-  curateCorpus: 300_000, // slow curation (the stub heartbeats every 40 s)
+  curateCorpus: 300_000, // slow curation (the stub heartbeats every 20 s)
   planCommit: 5_000, // slow RPC; also called between segments, so it eats training time
   trainSegment: 60_000, // slow data loading before the steps
   lrFind: 0,
