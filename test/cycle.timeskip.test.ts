@@ -350,3 +350,19 @@ test('f. no time to train (0 steps before the deadline): the base state is never
   assert.deepEqual(r.s.checkpoints, []);
   assert.deepEqual(r.s.chain.commitments, []);
 });
+
+test('a chain that goes backwards (a reset devnet) fails the cycle by name instead of training for, or committing into, rounds that no longer exist', async () => {
+  // 2 s steps: a segment takes 200 s (~17 blocks). Reset after segment 2 (the last plan saw block ~33):
+  // the re-plan after segment 3 sees block ~16.
+  const r = await cycle('reset', { training: { steps: 400, segmentSteps: 100 } }, { msPerStep: 2000 }, async (h, s) => {
+    await advanceUntil(env, 'segment 2', async () => ((await status(h)).segments.length >= 2 ? true : undefined));
+    s.chain.reset(await env.currentTimeMs());
+  });
+  assert.ok(r.error instanceof WorkflowFailedError, String(r.error));
+  assert.match(
+    String(r.error.cause?.message),
+    /the chain went backwards \(block \d+ now, \d+ when last planned\): was it reset\?/,
+  );
+  assert.equal((r.error.cause as { type?: string }).type, 'ChainResetError');
+  assert.deepEqual(r.s.chain.commitments, [], 'nothing committed on the reset chain');
+});

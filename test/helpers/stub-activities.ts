@@ -60,10 +60,15 @@ export interface Commitment {
 export class SimChain {
   readonly commitments: Commitment[] = [];
   constructor(
-    readonly originMs: number,
+    public originMs: number,
     readonly blockMs = 12_000,
     readonly phases: PhaseSpec[] = CONNITO_PHASES,
   ) {}
+
+  /** The chain starts over at block 0 (a devnet restarted, a node pointed at another chain). */
+  reset(nowMs: number): void {
+    this.originMs = nowMs;
+  }
 
   blockAt(ms: number): number {
     return Math.floor((ms - this.originMs) / this.blockMs);
