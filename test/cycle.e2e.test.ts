@@ -9,12 +9,14 @@ import type { WorkflowBundle } from '@temporalio/worker';
 import { checkpointKey, decodeLocationCommit } from '../subnets/connito/commitments';
 import { TASK_QUEUES } from '../common/queues';
 import { readSplit } from '../curation/curate';
+import { disconnectAllChains } from '../infra/chain/subtensor';
 import { openChain, openStore } from '../infra/runtime';
 import { loadHotkey } from '../infra/wallet';
 import { hashSafetensorsFile } from '../model/hash';
-import { miningCycle } from '../workflows';
+import { miningCycle, statusQuery } from '../workflows';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
-import { recordHistory, withWorkers, useTemporal } from './helpers/temporal';
+import { startTestDevnet } from './helpers/devnet';
+import { recordHistory, useTemporal, waitFor, withWorkers } from './helpers/temporal';
 
 const settings = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
 let env: TestWorkflowEnvironment;
@@ -126,30 +128,49 @@ test(
 
 test(
   "two cycles on one hotkey in the same round: the one whose commitment was overwritten reports overwritten with the winning hash, never the other checkpoint's score",
-  { timeout: 240_000 },
-  async () => {
+  { timeout: 480_000 },
+  async (t) => {
+    // A devnet of its own with 10 s commit windows: two cycles share the workers here, and a
+    // busy host must not make one of them miss a 2 s window (that would test speed, not conflicts).
+    const wide = testSettings({
+      MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar',
+      MINERFLOW_LOCAL_PHASES:
+        'Distribute:2,Train:60,MinerCommit1:50,MinerCommit2:50,Submission:4,Validate:4,Merge:4,ValidatorCommit1:2,ValidatorCommit2:2',
+    });
+    const devnet = await startTestDevnet(wide);
+    t.after(async () => {
+      await disconnectAllChains();
+      await devnet.close();
+    });
     // Different seeds: two different checkpoints for the same hotkey and round.
     const base = { ...SMALL_CYCLE, corpus: { path: 'sample:brown:ar' }, curate: { heldOutFraction: 0.1 } };
     const inputs = [1, 2].map((seed) => ({ ...base, training: { ...base.training, seed } }));
-    const results = await withWorkers(env, bundle, settings, async () => {
-      const handles = await Promise.all(
-        inputs.map((input, i) =>
-          env.client.workflow.start(miningCycle, {
-            taskQueue: TASK_QUEUES.control,
-            workflowId: `e2e-twin-${i}-${Date.now()}`,
-            args: [input],
-          }),
-        ),
-      );
-      return Promise.all(handles.map((h) => h.result()));
+    // Both must plan the same round. When the two plans straddle a round's cut-off (a busy host
+    // curating one corpus a little later), the pair cannot conflict: end it and start another.
+    const results = await withWorkers(env, bundle, wide, async () => {
+      for (let pair = 1; ; pair++) {
+        const handles = await Promise.all(
+          inputs.map((input, i) =>
+            env.client.workflow.start(miningCycle, {
+              taskQueue: TASK_QUEUES.control,
+              workflowId: `e2e-twin-${pair}-${i}-${Date.now()}`,
+              args: [input],
+            }),
+          ),
+        );
+        const rounds = await Promise.all(
+          handles.map((h) => waitFor('a plan', async () => (await h.query(statusQuery)).plan?.round, 120_000)),
+        );
+        if (rounds[0] === rounds[1]) return Promise.all(handles.map((h) => h.result()));
+        assert.ok(pair < 3, `three pairs in a row planned different rounds: ${rounds.join(', ')}`);
+        await Promise.all(handles.map((h) => h.terminate('planned different rounds; trying another pair')));
+      }
     });
     const [a, b] = results;
     assert.notEqual(a.checkpoint.hash, b.checkpoint.hash, 'two different checkpoints');
     assert.equal(a.score.round, b.score.round, 'both committed for the same round');
-    const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
-    const onChain = decodeLocationCommit(
-      (await (await openChain(settings)).commitment(hotkey.address, 102))!.payload,
-    )!.h;
+    const hotkey = await loadHotkey(wide.walletsDir, 'default', 'default');
+    const onChain = decodeLocationCommit((await (await openChain(wide)).commitment(hotkey.address, 102))!.payload)!.h;
     const winner = results.find((r) => r.checkpoint.hash === onChain)!;
     const loser = results.find((r) => r.checkpoint.hash !== onChain)!;
     assert.ok(winner && loser, `the chain holds ${onChain}`);

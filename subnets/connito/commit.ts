@@ -4,7 +4,6 @@
 // A commit is idempotent: a retry whose commitment already landed inside the window (its worker
 // died after submitting) is done, not re-sent, and never reported as missed.
 import { heartbeat, log, sleep } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { signatureVerify } from '@polkadot/util-crypto';
 import { parseOrExplain } from '../../common/config';
 import { MissedWindowError, mapErrors } from '../../activities/errors';
@@ -167,17 +166,17 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
         const current = await (await chain()).commitment(pair.address, miner.netuid);
         const sig = current && decodeSignatureCommit(current.payload);
         if (!sig || !signatureVerify(input.hash, Buffer.from(sig.m, 'base64url'), pair.address).isValid) {
-          const winningHash =
-            (current && decodeLocationCommit(current.payload)?.h) ?? '(another commit 1, hash not yet revealed)';
-          throw ApplicationFailure.create({
-            type: 'CommitOverwrittenError',
-            nonRetryable: true,
-            message: `another commitment from hotkey ${pair.address} (at block ${current?.block ?? '?'}) replaced our commit 1 of round ${input.window.round}: is a second cycle running on this hotkey? Not sending commit 2`,
-            details: [{ winningHash }],
-          });
+          throw new CommitOverwrittenError(
+            `another commitment from hotkey ${pair.address} (at block ${current?.block ?? '?'}) replaced our commit 1 of round ${input.window.round}: is a second cycle running on this hotkey? Not sending commit 2`,
+          );
         }
         return send('commit2', miner, pair, payload, input.window);
       });
     },
   };
+}
+
+/** Our commit 1 is no longer the hotkey's commitment: another cycle on the hotkey committed over it. */
+export class CommitOverwrittenError extends Error {
+  override name = 'CommitOverwrittenError';
 }

@@ -258,9 +258,10 @@ async function commitTwoPhase(
       return plan;
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === 'CommitOverwrittenError') {
-        const winningHash = (overwrittenDetails(err)?.winningHash as string | undefined) ?? '(unknown)';
+        // Another cycle on this hotkey committed over our commit 1; its hash may not be on chain yet.
+        // The score stage reads the commitment the validators saw and reports it as overwritten.
         state.event(`OVERWRITTEN: ${err.message}`);
-        return { status: 'overwritten', round: plan.round, hotkey: '', winningHash, reason: err.message };
+        return plan;
       }
       if (!(err instanceof ApplicationFailure && err.type === 'MissedWindowError')) throw err;
       miss(state, `round ${plan.round}: ${err.message}`);
@@ -268,14 +269,6 @@ async function commitTwoPhase(
       await sleepUntil(plan.commit2.closesAt); // the round is lost; the next one's windows come after it
     }
   }
-}
-
-/** The details an activity attached to its failure (the stage wrapper keeps the original as its cause). */
-function overwrittenDetails(err: ApplicationFailure): Record<string, unknown> | undefined {
-  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    if (e instanceof ApplicationFailure && e.details?.length) return e.details[0] as Record<string, unknown>;
-  }
-  return undefined;
 }
 
 /** Records a new plan, refusing one from a chain whose head is behind the last plan's. */
