@@ -22,6 +22,26 @@ const input = CycleInputSchema.parse({
   eval: { maxTokens: 512 },
 });
 
+/** A fresh model's first segment of `steps` steps on `dataset`, with the input's model and training unless given. */
+function firstSegment(
+  dataset: DatasetRef,
+  o: { runId: string; steps: number; stopAt?: number; model?: typeof input.model; training?: typeof input.training },
+) {
+  return {
+    runId: o.runId,
+    segment: 1,
+    dataset,
+    model: o.model ?? input.model,
+    training: o.training ?? input.training,
+    eval: input.eval,
+    plannedSteps: o.steps,
+    from: null,
+    untilStep: o.steps,
+    lrScale: 1,
+    stopAt: o.stopAt,
+  };
+}
+
 /** Fresh settings and store, a mock activity environment, and the input's corpus curated into it. */
 async function curated(): Promise<{
   settings: ReturnType<typeof testSettings>;
@@ -42,19 +62,10 @@ async function curated(): Promise<{
 test('the checkpoint stage refuses the untrained base model (step 0), permanently', async () => {
   const { settings, store, env, dataset } = await curated();
   // Train zero steps: the deadline has already passed when the segment starts.
-  const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
-    runId: 'base',
-    segment: 1,
-    dataset,
-    model: input.model,
-    training: input.training,
-    eval: input.eval,
-    plannedSteps: 4,
-    from: null,
-    untilStep: 4,
-    lrScale: 1,
-    stopAt: Date.now() - 1,
-  });
+  const seg: SegmentResult = await env.run(
+    gpuActivities(settings, store).trainSegment,
+    firstSegment(dataset, { runId: 'base', steps: 4, stopAt: Date.now() - 1 }),
+  );
   assert.equal(seg.endStep, 0);
   assert.ok(seg.stoppedEarly);
   const err = await env
@@ -79,32 +90,21 @@ test('the checkpoint stage refuses the untrained base model (step 0), permanentl
 
 test('a warm start from a state saved with another model shape fails at once (no retries), naming the tensor', async () => {
   const { settings, store, env, dataset } = await curated();
-  const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
-    runId: 'small',
-    segment: 1,
-    dataset,
-    model: input.model,
-    training: input.training,
-    eval: input.eval,
-    plannedSteps: 2,
-    from: null,
-    untilStep: 2,
-    lrScale: 1,
-  });
+  const seg: SegmentResult = await env.run(
+    gpuActivities(settings, store).trainSegment,
+    firstSegment(dataset, { runId: 'small', steps: 2 }),
+  );
   const wider = { ...input.model, dModel: 32 };
   const err = await env
-    .run(gpuActivities(settings, store).trainSegment, {
-      runId: 'wide',
-      segment: 1,
-      dataset,
-      model: wider,
-      training: { ...input.training, initFrom: seg.state.key },
-      eval: input.eval,
-      plannedSteps: 2,
-      from: null,
-      untilStep: 2,
-      lrScale: 1,
-    })
+    .run(
+      gpuActivities(settings, store).trainSegment,
+      firstSegment(dataset, {
+        runId: 'wide',
+        steps: 2,
+        model: wider,
+        training: { ...input.training, initFrom: seg.state.key },
+      }),
+    )
     .then(
       () => undefined,
       (e: unknown) => e,
@@ -116,18 +116,10 @@ test('a warm start from a state saved with another model shape fails at once (no
 test('publishing weights that are already in the store (a deterministic re-run) reuses that checkpoint', async () => {
   const { settings, store, env, dataset } = await curated();
   const publish = async (runId: string): Promise<CheckpointRef> => {
-    const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
-      runId,
-      segment: 1,
-      dataset,
-      model: input.model,
-      training: input.training,
-      eval: input.eval,
-      plannedSteps: 4,
-      from: null,
-      untilStep: 4,
-      lrScale: 1,
-    });
+    const seg: SegmentResult = await env.run(
+      gpuActivities(settings, store).trainSegment,
+      firstSegment(dataset, { runId, steps: 4 }),
+    );
     return env.run(gpuActivities(settings, store).checkpoint, {
       runId,
       dataset,
@@ -148,18 +140,10 @@ test('publishing weights that are already in the store (a deterministic re-run) 
 test('with an EMA, the checkpoint stage publishes whichever of raw and EMA weights is better on held-out data', async () => {
   const { settings, store, env, dataset } = await curated();
   const training = { ...input.training, steps: 30, segmentSteps: 30, emaDecay: 0.9, learningRate: 1e-2 };
-  const seg: SegmentResult = await env.run(gpuActivities(settings, store).trainSegment, {
-    runId: 'ema',
-    segment: 1,
-    dataset,
-    model: input.model,
-    training,
-    eval: input.eval,
-    plannedSteps: 30,
-    from: null,
-    untilStep: 30,
-    lrScale: 1,
-  });
+  const seg: SegmentResult = await env.run(
+    gpuActivities(settings, store).trainSegment,
+    firstSegment(dataset, { runId: 'ema', steps: 30, training }),
+  );
   assert.ok(seg.emaHeldOutLoss !== undefined && Number.isFinite(seg.emaHeldOutLoss));
   const ref: CheckpointRef = await env.run(gpuActivities(settings, store).checkpoint, {
     runId: 'ema',
