@@ -12,8 +12,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 bash scripts/setup-metadata.sh
 if [ "${1:-}" = "--with-python" ]; then
-  # For tests and benchmarks: the Python peers, and Temporal's time-skipping test server (Java).
+  # For tests and benchmarks: the Python peers (the Bittensor SDK, huggingface_hub, PyTorch with
+  # OpenBLAS), and Temporal's time-skipping test server (Java).
   bash scripts/setup-python.sh
+  bash scripts/setup-torch.sh
   bash scripts/setup-test-server.sh
 fi
 if [ -z "${MINERFLOW_TEMPORAL_BIN:-}" ]; then
