@@ -1,8 +1,10 @@
 // The devnet's face: a WebSocket JSON-RPC server on loopback that answers the methods @polkadot/api
 // uses against subtensor (connect, storage, headers, extrinsic submission and its status updates),
 // plus two of our own: minerflow_schedule (the phase schedule) and minerflow_validatorReport.
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { handleHttp } from './http-routes';
 import { DevnetChain, DevnetRpcError, type DevnetBlock, type DevnetChainOptions, type TxStatus } from './devnet-chain';
 
 export interface DevnetOptions extends DevnetChainOptions {
@@ -28,10 +30,13 @@ interface Connection {
 /** Starts a devnet (chain + server) and returns its ws:// URL. */
 export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   const chain = await DevnetChain.create(opts);
-  const wss = new WebSocketServer({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  // One port for both: WebSocket JSON-RPC (the chain) and plain HTTP (the services a subnet's
+  // owner runs beside the chain, such as Connito's phase service).
+  const server = createServer((req, res) => handleHttp(chain, req, res));
+  const wss = new WebSocketServer({ server });
   await new Promise<void>((resolve, reject) => {
-    wss.once('listening', resolve);
-    wss.once('error', reject);
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve);
   });
   const handlers = rpcHandlers(chain);
   wss.on('connection', (socket) => {
@@ -43,7 +48,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     });
   });
   chain.start();
-  const port = (wss.address() as AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   return {
     url: `ws://${opts.host ?? '127.0.0.1'}:${port}`,
     port,
@@ -52,6 +57,8 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       chain.stop();
       for (const client of wss.clients) client.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
