@@ -94,8 +94,8 @@ export async function curationPlan(
  * devnet, which speaks the same JSON-RPC).
  */
 export async function openChain(settings: Settings): Promise<Chain> {
-  const { url, phases, blockMs } = settings.chain;
-  return SubtensorChain.connect({ url, phases, blockMs });
+  const { url, phases, blockMs, ownerUrl, phasesFixed } = settings.chain;
+  return SubtensorChain.connect({ url, phases, blockMs, ownerUrl, phasesFixed });
 }
 
 /** The embedded chains' registrations (MINERFLOW_LOCAL_REGISTER), hotkeys created if missing. */

@@ -45,6 +45,10 @@ const EnvSchema = z.object({
     .regex(/^wss?:\/\/\S+$/, 'must be a ws:// or wss:// URL')
     .default('ws://127.0.0.1:9944'),
   MINERFLOW_PHASES: z.string().min(1).optional(),
+  MINERFLOW_CONNITO_OWNER_URL: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL (Connito's phase service)")
+    .optional(),
   MINERFLOW_BLOCK_MS: z.coerce.number().int().min(10).max(600_000).default(12_000),
   MINERFLOW_WALLETS: z.string().min(1).optional(),
   MINERFLOW_LOCAL_BLOCK_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
@@ -76,6 +80,12 @@ export interface Settings {
     /** A real chain's phases and block time (MINERFLOW_PHASES, else Connito's; MINERFLOW_BLOCK_MS); the devnet tells its own. */
     phases: PhaseSpec[];
     blockMs: number;
+    /**
+     * Connito's phase service (MINERFLOW_CONNITO_OWNER_URL). Unset: on a real chain
+     * https://cycle-api.connito.ai unless MINERFLOW_PHASES fixes the phases; on a devnet, its own.
+     */
+    ownerUrl?: string;
+    phasesFixed: boolean;
     /** The devnet's clock, phases and registrations. */
     local: { blockMs: number; phases: PhaseSpec[]; register: { wallet: string; hotkey: string; netuid: number }[] };
   };
@@ -122,6 +132,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       url: e.MINERFLOW_CHAIN === 'devnet' ? e.MINERFLOW_DEVNET_URL : e.MINERFLOW_CHAIN,
       phases: e.MINERFLOW_PHASES ? parsePhases(e.MINERFLOW_PHASES) : CONNITO_PHASES,
       blockMs: e.MINERFLOW_BLOCK_MS,
+      ownerUrl: e.MINERFLOW_CONNITO_OWNER_URL,
+      phasesFixed: !!e.MINERFLOW_PHASES,
       local: {
         blockMs: e.MINERFLOW_LOCAL_BLOCK_MS,
         phases: parsePhases(e.MINERFLOW_LOCAL_PHASES),

@@ -6,6 +6,7 @@ import type { KeyringPair } from '@polkadot/keyring/types';
 import type { DispatchError } from '@polkadot/types/interfaces';
 import type { Codec } from '@polkadot/types/types';
 import type { ChainSchedule, PhaseSpec } from '../../subnets/connito/phases';
+import { CONNITO_OWNER_URL, PhaseService } from '../../subnets/connito/phase-service';
 import { SUBTENSOR_SIGNED_EXTENSIONS } from '../devnet/metadata';
 import { ChainRejectedError, type Chain, type ChainScore } from './chain';
 
@@ -15,6 +16,14 @@ export interface SubtensorChainOptions {
   phases: PhaseSpec[];
   blockMs: number;
   origin?: number;
+  /**
+   * Connito's phase service, which the schedule then comes from (phases and origin; the block
+   * number and block time still come from the chain). Absent: the devnet's own service on its port
+   * when the endpoint is a devnet, else Connito's (unless `phasesFixed`).
+   */
+  ownerUrl?: string;
+  /** MINERFLOW_PHASES was given: on a real chain, `phases` rather than Connito's phase service. */
+  phasesFixed?: boolean;
   /** How long to wait for a commitment to be included in a block. */
   inclusionTimeoutMs?: number;
   /** How long a call waits for a dropped connection to come back before failing (retryably). */
@@ -75,6 +84,8 @@ export class SubtensorChain implements Chain {
   readonly name: string;
   private customRpc?: Promise<Set<string>>;
   private closed = false;
+  private phaseService?: PhaseService;
+  private lastPhaseSchedule?: { origin: number; phases: PhaseSpec[] };
 
   private constructor(
     private readonly opts: SubtensorChainOptions,
@@ -97,24 +108,36 @@ export class SubtensorChain implements Chain {
 
   async schedule(): Promise<ChainSchedule> {
     await this.connected();
+    const devnet = (await this.rpcMethods()).has('minerflow_schedule');
+    const nominalMs = devnet
+      ? ((await this.provider.send('minerflow_schedule', [])) as { blockMs: number }).blockMs
+      : this.opts.blockMs;
+    const { origin, phases } = await this.phaseSchedule(devnet);
+    // The head last, so the block and its time are as fresh as can be; the head's own timestamp:
+    // block times are then projected from when it was made, not from now.
     const header = await this.api.rpc.chain.getHeader();
     const block = header.number.toNumber();
-    // The head's own timestamp: block times are then projected from when it was made, not from now.
     const atMs = await this.timestampAt(header.hash);
-    const nominal = (await this.rpcMethods()).has('minerflow_schedule')
-      ? ((await this.provider.send('minerflow_schedule', [])) as {
-          blockMs: number;
-          origin: number;
-          phases: PhaseSpec[];
-        })
-      : { blockMs: this.opts.blockMs, origin: this.opts.origin ?? 0, phases: this.opts.phases };
-    return {
-      block,
-      atMs,
-      blockMs: await this.observedBlockMs(block, atMs, nominal.blockMs),
-      origin: nominal.origin,
-      phases: nominal.phases,
-    };
+    return { block, atMs, blockMs: await this.observedBlockMs(block, atMs, nominalMs), origin, phases };
+  }
+
+  /**
+   * Phases and origin from the phase service when there is one (the devnet serves it on its own
+   * port), else from configuration. A service that fails after its retries falls back to what it
+   * said last, if it said anything: the schedule changes only with a subnet release.
+   */
+  private async phaseSchedule(devnet: boolean): Promise<{ origin: number; phases: PhaseSpec[] }> {
+    const url =
+      this.opts.ownerUrl ??
+      (devnet ? this.opts.url.replace(/^ws/, 'http') : this.opts.phasesFixed ? undefined : CONNITO_OWNER_URL);
+    if (!url) return { origin: this.opts.origin ?? 0, phases: this.opts.phases };
+    this.phaseService ??= new PhaseService(url, { timeoutMs: 5000, retries: 2, backoffMs: 500 });
+    try {
+      this.lastPhaseSchedule = await this.phaseService.schedule();
+    } catch (err) {
+      if (!this.lastPhaseSchedule) throw err;
+    }
+    return this.lastPhaseSchedule;
   }
 
   /**

@@ -28,6 +28,7 @@ export interface DevnetChainOptions {
   /** Hotkeys registered at genesis (uids in this order per netuid). */
   register: { netuid: number; address: string }[];
   validator?: LocalValidator;
+  validatorHotkeys?: string[]; // the local validator's hotkeys, whitelisted by the owner's phase service
   network?: SubtensorNetwork;
   /** Commitment space per hotkey per epoch (Tempo blocks); each call costs max(100, its bytes). */
   spacePerEpoch?: number;
@@ -170,6 +171,11 @@ export class DevnetChain {
 
   schedule(): { block: number; blockMs: number; origin: number; phases: PhaseSpec[] } {
     return { block: this.head().number, blockMs: this.opts.blockMs, origin: 0, phases: this.opts.phases };
+  }
+
+  /** The hotkeys the subnet owner vouches for as validators (Connito's /get_validator_whitelist). */
+  validatorWhitelist(): string[] {
+    return [...(this.opts.validatorHotkeys ?? [])];
   }
 
   validatorReport(netuid: number, address: string): ValidatorDetails | null {
