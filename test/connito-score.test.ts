@@ -24,6 +24,8 @@ function chainWith(commitment: { block: number; payload: string }, details: Chai
     uid: async () => 0,
     commit: async () => ({ block: 0 }),
     commitment: async () => commitment,
+    commitments: async () => new Map(),
+    neurons: async () => [],
     score: async () => ({ uid: 0, updatedAtBlock: 110, incentiveShare: 0.25, details }),
     close: async () => undefined,
   };

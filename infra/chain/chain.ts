@@ -21,6 +21,14 @@ export interface ChainScore {
   };
 }
 
+/** A registered hotkey as the metagraph shows it. */
+export interface Neuron {
+  hotkey: string;
+  uid: number;
+  stake: number; // TAO staked to the hotkey
+  lastUpdate: number; // block at which it last set weights (0: never)
+}
+
 export interface Chain {
   readonly name: string;
   schedule(): Promise<ChainSchedule>;
@@ -31,6 +39,10 @@ export interface Chain {
   /** Sets the hotkey's commitment, waits for inclusion, reads it back and checks it byte for byte. */
   commit(signer: KeyringPair, netuid: number, payload: string): Promise<{ block: number }>;
   commitment(address: string, netuid: number): Promise<{ block: number; payload: string } | null>;
+  /** Every hotkey's commitment on netuid as of `block` (the head when absent). */
+  commitments(netuid: number, block?: number): Promise<Map<string, { block: number; payload: string }>>;
+  /** The subnet's neurons as of `block` (the head when absent). */
+  neurons(netuid: number, block?: number): Promise<Neuron[]>;
   score(address: string, netuid: number): Promise<ChainScore | null>;
   close(): Promise<void>;
 }

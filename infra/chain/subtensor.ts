@@ -8,7 +8,16 @@ import type { Codec } from '@polkadot/types/types';
 import type { ChainSchedule, PhaseSpec } from '../../subnets/connito/phases';
 import { CONNITO_OWNER_URL, PhaseService } from '../../subnets/connito/phase-service';
 import { SUBTENSOR_SIGNED_EXTENSIONS } from '../devnet/metadata';
-import { ChainRejectedError, type Chain, type ChainScore } from './chain';
+import { ChainRejectedError, type Chain, type ChainScore, type Neuron } from './chain';
+
+type Registration = { block: { toNumber(): number }; info: { fields: (Codec & { isNone: boolean; value: Codec })[] } };
+type OptionalRegistration = { isNone: boolean; unwrap(): Registration };
+
+/** A commitment's fields (Raw0..Raw128 pieces) joined back into the UTF-8 text that was committed. */
+function decodeRegistration(reg: Registration): { block: number; payload: string } {
+  const raw = reg.info.fields.map((f) => (f.isNone ? Buffer.alloc(0) : Buffer.from(f.value.toU8a(true))));
+  return { block: reg.block.toNumber(), payload: Buffer.concat(raw).toString('utf8') };
+}
 
 export interface SubtensorChainOptions {
   url: string; // ws:// or wss://
@@ -194,14 +203,46 @@ export class SubtensorChain implements Chain {
 
   async commitment(address: string, netuid: number): Promise<{ block: number; payload: string } | null> {
     await this.connected();
-    const value = (await this.api.query.commitments.commitmentOf(netuid, address)) as unknown as {
-      isNone: boolean;
-      unwrap(): { block: { toNumber(): number }; info: { fields: (Codec & { isNone: boolean; value: Codec })[] } };
-    };
-    if (value.isNone) return null;
-    const reg = value.unwrap();
-    const raw = reg.info.fields.map((f) => (f.isNone ? Buffer.alloc(0) : Buffer.from(f.value.toU8a(true))));
-    return { block: reg.block.toNumber(), payload: Buffer.concat(raw).toString('utf8') };
+    const value = (await this.api.query.commitments.commitmentOf(netuid, address)) as unknown as OptionalRegistration;
+    return value.isNone ? null : decodeRegistration(value.unwrap());
+  }
+
+  async commitments(netuid: number, block?: number): Promise<Map<string, { block: number; payload: string }>> {
+    const at = await this.at(block);
+    const entries = (await at.query.commitments.commitmentOf.entries(netuid)) as unknown as [
+      { args: [Codec, Codec] },
+      OptionalRegistration,
+    ][];
+    const out = new Map<string, { block: number; payload: string }>();
+    for (const [key, value] of entries)
+      if (!value.isNone) out.set(key.args[1].toString(), decodeRegistration(value.unwrap()));
+    return out;
+  }
+
+  async neurons(netuid: number, block?: number): Promise<Neuron[]> {
+    const at = await this.at(block);
+    const q = at.query.subtensorModule;
+    const n = ((await q.subnetworkN(netuid)) as unknown as { toNumber(): number }).toNumber();
+    const lastUpdate = (await q.lastUpdate(netuid)) as unknown as { toNumber(): number }[];
+    const out: Neuron[] = [];
+    for (let uid = 0; uid < n; uid++) {
+      const hotkey = ((await q.keys(netuid, uid)) as Codec).toString();
+      // Stake in rao: per subnet (alpha) on runtimes that have it, else the hotkey's total.
+      const rao = q.totalHotkeyAlpha ? await q.totalHotkeyAlpha(hotkey, netuid) : await q.totalHotkeyStake(hotkey);
+      out.push({
+        hotkey,
+        uid,
+        stake: Number(BigInt((rao as Codec).toString())) / 1e9,
+        lastUpdate: lastUpdate[uid]?.toNumber() ?? 0,
+      });
+    }
+    return out;
+  }
+
+  /** Storage as of `block` (the head when absent). */
+  private async at(block?: number) {
+    await this.connected();
+    return block === undefined ? this.api : this.api.at(await this.api.rpc.chain.getBlockHash(block));
   }
 
   async score(address: string, netuid: number): Promise<ChainScore | null> {
