@@ -48,7 +48,7 @@ async function awaitScore(chain: Chain): Promise<ScoreReport> {
 const scored = { round: 3, loss: 2.5, baselineLoss: 5.5, rawScore: 3.7, rank: 1, reward: 2.25 };
 
 test('our commitment stood through validation: scored, with the validator’s loss', async () => {
-  const r = await awaitScore(chainWith({ block: 90, payload: encodeLocationCommit(OURS, 'file:///s') }, scored));
+  const r = await awaitScore(chainWith({ block: 90, payload: encodeLocationCommit({ h: OURS, v: 0 }) }, scored));
   assert.equal(r.status, 'scored');
   assert.equal(r.validatorLoss, 2.5);
   assert.equal(r.incentiveShare, 0.25);
@@ -57,7 +57,7 @@ test('our commitment stood through validation: scored, with the validator’s lo
 test('a validator that refused the submission: rejected, with its reason (not scored with share 0)', async () => {
   const r = await awaitScore(
     chainWith(
-      { block: 90, payload: encodeLocationCommit(OURS, 'file:///s') },
+      { block: 90, payload: encodeLocationCommit({ h: OURS, v: 0 }) },
       {
         ...scored,
         loss: NaN,
@@ -73,7 +73,7 @@ test('a validator that refused the submission: rejected, with its reason (not sc
 });
 
 test('another commitment replaced ours before validation: overwritten, naming the hash that won, and no validator loss of its', async () => {
-  const r = await awaitScore(chainWith({ block: 95, payload: encodeLocationCommit(THEIRS, 'file:///s') }, scored));
+  const r = await awaitScore(chainWith({ block: 95, payload: encodeLocationCommit({ h: THEIRS, v: 0 }) }, scored));
   assert.equal(r.status, 'overwritten');
   assert.equal(r.winningHash, THEIRS);
   assert.equal(r.validatorLoss, undefined);
@@ -81,6 +81,6 @@ test('another commitment replaced ours before validation: overwritten, naming th
 });
 
 test('a commitment set after validation began (the next round) says nothing about this round', async () => {
-  const r = await awaitScore(chainWith({ block: 105, payload: encodeLocationCommit(THEIRS, 'file:///s') }, scored));
+  const r = await awaitScore(chainWith({ block: 105, payload: encodeLocationCommit({ h: THEIRS, v: 0 }) }, scored));
   assert.equal(r.status, 'scored');
 });

@@ -54,7 +54,7 @@ test(
     const chain = await openChain(settings);
     const onChain = decodeLocationCommit((await chain.commitment(hotkey.address, 102))!.payload);
     assert.equal(onChain?.h, result.checkpoint.hash);
-    assert.equal(onChain?.u, store.uri);
+    assert.equal(onChain?.v, 0, 'global_ver: rounds start from no global model yet');
     assert.deepEqual(
       result.commits.map((c) => c.phase),
       ['commit1', 'commit2'],

@@ -6,11 +6,11 @@ import { after, before, test } from 'node:test';
 import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { cryptoWaitReady, signatureVerify } from '@polkadot/util-crypto';
-import { decodeSignatureCommit } from '../subnets/connito/commitments';
+import { decodeSignatureCommit, decodeValidatorCommit } from '../subnets/connito/commitments';
 import type { Neuron } from '../infra/chain/chain';
 import { SubtensorChain } from '../infra/chain/subtensor';
 import { startDevnet, type Devnet } from '../infra/devnet/server';
-import { chooseGlobalModel, decodeValidatorCommit, type DistributeInput } from '../subnets/connito/distribute';
+import { chooseGlobalModel, type DistributeInput } from '../subnets/connito/distribute';
 import { parsePhases } from '../subnets/connito/phases';
 
 const H1 = 'a'.repeat(48);
@@ -134,27 +134,6 @@ test('no validator, no model: the reasons say why', () => {
   const { model, excluded } = chooseGlobalModel(w);
   assert.equal(model, undefined);
   assert.equal(excluded.filter((e) => e.reason === 'not in the validator whitelist').length, 4);
-});
-
-test("validator commitments decode with Connito's aliases; anything else is not one", () => {
-  assert.deepEqual(decodeValidatorCommit('{"h":"ab","v":7,"e":1,"s":42,"r":"o/r","rv":"1234567"}'), {
-    h: 'ab',
-    v: 7,
-    e: 1,
-    s: 42,
-    r: 'o/r',
-    rv: '1234567',
-  });
-  assert.deepEqual(decodeValidatorCommit('{"h":"ab","v":7}'), {
-    h: 'ab',
-    v: 7,
-    e: undefined,
-    s: undefined,
-    r: undefined,
-    rv: undefined,
-  });
-  for (const bad of ['{"m":"x"}', '{"h":"ab"}', '{"h":1,"v":2}', 'not json', '[]', 'null'])
-    assert.equal(decodeValidatorCommit(bad), undefined, bad);
 });
 
 let devnet: Devnet;

@@ -15,7 +15,7 @@ import {
 } from '../subnets/connito/phase-service';
 import { CONNITO_PHASES, cycleLength, parsePhases } from '../subnets/connito/phases';
 import { useDevnet } from './helpers/devnet';
-import { pythonScript } from './helpers/python';
+import { pythonScriptAsync } from './helpers/python';
 import { testSettings } from './helpers/settings';
 
 const settings = testSettings();
@@ -34,7 +34,7 @@ test("phase answers equal Connito's PhaseManager (connito/sn_owner/cycle.py) at 
       }
     const list = [...blocks].sort((a, b) => a - b);
     const theirs = JSON.parse(
-      await pythonScript('connito_phases.py', ['reference', JSON.stringify(phases), JSON.stringify(list)]),
+      await pythonScriptAsync('connito_phases.py', ['reference', JSON.stringify(phases), JSON.stringify(list)]),
     ) as unknown[];
     const ours = list.map((b) => ({
       phase: phaseAt(phases, b),
@@ -48,7 +48,7 @@ test("phase answers equal Connito's PhaseManager (connito/sn_owner/cycle.py) at 
 test("the devnet serves the phase service; Connito's client model reads it and agrees with the chain's head", async () => {
   const url = devnet().url.replace(/^ws/, 'http');
   const before = devnet().chain.head().number;
-  const seen = JSON.parse(await pythonScript('connito_phases.py', ['live', url])) as {
+  const seen = JSON.parse(await pythonScriptAsync('connito_phases.py', ['live', url])) as {
     phase: { block: number; phase_name: string };
     blocks_till_commit1: number;
     prev_commit1: [number, number];
@@ -82,8 +82,10 @@ test('the chain adapter takes its schedule from the phase service it is given, o
     // The devnet's own service when none is given.
     const own = await SubtensorChain.connect({ url: devnet().url, phases: [], blockMs: 12_000 });
     assert.deepEqual((await own.schedule()).phases, settings.chain.local.phases);
+    await own.close();
   } finally {
     await owner.close();
+    await chain.close();
   }
 });
 

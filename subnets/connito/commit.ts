@@ -16,6 +16,7 @@ import {
   decodeSignatureCommit,
   encodeLocationCommit,
   encodeSignatureCommit,
+  type LocationCommit,
 } from './commitments';
 import { MinerSchema, type MinerInput } from './config';
 import { planCommit } from './phases';
@@ -34,7 +35,10 @@ export interface CommitActivityInput {
 }
 
 export interface LocationCommitInput extends CommitActivityInput {
-  location: string;
+  /** Commit 2's fields besides the hash (see commitments.ts); v is 0 until rounds start from a global model. */
+  commit?: Omit<LocationCommit, 'h'>;
+  /** Our store's URI: Connito's commit has no field for it, so it is not committed (kept so recorded histories replay). */
+  location?: string;
 }
 
 export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
@@ -152,7 +156,7 @@ export function makeCommit(settings: Settings, chain: () => Promise<Chain>) {
     async commitLocation(input: LocationCommitInput): Promise<CommitReceipt> {
       return mapErrors(async () => {
         const { miner, pair } = await signer(input.miner);
-        const payload = encodeLocationCommit(input.hash, input.location);
+        const payload = encodeLocationCommit({ ...(input.commit ?? { v: 0 }), h: input.hash });
         const done = await alreadyIncluded(
           'commit2',
           pair.address,

@@ -15,7 +15,7 @@ export function makeDevnetValidator(
   let heldOut: Promise<string[]> | undefined;
   return createLocalValidator({
     heldOutText: () => (heldOut ??= validatorHeldOut(settings)),
-    openStore,
+    store: () => openStore(settings.store, settings),
     evalMaxTokens: 16_384,
     log,
   });

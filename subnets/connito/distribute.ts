@@ -7,17 +7,7 @@
 // whose global version lies in the allowed range and whose signature verifies.
 import { signatureVerify } from '@polkadot/util-crypto';
 import type { Neuron } from '../../infra/chain/chain';
-import { decodeSignatureCommit } from './commitments';
-
-/** A validator's ValidatorCommit2 payload (connito/shared/chain.py ValidatorChainCommit aliases). */
-export interface ValidatorCommit {
-  h: string; // model hash
-  v: number; // global version
-  e?: number; // expert group
-  s?: number; // miner seed
-  r?: string; // Hugging Face repo id
-  rv?: string; // revision (7 characters of the commit sha)
-}
+import { decodeSignatureCommit, decodeValidatorCommit, type ValidatorCommit } from './commitments';
 
 export interface GlobalModel {
   hash: string;
@@ -113,25 +103,5 @@ export function chooseGlobalModel(input: DistributeInput): { model?: GlobalModel
       stake: stakeByHash.get(best)!,
     },
     excluded,
-  };
-}
-
-/** A ValidatorCommit2 payload, or undefined if the text is not one (h and v are required). */
-export function decodeValidatorCommit(text: string): ValidatorCommit | undefined {
-  let v: Record<string, unknown>;
-  try {
-    v = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null || typeof v.h !== 'string' || !Number.isInteger(v.v)) return undefined;
-  const opt = <T>(key: string, ok: (x: unknown) => boolean) => (ok(v[key]) ? (v[key] as T) : undefined);
-  return {
-    h: v.h,
-    v: v.v as number,
-    e: opt<number>('e', Number.isInteger),
-    s: opt<number>('s', Number.isInteger),
-    r: opt<string>('r', (x) => typeof x === 'string'),
-    rv: opt<string>('rv', (x) => typeof x === 'string'),
   };
 }

@@ -1,6 +1,6 @@
 // The devnet's validator, doing what a Connito validator does with each round's submissions:
-// check the commit-1 signature over the model hash, fetch the checkpoint from the committed
-// location, check its hash, measure held-out loss with our evaluator, score by the Connito rule.
+// check the commit-1 signature over the model hash, fetch the checkpoint from the store (the
+// devnet's miners publish to one store; Connito's commit names no location), check its hash, measure held-out loss with our evaluator, score by the Connito rule.
 // Each model is scored per token of its own tokenizer (tokenizer.json beside the weights), on the
 // validator's own held-out text.
 import { signatureVerify } from '@polkadot/util-crypto';
@@ -31,7 +31,8 @@ export type LocalValidator = (
 export interface LocalValidatorOptions {
   /** The validator's own held-out documents (same distribution as the miners' data), encoded with each model's tokenizer. */
   heldOutText: () => Promise<string[]>;
-  openStore: (uri: string) => CheckpointStore;
+  /** Where the miners' checkpoints are, by model hash. */
+  store: () => CheckpointStore;
   evalMaxTokens: number;
   log?: (msg: string) => void;
 }
@@ -83,7 +84,7 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
     if (!signatureVerify(loc.h, Buffer.from(sig.m, 'base64url'), sub.hotkey).isValid) {
       throw new Error('commit-1 signature does not verify for the committed hash and hotkey');
     }
-    const store = opts.openStore(loc.u);
+    const store = opts.store();
     const file = await store.get(`${checkpointKey(loc.h)}/${WEIGHTS_FILE}`);
     const manifest = await readManifest(await store.get(`${checkpointKey(loc.h)}/${MANIFEST_FILE}`));
     const actual = await hashSafetensorsFile(file);

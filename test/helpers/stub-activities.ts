@@ -372,7 +372,14 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
       return run(
         'commitLocation',
         (s, call) =>
-          commit(s, call, 'commit2', input.window, input.hash, encodeLocationCommit(input.hash, input.location)),
+          commit(
+            s,
+            call,
+            'commit2',
+            input.window,
+            input.hash,
+            encodeLocationCommit({ ...(input.commit ?? { v: 0 }), h: input.hash }),
+          ),
         input.window.round,
       );
     },
