@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
+import { downloadFile } from '@huggingface/hub';
 import { HubInputError, HubIntegrityError, HubNotFoundError, openHub } from '../infra/hub/hub';
 import { startLocalHub, type LocalHub } from '../infra/hub/local-hub';
 import { createLogger } from '../infra/log';
@@ -113,6 +114,27 @@ test('JS upload → Python hf_hub_download at the 7-character and the full sha r
       assert.deepEqual(got, { sha256: local_.sha256, size: local_.size, commit: commitSha }, `${filename}@${revision}`);
     }
   }
+  // Connito's validator: hf_hub_download(repo_id=r, revision=rv, filename=…, local_dir=…) with the 7-char rv.
+  const shardDir = path.join(tmp, 'validator-submissions');
+  assert.deepEqual(await py(['fetch_shard', repo, 'model_expgroup_3.pt', commitSha.slice(0, 7), shardDir]), {
+    sha256: shard.sha256,
+    size: shard.size,
+  });
+  // The official JS client's own download (range probe, then the bytes) works against the local hub too.
+  const blob = await downloadFile({
+    repo,
+    path: 'model_expgroup_3.pt',
+    revision: commitSha.slice(0, 7),
+    hubUrl: local.url,
+  });
+  assert.ok(blob);
+  assert.equal(
+    createHash('sha256')
+      .update(Buffer.from(await blob.arrayBuffer()))
+      .digest('hex'),
+    shard.sha256,
+  );
+
   const info = await py(['info', repo, commitSha.slice(0, 7)]);
   assert.equal(info.sha, commitSha);
   const files = info.files as Record<string, [number, string | null]>;
@@ -179,6 +201,19 @@ test('Python create_commit (inline, LFS by pattern, LFS by size) → our downloa
     ['big.dat', 'model_expgroup_1.pt', 'notes.txt'],
     'no partial files left',
   );
+
+  // Connito's validators publish the global model with upload_folder(allow_patterns=["model*.pt"]).
+  const folder = path.join(tmp, 'global-v8');
+  await fs.mkdir(folder, { recursive: true });
+  const expert = await writeRandom('global-v8/model_expgroup_1.pt', 120_000);
+  await writeRandom('global-v8/optimizer.bin', 1000); // not model*.pt: stays local
+  const published = String((await py(['publish', repo, 'global model v8', folder])).commit);
+  assert.notEqual(published, sha);
+  const got = await hub.download(repo, published.slice(0, 7), 'model_expgroup_1.pt', path.join(tmp, 'v8.pt'));
+  assert.deepEqual(got, { sha256: expert.sha256, bytes: expert.size, commitSha: published });
+  await assert.rejects(hub.download(repo, published, 'optimizer.bin', path.join(tmp, 'opt.bin')), HubNotFoundError);
+  const old = await hub.download(repo, sha.slice(0, 7), 'model_expgroup_1.pt', path.join(tmp, 'v7.pt'));
+  assert.equal(old.sha256, weights.sha256, 'the earlier commit still has the earlier bytes');
 });
 
 test('a revision, file or repo that does not exist is an error naming it, and nothing is written', async () => {

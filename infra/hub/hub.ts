@@ -195,7 +195,8 @@ class HfHub implements ModelHub {
     await fs.mkdir(path.dirname(path.resolve(dest)), { recursive: true });
     const tmp = `${path.resolve(dest)}.part-${randomUUID()}`;
     const sha256 = createHash('sha256');
-    const blob = createHash('sha1').update(`blob ${expected.size}\0`);
+    // The git blob id only for small files: an LFS file is checked by its sha256 alone.
+    const blob = expected.sha256 ? undefined : createHash('sha1').update(`blob ${expected.size}\0`);
     let bytes = 0;
     let streamed = false;
     try {
@@ -207,14 +208,14 @@ class HfHub implements ModelHub {
             if (bytes > expected.size)
               return done(new HubIntegrityError(`hub: ${where} sent more than ${expected.size} bytes`));
             sha256.update(chunk);
-            blob.update(chunk);
+            blob?.update(chunk);
             done(null, chunk);
           },
         }),
         createWriteStream(tmp),
       );
       streamed = true;
-      const got = { sha256: sha256.digest('hex'), gitBlob: blob.digest('hex') };
+      const got = { sha256: sha256.digest('hex'), gitBlob: blob?.digest('hex') };
       if (bytes !== expected.size)
         throw new HubIntegrityError(
           `hub: ${where}: got ${bytes} bytes, the hub records ${expected.size}; nothing written`,

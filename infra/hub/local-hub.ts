@@ -122,7 +122,7 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://local');
-    const parts = url.pathname.split('/').slice(1).map(decodeURIComponent);
+    const parts = url.pathname.split('/').slice(1).map(decodeSegment);
     const method = req.method ?? 'GET';
     const base = baseUrl(req);
 
@@ -708,6 +708,14 @@ function sendError(res: ServerResponse, err: unknown): void {
     ...(e.code ? { 'X-Error-Code': e.code } : {}),
   });
   res.end(text);
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HubHttpError(400, `path segment '${segment}' is not valid percent-encoding`);
+  }
 }
 
 function safeEqual(a: string, b: string): boolean {

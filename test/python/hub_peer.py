@@ -2,7 +2,12 @@
 
 Usage: hub_peer.py <command> [args...]; prints one JSON object on stdout.
   download <repo> <filename> <revision>       hf_hub_download -> {"sha256", "size", "commit"}
+  fetch_shard <repo> <filename> <revision> <dir>
+                                              hf_hub_download into local_dir, as Connito's validator calls it
+                                              (download_checkpoint_from_hf, connito/shared/hf_distribute.py) -> {"sha256", "size"}
   upload <repo> <message> <local>=<path>...   create_repo(exist_ok) + create_commit -> {"commit"}
+  publish <repo> <message> <folder>           create_repo(exist_ok, private=False) + upload_folder(allow_patterns=["model*.pt"]),
+                                              as Connito's upload_checkpoint_to_hf does -> {"commit"}
   refs <repo>                                 list_repo_refs -> {"branches": [[name, target_commit], ...]}
   info <repo> <revision>                      model_info(files_metadata=True) -> {"sha", "files": {path: [size, lfs sha256]}}
   missing <repo> <filename> <revision>        hf_hub_download expecting a failure -> {"error": class name, "message"}
@@ -33,6 +38,16 @@ def main(argv):
         # The snapshot folder is named by the full commit sha the hub reported (X-Repo-Commit).
         commit = path.split(os.sep + "snapshots" + os.sep, 1)[1].split(os.sep, 1)[0]
         return {"sha256": sha256_of(path), "size": os.path.getsize(path), "commit": commit}
+    if cmd == "fetch_shard":
+        repo, filename, revision, local_dir = args
+        hf_hub_download(repo_id=repo, revision=revision, filename=filename, local_dir=local_dir)
+        path = os.path.join(local_dir, filename)
+        return {"sha256": sha256_of(path), "size": os.path.getsize(path)}
+    if cmd == "publish":
+        repo, message, folder = args
+        api.create_repo(repo_id=repo, exist_ok=True, private=False)
+        info = api.upload_folder(folder_path=folder, repo_id=repo, commit_message=message, allow_patterns=["model*.pt"])
+        return {"commit": info.oid}
     if cmd == "upload":
         repo, message, *pairs = args
         api.create_repo(repo_id=repo, exist_ok=True)
