@@ -17,12 +17,8 @@ const TOKEN = 'hf_benchLocalHub';
 export async function hubTransferBench(work: string): Promise<void> {
   const dir = path.join(work, `hub-${Date.now()}`);
   await fs.mkdir(dir, { recursive: true });
-  const size = 128 * MIB;
-  // Two files of different bytes: the hub stores objects by sha256, so a second upload of the same
-  // bytes would skip the transfer.
-  const file = await randomFile(path.join(dir, 'ours.pt'), size);
-  const refFile = await randomFile(path.join(dir, 'reference.pt'), size);
-
+  const size = 64 * MIB;
+  const ROUNDS = 3;
   const server = spawn(
     process.execPath,
     [path.join(projectRoot(), 'bin', 'minerflow.js'), 'hub', 'serve', '--port', '0', '--dir', path.join(dir, 'hub')],
@@ -56,26 +52,36 @@ export async function hubTransferBench(work: string): Promise<void> {
       return JSON.parse(stdout.trim().split('\n').at(-1)!) as { seconds: number; commit?: string };
     };
 
-    let t = performance.now();
-    const { commitSha } = await hub.upload('bench/ours', [{ path: 'model_expgroup_0.pt', file }], 'bench');
-    const oursUp = (performance.now() - t) / 1000;
-    const refUp = await py(['upload', 'bench/reference', refFile, 'model_expgroup_0.pt']);
-    benchLine('hub-upload', size / MIB / oursUp, 'MiB/s', size / MIB / refUp.seconds, 'MiB/s', refUp.seconds / oursUp);
+    // Ours and the reference take turns, best of ROUNDS each, so neither pays alone for what the
+    // other left behind (dirty pages being written back, a cold cache). Every upload is of fresh
+    // bytes: the hub stores objects by sha256 and would skip a transfer it already has.
+    const best = { oursUp: Infinity, refUp: Infinity, oursDown: Infinity, refDown: Infinity };
+    for (let round = 0; round < ROUNDS; round++) {
+      const file = await randomFile(path.join(dir, `ours-${round}.pt`), size);
+      let t = performance.now();
+      const { commitSha } = await hub.upload('bench/ours', [{ path: 'model_expgroup_0.pt', file }], `round ${round}`);
+      best.oursUp = Math.min(best.oursUp, (performance.now() - t) / 1000);
+      const refFile = await randomFile(path.join(dir, `reference-${round}.pt`), size);
+      const refUp = await py(['upload', 'bench/reference', refFile, 'model_expgroup_0.pt']);
+      best.refUp = Math.min(best.refUp, refUp.seconds);
 
-    t = performance.now();
-    await hub.download('bench/ours', commitSha.slice(0, 7), 'model_expgroup_0.pt', path.join(dir, 'down.pt'));
-    const oursDown = (performance.now() - t) / 1000;
-    const refDown = await py(['download', 'bench/ours', 'model_expgroup_0.pt', commitSha.slice(0, 7)]);
-    benchLine(
-      'hub-download',
-      size / MIB / oursDown,
-      'MiB/s',
-      size / MIB / refDown.seconds,
-      'MiB/s',
-      refDown.seconds / oursDown,
-    );
+      t = performance.now();
+      await hub.download(
+        'bench/ours',
+        commitSha.slice(0, 7),
+        'model_expgroup_0.pt',
+        path.join(dir, `down-${round}.pt`),
+      );
+      best.oursDown = Math.min(best.oursDown, (performance.now() - t) / 1000);
+      const refDown = await py(['download', 'bench/ours', 'model_expgroup_0.pt', commitSha.slice(0, 7)]);
+      best.refDown = Math.min(best.refDown, refDown.seconds);
+      await Promise.all([file, refFile, path.join(dir, `down-${round}.pt`)].map((f) => fs.rm(f, { force: true })));
+    }
+    const mib = size / MIB;
+    benchLine('hub-upload', mib / best.oursUp, 'MiB/s', mib / best.refUp, 'MiB/s', best.refUp / best.oursUp);
+    benchLine('hub-download', mib / best.oursDown, 'MiB/s', mib / best.refDown, 'MiB/s', best.refDown / best.oursDown);
     note(
-      `${size / MIB} MiB through LFS on a local hub; ours hashes sha256 + git blob while streaming and fsyncs, huggingface_hub checks the size only`,
+      `${mib} MiB through LFS on a local hub, best of ${ROUNDS}; ours checks the files at head first and the commit after (upload), hashes sha256 while streaming and fsyncs (download); huggingface_hub checks the size only`,
     );
   } finally {
     const exited = new Promise((resolve) => server.once('exit', resolve));

@@ -291,7 +291,8 @@ class HfHub implements ModelHub {
 interface LocalDigest {
   size: number;
   sha256: string;
-  gitBlob: string;
+  /** The git blob id, for files small enough to be committed inline. */
+  gitBlob?: string;
 }
 
 /** What the hub records for a file: the LFS sha256 and size, or (small files) the git blob id and size. */
@@ -300,17 +301,20 @@ function expectedOf(info: PathInfo): { size: number; sha256?: string; gitBlob?: 
   return { size: info.size, gitBlob: info.oid };
 }
 
+/** Files above this always go through LFS on the Hub, so they are compared by sha256 alone. */
+const LFS_ALWAYS_ABOVE = 10 * 1024 * 1024;
+
 async function digestFile(file: string): Promise<LocalDigest> {
   const { size } = await fs.stat(file).catch((err: NodeJS.ErrnoException) => {
     throw new HubInputError(`upload: cannot read '${file}': ${err.code ?? err.message}`);
   });
   const sha256 = createHash('sha256');
-  const blob = createHash('sha1').update(`blob ${size}\0`);
+  const blob = size > LFS_ALWAYS_ABOVE ? undefined : createHash('sha1').update(`blob ${size}\0`);
   for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
     sha256.update(chunk);
-    blob.update(chunk);
+    blob?.update(chunk);
   }
-  return { size, sha256: sha256.digest('hex'), gitBlob: blob.digest('hex') };
+  return { size, sha256: sha256.digest('hex'), gitBlob: blob?.digest('hex') };
 }
 
 function checkRepo(repo: string): void {
