@@ -9,7 +9,8 @@ export const DEFAULT_LOCAL_HUB_PORT = 8090;
 
 export async function hubCommand(getSettings: () => Settings, args: string[]): Promise<void> {
   const [sub, ...rest] = args;
-  if (sub !== 'serve') throw new UsageError(`'hub' takes 'serve', not '${sub ?? ''}'`);
+  if (sub === undefined) throw new UsageError("'hub' needs a command: serve");
+  if (sub !== 'serve') throw new UsageError(`unknown 'hub' command '${sub}' (there is: serve)`);
   const { values } = parseCommand('hub serve', rest, {
     dir: { type: 'string' },
     port: { type: 'string' },

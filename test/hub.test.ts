@@ -2,7 +2,7 @@
 // Python huggingface_hub 0.36.2 (Connito's validators download with hf_hub_download) reads what our
 // client uploads, and our client downloads and verifies what huggingface_hub commits.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
@@ -429,6 +429,22 @@ test('the token never reaches a log line or an error message', async () => {
     (err: Error) => err instanceof HubInputError && !err.message.includes('not-hf-secret-999'),
   );
   assert.equal(loadSettings({}).hub.endpoint, 'https://huggingface.co');
+});
+
+test('`minerflow hub` usage errors name what was typed and exit with 2', () => {
+  for (const [args, mention] of [
+    [['hub'], "'hub' needs a command: serve"],
+    [['hub', 'start'], "unknown 'hub' command 'start'"],
+    [['hub', 'serve', '--port', '70000'], "--port '70000'"],
+    [['hub', 'serve', '--token', 'hf_x'], '--token'],
+  ] as const) {
+    const r = spawnSync(process.execPath, [path.join(projectRoot(), 'bin', 'minerflow.js'), ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, MINERFLOW_DATA_DIR: tmp },
+    });
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.includes(mention), `${args.join(' ')}: ${r.stderr}`);
+  }
 });
 
 test('`minerflow hub serve` starts the local hub on the port asked for, and stops on SIGTERM', async () => {
