@@ -9,6 +9,7 @@ import { projectRoot } from '../infra/paths';
 import { curationLossBench } from './curation-loss';
 import { curateMemoryBench } from './curate-memory';
 import { deadlineBench } from './deadline';
+import { hubTransferBench } from './hub-transfer';
 import { interopBench } from './interop';
 import { modelHashBench } from './model-hash';
 import { nearDupBench } from './near-dup';
@@ -32,6 +33,7 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'model-hash': modelHashBench,
   'commit-latency': (work) => import('./commit-latency').then((m) => m.commitLatencyBench(work)),
   deadline: deadlineBench,
+  'hub-transfer': hubTransferBench,
 };
 
 async function main(): Promise<void> {

@@ -9,6 +9,7 @@ export const USAGE = `minerflow — durable mining cycles for Bittensor training
   minerflow demo                              one complete cycle on the embedded defaults
   minerflow dev                               Temporal dev server (Web UI :8233) + devnet + both workers
   minerflow devnet [--port N]                 the local devnet alone (subtensor JSON-RPC on ws://127.0.0.1:9944)
+  minerflow hub serve [--dir DIR] [--port N]  a local Hugging Face Hub (HF_ENDPOINT for huggingface_hub)
   minerflow worker control|gpu                one worker (run them on different hosts)
   minerflow cycle start [--config FILE] [--id ID] [--wait]
                                               default id miningCycle-<netuid>-<wallet>.<hotkey>: one cycle per hotkey
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, () => Command> = {
   dev: () => (require('./local') as typeof import('./local')).dev,
   devnet: () => (require('./local') as typeof import('./local')).devnetCommand,
   worker: () => (require('./local') as typeof import('./local')).worker,
+  hub: () => (require('./hub') as typeof import('./hub')).hubCommand,
   cycle: () => (require('./cycle') as typeof import('./cycle')).cycleCommand,
   schedule: () => (require('./schedule') as typeof import('./schedule')).scheduleCommand,
   miner: () => (require('./miner') as typeof import('./miner')).minerCommand,

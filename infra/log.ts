@@ -16,6 +16,8 @@ export const REDACTED_FIELDS = [
   'token',
   'apiKey',
   'authorization',
+  'Authorization', // as HTTP headers spell it (pino's paths are case-sensitive)
+  'accessToken', // as @huggingface/hub's options spell the HF token
   'HF_TOKEN',
   'AWS_SECRET_ACCESS_KEY',
   'TEMPORAL_API_KEY',

@@ -56,6 +56,12 @@ const EnvSchema = z.object({
   MINERFLOW_LOCAL_REGISTER: z.string().default('default/default@102'),
   MINERFLOW_VALIDATOR_CORPUS: z.string().min(1).default('sample:brown'),
   MINERFLOW_TEMPORAL_BIN: z.string().min(1).optional(),
+  // Hugging Face Hub (Connito's transport): another hub (e.g. `minerflow hub serve`) and the write token.
+  HF_ENDPOINT: z.string().url().default('https://huggingface.co'),
+  HF_TOKEN: z
+    .string()
+    .regex(/^hf_\S+$/, "must be a Hugging Face token (starts with 'hf_')")
+    .optional(),
 });
 
 export interface Settings {
@@ -91,6 +97,8 @@ export interface Settings {
   };
   walletsDir: string;
   validatorCorpus: string;
+  /** The Hugging Face Hub (HF_ENDPOINT, HF_TOKEN): read by the worker, never put in workflow input. */
+  hub: { endpoint: string; token?: string };
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -147,6 +155,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
           : path.join(os.homedir(), '.bittensor', 'wallets')),
     ),
     validatorCorpus: e.MINERFLOW_VALIDATOR_CORPUS,
+    hub: { endpoint: e.HF_ENDPOINT.replace(/\/+$/, ''), token: e.HF_TOKEN },
   };
 }
 
