@@ -1,6 +1,8 @@
 // Connito's checkpoint stage (gpu queue): the trainer evaluates its best state as a validator would
 // and exports the weights (trainers/); this publishes them — model.safetensors + tokenizer.json +
-// manifest.json under checkpoints/<model hash>/ in the store, content-addressed, never overwritten.
+// manifest.json under checkpoints/<model hash>/ in the store, content-addressed, never overwritten —
+// and, with publish.repo, the expert group's shard (model_expgroup_{g}.pt) to the miner's Hugging
+// Face repo, which is what Connito's validators download; the committed hash is then the shard's.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { log } from '@temporalio/activity';
@@ -12,6 +14,10 @@ import type { CheckpointStore } from '../../infra/store/store';
 import { MANIFEST_FILE, WEIGHTS_FILE, writeManifest, type Manifest } from '../../model/checkpoint';
 import type { Trainer } from '../../trainers/trainer';
 import { checkpointKey } from './commitments';
+import type { ModelHub } from '../../infra/hub/hub';
+import { readSafetensors } from '../../model/safetensors';
+import type { PublishInput } from './config';
+import { writeExpertShard } from './expert-shard';
 import type { CheckpointRef } from './types';
 
 export interface CheckpointActivityInput {
@@ -24,9 +30,15 @@ export interface CheckpointActivityInput {
   trainer?: TrainerInput; // absent in histories recorded before trainers were a port: the built-in one
   model: ModelInput;
   eval: EvalInput;
+  publish?: PublishInput; // absent in histories recorded before the Hugging Face transport: the store only
 }
 
-export function makeCheckpoint(workDir: string, store: CheckpointStore, trainerFor: (t: TrainerInput) => Trainer) {
+export function makeCheckpoint(
+  workDir: string,
+  store: CheckpointStore,
+  trainerFor: (t: TrainerInput) => Trainer,
+  hub: () => ModelHub,
+) {
   return async function checkpoint(input: CheckpointActivityInput): Promise<CheckpointRef> {
     // The keep-alive covers evaluation and the uploads: a large checkpoint takes a while to publish.
     return mapErrors(() =>
@@ -42,11 +54,21 @@ export function makeCheckpoint(workDir: string, store: CheckpointStore, trainerF
           },
           hooks,
         );
-        const hash = exported.modelHash;
+        // With a repo, the committed hash is the expert shard's (what Connito's validators verify).
+        const stage = path.join(workDir, 'checkpoints', exported.modelHash);
+        await fs.mkdir(stage, { recursive: true });
+        const shard = input.publish?.repo
+          ? await writeExpertShard(stage, (await readSafetensors(exported.weightsFile)).tensors, {
+              group: input.publish.expertGroup,
+              groups: { count: input.publish.expertGroups },
+              dtype: input.publish.dtype,
+            })
+          : undefined;
+        const hash = shard?.hash ?? exported.modelHash;
         const manifest: Manifest = {
           format: 'minerflow-checkpoint',
           version: 1,
-          modelHash: hash,
+          modelHash: exported.modelHash, // the weights' own hash; the key and the commit carry the shard's when there is one
           model: exported.model as unknown as Manifest['model'], // the built-in trainer's architecture (what the devnet's validator loads)
           tokenizer: exported.tokenizer,
           step: input.state.step,
@@ -57,8 +79,6 @@ export function makeCheckpoint(workDir: string, store: CheckpointStore, trainerF
           round: input.round,
           runId: input.runId, // no timestamps: a retried publish must write identical bytes
         };
-        const stage = path.join(workDir, 'checkpoints', hash);
-        await fs.mkdir(stage, { recursive: true });
         const manifestFile = await writeManifest(stage, manifest);
         const key = checkpointKey(hash);
         hooks.progress({ stage: 'publishing', hash });
@@ -72,7 +92,27 @@ export function makeCheckpoint(workDir: string, store: CheckpointStore, trainerF
         if (await store.exists(`${key}/${MANIFEST_FILE}`))
           log.info('checkpoint already published; reusing it', { hash });
         else await store.put(`${key}/${MANIFEST_FILE}`, manifestFile, { immutable: true });
+        let published: CheckpointRef['hub'];
+        if (shard && input.publish?.repo) {
+          // One commit per shard; the same bytes again (a retried activity) make no new commit.
+          hooks.progress({ stage: 'uploading to the hub', repo: input.publish.repo });
+          const file = path.basename(shard.file);
+          const { commitSha } = await hub().upload(
+            input.publish.repo,
+            [{ path: file, file: shard.file }],
+            `minerflow: round ${input.round}, expert group ${input.publish.expertGroup}, model hash ${hash}`,
+          );
+          published = {
+            repo: input.publish.repo,
+            revision: commitSha.slice(0, 7),
+            commitSha,
+            file,
+            expertGroup: input.publish.expertGroup,
+          };
+          log.info('expert shard published', { repo: input.publish.repo, commitSha, hash, tensors: shard.tensors });
+        }
         return {
+          hub: published,
           hash,
           key,
           location: store.uri,

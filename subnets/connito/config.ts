@@ -25,6 +25,38 @@ export const MinerSchema = z
   })
   .strict();
 
+/**
+ * Publishing as Connito's validators read it: the expert group's shard (model_expgroup_{g}.pt) in
+ * the miner's Hugging Face repo, named in commit 2. Needs model.moe. Without a repo the checkpoint
+ * goes only to our store (the devnet's validator reads it there).
+ */
+export const PublishSchema = z
+  .object({
+    /** The miner's Hugging Face model repo, owner/name (≤32 chars: Connito's commit budget); HF_TOKEN on the gpu worker. */
+    repo: z
+      .string()
+      .regex(/^[\w.-]+\/[\w.-]+$/, 'must be a Hugging Face repo id, owner/name')
+      .max(32, 'must be at most 32 characters (Connito commits it in 128 bytes)')
+      .nullable()
+      .default(null),
+    /** The expert group this hotkey trains (Connito's task.exp.group_id). */
+    expertGroup: int(0, 1023).default(0),
+    /** How many groups the experts are split into: expert e is in group e mod expertGroups. */
+    expertGroups: int(1, 1024).default(1),
+    /** The shard's dtype (SN102 validators load fp16/bf16 shards; float32 keeps the miner's exact weights). */
+    dtype: z.enum(['float32', 'float16', 'bfloat16']).default('float32'),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.expertGroup >= p.expertGroups)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['expertGroup'],
+        input: p.expertGroup,
+        message: `must be below publish.expertGroups (${p.expertGroups})`,
+      });
+  });
+
 export const ScoreSchema = z
   .object({
     timeoutSeconds: int(1, 7 * 24 * 3600).default(900),
@@ -39,10 +71,21 @@ export const CycleInputSchema = z
     ...TrainingLoopShape,
     commit: CommitSchema.prefault({}),
     miner: MinerSchema.prefault({}),
+    publish: PublishSchema.prefault({}),
     score: ScoreSchema.prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.publish.repo !== null && !c.model.moe)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['publish', 'repo'],
+        input: c.publish.repo,
+        message: 'publishing an expert shard needs experts: set model.moe (Connito trains expert groups)',
+      });
+  });
 
 export type CycleInput = z.infer<typeof CycleInputSchema>;
 export type MinerInput = z.infer<typeof MinerSchema>;
 export type CommitInput = z.infer<typeof CommitSchema>;
+export type PublishInput = z.infer<typeof PublishSchema>;

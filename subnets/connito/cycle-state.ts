@@ -12,6 +12,8 @@ export class CycleState extends TrainingState {
   commits: CommitReceipt[] = [];
   missedWindows: string[] = [];
   score?: ScoreReport;
+  /** The validators' global model this round trained from (Distribute), committed as commit 2's v. */
+  globalVer?: number;
 
   override enter(phase: CyclePhase, note: string): void {
     super.enter(phase, note);

@@ -6,6 +6,7 @@ import { curate, readSplit } from '../../curation/curate';
 import { curationPlan, openStore } from '../../infra/runtime';
 import { logger } from '../../infra/log';
 import type { Settings } from '../../infra/settings';
+import { openHub } from '../../infra/hub/hub';
 import { createLocalValidator, type LocalValidator } from './validator';
 
 export function makeDevnetValidator(
@@ -16,6 +17,7 @@ export function makeDevnetValidator(
   return createLocalValidator({
     heldOutText: () => (heldOut ??= validatorHeldOut(settings)),
     store: () => openStore(settings.store, settings),
+    hub: () => openHub(settings.hub),
     evalMaxTokens: 16_384,
     log,
   });

@@ -2,6 +2,7 @@
 // commit 1 opens, commit the model hash's signature, then the hash and its location, and read the
 // validators' score. The workflow is `miningCycle` (workflow.ts).
 import * as path from 'node:path';
+import { openHub } from '../../infra/hub/hub';
 import type { Subnet } from '../subnet';
 import { makeCheckpoint } from './checkpoint';
 import { makeCommit } from './commit';
@@ -20,7 +21,7 @@ export const connito = {
     awaitScore: makeAwaitScore(settings, chain),
   }),
   gpuActivities: ({ settings, store, trainerFor }) => ({
-    checkpoint: makeCheckpoint(path.join(settings.dataDir, 'work'), store, trainerFor),
+    checkpoint: makeCheckpoint(path.join(settings.dataDir, 'work'), store, trainerFor, () => openHub(settings.hub)),
   }),
   devnetValidator: makeDevnetValidator,
 } satisfies Subnet;

@@ -17,6 +17,8 @@ export interface CheckpointRef {
   weights: 'raw' | 'ema'; // which weights of the state were published (the better on held-out)
   rawHeldOutLoss: number;
   emaHeldOutLoss?: number;
+  /** Where Connito's validators fetch it: the expert shard in the miner's Hugging Face repo (then `hash` is the shard's). */
+  hub?: { repo: string; revision: string; commitSha: string; file: string; expertGroup: number };
 }
 
 export interface CommitWindow {

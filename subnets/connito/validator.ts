@@ -1,9 +1,18 @@
 // The devnet's validator, doing what a Connito validator does with each round's submissions:
-// check the commit-1 signature over the model hash, fetch the checkpoint from the store (the
-// devnet's miners publish to one store; Connito's commit names no location), check its hash, measure held-out loss with our evaluator, score by the Connito rule.
+// check the commit-1 signature over the model hash; when commit 2 names a Hugging Face repo and
+// revision (Connito's transport), download model_expgroup_{e}.pt from there, check Connito's hash
+// of it and merge its experts into the model it evaluates; measure held-out loss with our
+// evaluator; score by the Connito rule. The rest of the model comes from the miner's checkpoint in
+// the devnet's store (under the committed hash) until the devnet keeps a global model of its own.
 // Each model is scored per token of its own tokenizer (tokenizer.json beside the weights), on the
 // validator's own held-out text.
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { signatureVerify } from '@polkadot/util-crypto';
+import type { ModelHub } from '../../infra/hub/hub';
+import { readSafetensors, writeSafetensors } from '../../model/safetensors';
+import { mergeExpertShard, readExpertShard, shardFileName } from './expert-shard';
 import { checkpointKey, decodeLocationCommit, decodeSignatureCommit } from './commitments';
 import { initBackend } from '../../model/backend';
 import { loadWeights, MANIFEST_FILE, readManifest, TOKENIZER_FILE, WEIGHTS_FILE } from '../../model/checkpoint';
@@ -33,6 +42,8 @@ export interface LocalValidatorOptions {
   heldOutText: () => Promise<string[]>;
   /** Where the miners' checkpoints are, by model hash. */
   store: () => CheckpointStore;
+  /** The hub miners publish their shards to (Connito's transport). */
+  hub?: () => ModelHub;
   evalMaxTokens: number;
   log?: (msg: string) => void;
 }
@@ -88,7 +99,10 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
     const file = await store.get(`${checkpointKey(loc.h)}/${WEIGHTS_FILE}`);
     const manifest = await readManifest(await store.get(`${checkpointKey(loc.h)}/${MANIFEST_FILE}`));
     const actual = await hashSafetensorsFile(file);
-    if (actual !== loc.h) throw new Error(`checkpoint hash ${actual} differs from the committed ${loc.h}`);
+    const shard = loc.r && loc.rv ? await fetchShard(loc.r, loc.rv, loc.e ?? 0, loc.h) : undefined;
+    if (!shard && actual !== loc.h) throw new Error(`checkpoint hash ${actual} differs from the committed ${loc.h}`);
+    if (shard && actual !== manifest.modelHash)
+      throw new Error(`checkpoint hash ${actual} differs from its manifest's ${manifest.modelHash}`);
     const tokenizer = await submittedTokenizer(store, checkpointKey(loc.h), manifest.tokenizer);
     if (tokenizer.vocabSize !== manifest.model.vocabSize) {
       throw new Error(
@@ -96,7 +110,7 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
       );
     }
     const tokens = tokenizer.encodeDocuments(docs);
-    const weights = await loadWeights(file, manifest.model);
+    const weights = shard ? await loadMerged(file, shard, manifest.model) : await loadWeights(file, manifest.model);
     const base = initWeights(manifest.model, manifest.model.seed);
     try {
       const evalOpts = { maxTokens: opts.evalMaxTokens, batchSize: 16 };
@@ -110,6 +124,40 @@ export function createLocalValidator(opts: LocalValidatorOptions): LocalValidato
       disposeWeights(weights);
       disposeWeights(base);
     }
+  }
+
+  /** Downloads the expert shard at repo@revision and checks Connito's hash of it against the commit's. */
+  async function fetchShard(repo: string, revision: string, group: number, hash: string) {
+    if (!opts.hub) throw new Error(`commit 2 names ${repo}@${revision} but this validator has no hub`);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-shard-'));
+    try {
+      const dest = path.join(dir, shardFileName(group));
+      await opts.hub().download(repo, revision, shardFileName(group), dest);
+      const shard = await readExpertShard(dest);
+      if (shard.hash !== hash)
+        throw new Error(
+          `${repo}@${revision}/${shardFileName(group)} hashes to ${shard.hash}, not the committed ${hash}`,
+        );
+      return shard.tensors;
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** The checkpoint's weights with the shard's experts in place (loaded through a file, as every model is). */
+async function loadMerged(
+  file: string,
+  shard: Awaited<ReturnType<typeof readExpertShard>>['tensors'],
+  cfg: Parameters<typeof loadWeights>[1],
+) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-merged-'));
+  try {
+    const out = path.join(dir, WEIGHTS_FILE);
+    await writeSafetensors(out, mergeExpertShard((await readSafetensors(file)).tensors, shard));
+    return await loadWeights(out, cfg);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
   }
 }
 

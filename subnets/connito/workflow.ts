@@ -131,6 +131,7 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
         trainer: input.trainer,
         model: input.model,
         eval: input.eval,
+        publish: input.publish,
       }),
     ));
 
@@ -252,7 +253,15 @@ async function commitTwoPhase(
       state.commits.push(
         await stage(
           'commit2',
-          commitLocation({ miner: input.miner, hash: ckpt.hash, location: ckpt.location, window: plan.commit2 }),
+          commitLocation({
+            miner: input.miner,
+            hash: ckpt.hash,
+            // Connito's commit 2: the expert group and the repo at the exact revision validators fetch.
+            commit: ckpt.hub
+              ? { e: ckpt.hub.expertGroup, v: state.globalVer ?? 0, r: ckpt.hub.repo, rv: ckpt.hub.revision }
+              : { v: state.globalVer ?? 0 },
+            window: plan.commit2,
+          }),
         ),
       );
       return plan;

@@ -16,8 +16,12 @@ export function python(script: string, args: string[] = []): string {
  * Runs test/python/<name> with the same venv, without blocking this process: the script may call
  * servers that live in it (the devnet, the local hub).
  */
-export async function pythonScriptAsync(name: string, args: string[] = []): Promise<string> {
-  const py = path.join(projectRoot(), '.tools', 'venv', 'bin', 'python');
+export async function pythonScriptAsync(
+  name: string,
+  args: string[] = [],
+  venv: 'venv' | 'venv-torch' = 'venv',
+): Promise<string> {
+  const py = path.join(projectRoot(), '.tools', venv, 'bin', 'python');
   if (!existsSync(py))
     throw new Error(`${py} is missing: run \`npm test\` (its setup creates it) or \`bash scripts/setup-python.sh\``);
   const script = path.join(projectRoot(), 'test', 'python', name);

@@ -1,0 +1,87 @@
+// Connito's transport end to end: a cycle publishes its expert group's shard to the miner's Hugging
+// Face repo (a local hub speaking the Hub's API), commits {"e","h","v","r","rv"}, and is scored by
+// the devnet's validator, which fetched the shard through the hub and checked its hash. Then the
+// validators' own clients: huggingface_hub downloads the committed revision, torch loads it, and
+// Connito's hash of it is the committed one.
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundle } from '@temporalio/worker';
+import { startLocalHub } from '../infra/hub/local-hub';
+import { openChain } from '../infra/runtime';
+import { loadHotkey } from '../infra/wallet';
+import { decodeLocationCommit } from '../subnets/connito/commitments';
+import { pythonScriptAsync } from './helpers/python';
+import { SMALL_CYCLE, testSettings } from './helpers/settings';
+import { runCycle, useTemporal } from './helpers/temporal';
+
+const TOKEN = 'hf_minerflow_test_token';
+const settings = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundle;
+let hub: { url: string; close(): Promise<void> };
+let hubDir: string;
+
+before(async () => {
+  hubDir = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-hub-'));
+  hub = await startLocalHub({ dir: hubDir, token: TOKEN });
+  settings.hub = { endpoint: hub.url, token: TOKEN };
+});
+after(async () => {
+  await hub?.close();
+  await fs.rm(hubDir, { recursive: true, force: true });
+});
+useTemporal(settings, (t) => ({ env, bundle } = t));
+
+test(
+  "a cycle publishes its expert shard to the hub and is scored through it; Connito's clients read what it committed",
+  { timeout: 300_000 },
+  async () => {
+    const input = {
+      ...SMALL_CYCLE,
+      model: { ...SMALL_CYCLE.model, moe: { experts: 4, topK: 2, every: 1 } },
+      corpus: { path: 'sample:brown:ar' },
+      curate: { heldOutFraction: 0.1 },
+      publish: { repo: 'miner/sn102-hub-test', expertGroup: 1, expertGroups: 2, dtype: 'bfloat16' },
+    };
+    const result = await runCycle(env, bundle, settings, `hub-cycle-${Date.now()}`, input);
+    assert.equal(result.score.status, 'scored', JSON.stringify(result.score));
+    const published = result.checkpoint.hub!;
+    assert.equal(published.repo, 'miner/sn102-hub-test');
+    assert.equal(published.file, 'model_expgroup_1.pt');
+
+    // Commit 2 as Connito's miners write it.
+    const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
+    const chain = await openChain(settings);
+    const c2 = decodeLocationCommit((await chain.commitment(hotkey.address, 102))!.payload);
+    assert.deepEqual(c2, {
+      e: 1,
+      h: result.checkpoint.hash,
+      v: 0,
+      r: published.repo,
+      rv: published.commitSha.slice(0, 7),
+    });
+
+    // What a Connito validator does with it: hf_hub_download at rv, torch.load, get_model_hash.
+    const local = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-fetched-'));
+    process.env.HF_ENDPOINT = hub.url;
+    try {
+      await pythonScriptAsync('hub_peer.py', ['fetch_shard', c2!.r!, published.file, c2!.rv!, local]);
+      const expected = path.join(local, 'expected.json');
+      await fs.writeFile(expected, JSON.stringify({ tensors: {} }));
+      const loaded = JSON.parse(
+        await pythonScriptAsync('torch_shard.py', ['load', path.join(local, published.file), expected], 'venv-torch'),
+      ) as { hash: string; tensors: Record<string, { dtype: string }> };
+      assert.equal(loaded.hash, c2!.h, "Connito's hash of the downloaded shard is the committed hash");
+      const names = Object.keys(loaded.tensors);
+      assert.ok(names.length > 0 && names.every((n) => /^layers\.0\.mlp\.experts\.[13]\./.test(n)), names.join());
+      assert.ok(Object.values(loaded.tensors).every((t) => t.dtype === 'bfloat16'));
+    } finally {
+      delete process.env.HF_ENDPOINT;
+      await fs.rm(local, { recursive: true, force: true });
+    }
+  },
+);
