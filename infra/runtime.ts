@@ -10,6 +10,8 @@ import type { Chain } from './chain/chain';
 import { SubtensorChain } from './chain/subtensor';
 import { startDevnet, type Devnet } from './devnet/server';
 import { makeDevnetValidator } from '../subnets/connito/devnet-validator';
+import { DevnetGlobalPublisher } from '../subnets/connito/devnet-global';
+import { openHub } from './hub/hub';
 import { loadSettings, parseDataRoots, type Settings } from './settings';
 import { FsStore } from './store/fs-store';
 import { S3Store } from './store/s3-store';
@@ -115,12 +117,41 @@ export async function startLocalDevnet(
 ): Promise<Devnet> {
   const log = opts.log ?? ((m: string) => logger.info(m));
   const { local } = settings.chain;
-  return startDevnet({
+  // The validator's own hotkey, registered and whitelisted: it publishes each round's global model
+  // (when there is a hub to publish to) for the next round's Distribute.
+  const validatorKey = await ensureHotkey(settings.walletsDir, 'validator', 'default');
+  let chain: Promise<Chain> | undefined;
+  let url = '';
+  const publisher = settings.hub.token
+    ? new DevnetGlobalPublisher({
+        netuid: 102,
+        repo: 'devnet-validator/global',
+        hotkey: validatorKey,
+        phases: local.phases,
+        hub: () => openHub(settings.hub),
+        store: () => openStore(settings.store, settings),
+        chain: () => (chain ??= SubtensorChain.connect({ url, phases: local.phases, blockMs: local.blockMs })),
+        log,
+      })
+    : undefined;
+  const devnet = await startDevnet({
     port: opts.port ?? 0,
     blockMs: local.blockMs,
     phases: local.phases,
-    register: await localRegistrations(settings),
-    validator: makeDevnetValidator(settings, log),
+    register: [...(await localRegistrations(settings)), { netuid: 102, address: validatorKey.address }],
+    validatorHotkeys: [validatorKey.address],
+    validator: makeDevnetValidator(settings, log, publisher),
     log,
   });
+  url = devnet.url;
+  const closeDevnet = devnet.close.bind(devnet);
+  devnet.close = async () => {
+    if (chain) await (await chain).close();
+    await closeDevnet();
+  };
+  if (publisher)
+    devnet.chain.onBlock((b) => {
+      publisher.onBlock(b.number).catch((err: Error) => log(`devnet validator: commit failed: ${err.message}`));
+    });
+  return devnet;
 }

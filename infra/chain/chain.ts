@@ -43,6 +43,8 @@ export interface Chain {
   commitments(netuid: number, block?: number): Promise<Map<string, { block: number; payload: string }>>;
   /** The subnet's neurons as of `block` (the head when absent). */
   neurons(netuid: number, block?: number): Promise<Neuron[]>;
+  /** The subnet owner's list of validator hotkeys, where the chain's owner publishes one (Connito's phase service). */
+  validatorWhitelist?(): Promise<string[]>;
   score(address: string, netuid: number): Promise<ChainScore | null>;
   close(): Promise<void>;
 }

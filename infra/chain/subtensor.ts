@@ -130,6 +130,12 @@ export class SubtensorChain implements Chain {
     return { block, atMs, blockMs: await this.observedBlockMs(block, atMs, nominalMs), origin, phases };
   }
 
+  async validatorWhitelist(): Promise<string[]> {
+    await this.phaseSchedule((await this.rpcMethods()).has('minerflow_schedule'));
+    if (!this.phaseService) throw new Error(`no phase service for ${this.opts.url}: MINERFLOW_PHASES fixes the phases`);
+    return this.phaseService.validatorWhitelist();
+  }
+
   /**
    * Phases and origin from the phase service when there is one (the devnet serves it on its own
    * port), else from configuration. A service that fails after its retries falls back to what it

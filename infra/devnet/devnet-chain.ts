@@ -515,6 +515,13 @@ export class DevnetChain {
       lastUpdate[u] = block;
       this.reports.set(`${netuid}/${hotkey}`, details);
     }
+    // The validator set weights this block: its own LastUpdate is what makes it a validator to miners.
+    for (const hotkey of this.opts.validatorHotkeys ?? []) {
+      const u = (
+        this.get(storage, 'subtensorModule', 'uids', [netuid, hotkey]) as unknown as { toNumber(): number } | null
+      )?.toNumber();
+      if (u !== undefined && u < n) lastUpdate[u] = block;
+    }
     this.put(storage, 'subtensorModule', 'incentive', [netuid], incentive);
     this.put(storage, 'subtensorModule', 'emission', [netuid], emission);
     this.put(storage, 'subtensorModule', 'lastUpdate', [netuid], lastUpdate);

@@ -70,6 +70,15 @@ function locationProblem(c: LocationCommit): string | undefined {
   return undefined;
 }
 
+/** A validator's commit 2, keys in ValidatorChainCommit's field order (h, v, e, s, r, rv). */
+export function encodeValidatorCommit(c: ValidatorCommit): string {
+  if (!isModelHash(c.h))
+    throw new CommitFormatError(`validator commit 2: field "h" must be 48 lowercase hex chars, got '${c.h}'`);
+  const problem = locationProblem({ h: c.h, v: c.v, e: c.e, r: c.r, rv: c.rv });
+  if (problem) throw new CommitFormatError(`validator commit 2: ${problem}`);
+  return withinBudget(JSON.stringify({ h: c.h, v: c.v, e: c.e, s: c.s, r: c.r, rv: c.rv }));
+}
+
 export function decodeSignatureCommit(text: string): SignatureCommit | undefined {
   const v = parseObject(text);
   return v && typeof v.m === 'string' ? { m: v.m } : undefined;

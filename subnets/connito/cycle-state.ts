@@ -2,7 +2,15 @@
 // the round's commit plan, commits, missed windows and the score. No Temporal imports.
 import type { DatasetRef } from '../../common/types';
 import { fmt, TrainingState } from '../../workflows/training-state';
-import type { CheckpointRef, CommitPlan, CommitReceipt, CyclePhase, CycleStatus, ScoreReport } from './types';
+import type {
+  CheckpointRef,
+  CommitPlan,
+  CommitReceipt,
+  CyclePhase,
+  CycleStatus,
+  DistributeReport,
+  ScoreReport,
+} from './types';
 
 export class CycleState extends TrainingState {
   declare phase: CyclePhase;
@@ -14,6 +22,7 @@ export class CycleState extends TrainingState {
   score?: ScoreReport;
   /** The validators' global model this round trained from (Distribute), committed as commit 2's v. */
   globalVer?: number;
+  distribute?: DistributeReport;
 
   override enter(phase: CyclePhase, note: string): void {
     super.enter(phase, note);

@@ -6,6 +6,7 @@ import { openHub } from '../../infra/hub/hub';
 import type { Subnet } from '../subnet';
 import { makeCheckpoint } from './checkpoint';
 import { makeCommit } from './commit';
+import { makeDistribute } from './distribute-activity';
 import { makePreflight } from './preflight';
 import { makeAwaitScore } from './score';
 import { makeDevnetValidator } from './devnet-validator';
@@ -18,6 +19,7 @@ export const connito = {
   controlActivities: ({ settings, store, chain }) => ({
     preflight: makePreflight(settings, store, chain),
     ...makeCommit(settings, chain),
+    distribute: makeDistribute(path.join(settings.dataDir, 'work'), store, chain, () => openHub(settings.hub)),
     awaitScore: makeAwaitScore(settings, chain),
   }),
   gpuActivities: ({ settings, store, trainerFor }) => ({

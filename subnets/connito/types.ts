@@ -1,6 +1,7 @@
 // Connito's types that cross the Temporal boundary: the published checkpoint, commit windows and
 // receipts, the validators' score, and the cycle's status and result. Plain JSON only.
 import type { DatasetRef, Decision, SegmentResult, TrainingSummary } from '../../common/types';
+import type { Excluded } from './distribute';
 
 export interface CheckpointRef {
   hash: string; // Connito model hash, 48 hex chars
@@ -66,6 +67,7 @@ export type CyclePhase =
   | 'validating'
   | 'preflight'
   | 'curate'
+  | 'distribute'
   | 'lrFind'
   | 'train'
   | 'paused'
@@ -108,4 +110,19 @@ export interface CycleResult {
   commits: CommitReceipt[];
   missedWindows: string[];
   score: ScoreReport;
+  /** What the round started from: the validators' global model, or why not (absent before Distribute existed). */
+  distribute?: DistributeReport;
 }
+
+/** What Distribute found for a round: a warm start from the validators' global model, or why not. */
+export type DistributeReport =
+  | { status: 'none'; reason: string; excluded: Excluded[] }
+  | {
+      status: 'warm';
+      hash: string;
+      globalVer: number;
+      repo: string;
+      revision: string;
+      initFrom: string; // store key of the warm start (model.safetensors + tokenizer.json)
+      validators: string[];
+    };

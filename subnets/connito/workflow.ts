@@ -36,6 +36,12 @@ const { curateCorpus } = proxyActivities<ControlActivities>({
 });
 // Preflight fails fast: its errors are permanent (a bad wallet, an unregistered hotkey), or the
 // chain/store is down, which a few quick retries tell apart from a blip.
+const { distribute } = proxyActivities<ControlActivities>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '2s', maximumAttempts: 5 },
+});
 const { preflight } = proxyActivities<ControlActivities>({
   taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '60s',
@@ -109,7 +115,13 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
       planCommit({ minLeadMs: (input.commit.minTrainSeconds + input.commit.reserveSeconds) * 1000 }),
     );
     state.trainingDeadline = state.plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
-    await runTrainingLoop(input, state, { runId, dataset, show, replanDeadline: () => replanDeadline(input, state) });
+    const training = await distributeStage(input, state, show);
+    await runTrainingLoop({ ...input, training }, state, {
+      runId,
+      dataset,
+      show,
+      replanDeadline: () => replanDeadline(input, state),
+    });
     const best = state.best;
     if (!best)
       throw ApplicationFailure.nonRetryable(
@@ -181,12 +193,42 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
       commits: state.commits,
       missedWindows: state.missedWindows,
       score: state.score,
+      distribute: state.distribute,
     };
   } catch (err) {
     state.enter('failed', err instanceof Error ? err.message : String(err));
     show();
     throw err;
   }
+}
+
+/**
+ * Distribute: the round trains from the validators' latest global model when there is one for this
+ * hotkey's expert group (and the operator gave no training.initFrom of their own); its version is
+ * what commit 2 reports as v. Only cycles that publish to a hub take part, as only they can be merged.
+ */
+async function distributeStage(
+  input: CycleInput,
+  state: CycleState,
+  show: () => void,
+): Promise<CycleInput['training']> {
+  // Histories recorded before Distribute existed replay without it.
+  if (!patched('distribute') || !input.publish.repo || input.training.initFrom) return input.training;
+  state.enter('distribute', `looking for the validators' global model before round ${state.plan!.round}`);
+  show();
+  const report = (state.distribute = await stage(
+    'distribute',
+    distribute({ round: state.plan!.round, miner: input.miner, publish: input.publish }),
+  ));
+  if (report.status === 'none') {
+    state.event(`distribute: training from the cycle's own start: ${report.reason}`);
+    return input.training;
+  }
+  state.globalVer = report.globalVer;
+  state.event(
+    `distribute: warm start from global model v${report.globalVer} ${report.hash} (${report.repo}@${report.revision})`,
+  );
+  return { ...input.training, initFrom: report.initFrom };
 }
 
 /**
