@@ -188,6 +188,30 @@ test('an unregistered hotkey and too many fields fail with the pallet errors, de
   );
 });
 
+test('runtime APIs answer from storage in the metadata types, as @polkadot/api decodes them', async () => {
+  // api.call is not augmented with subtensor's APIs either.
+  type Call = (...args: unknown[]) => Promise<Codec & { isNone: boolean; unwrap(): Record<string, Codec> }>;
+  const calls = api.call as unknown as Record<string, Record<string, Call>>;
+  const neuron = (await calls.neuronInfoRuntimeApi.getNeuronLite(102, 1)).unwrap();
+  assert.equal(neuron.hotkey.toString(), miner.address);
+  assert.equal(neuron.uid.toString(), '1');
+  assert.equal((await calls.neuronInfoRuntimeApi.getNeuronLite(102, 2)).isNone, true, 'uid 2 is not registered');
+  const state = (await calls.subnetInfoRuntimeApi.getSubnetState(102)).unwrap();
+  const uid0 = String(await api.query.subtensorModule.keys(102, 0));
+  assert.deepEqual((state.hotkeys as unknown as Codec[]).map(String), [uid0, miner.address]);
+  assert.equal((await calls.subnetInfoRuntimeApi.getSubnetState(7)).isNone, true, 'netuid 7 was never added');
+  const nonce = await calls.accountNonceApi.accountNonce(miner.address);
+  assert.equal(
+    nonce.toString(),
+    String(((await api.query.system.account(miner.address)) as AccountInfo).nonce.toNumber()),
+  );
+  const missing = await rawRpc('state_call', ['SwapRuntimeApi_current_alpha_price', '0x6600']);
+  assert.equal(missing.error?.code, 4003);
+  assert.match(missing.error!.data!, /Exported method SwapRuntimeApi_current_alpha_price is not found/);
+  const bad = await rawRpc('state_call', ['NeuronInfoRuntimeApi_get_neurons_lite', '0x660000']);
+  assert.match(bad.error!.data!, /arguments are 3 bytes, its inputs take 2/);
+});
+
 test('a corrupted signature is refused by the pool, naming the bad signature', async () => {
   const tx = await commitTx('{"s":"forged"}').signAsync(miner, { nonce: -1 });
   const hex = tx.toHex();

@@ -190,7 +190,13 @@ export class RuntimeApi {
     const full = this.metagraph(state, netuid, block);
     if (!full) return null;
     const wanted = new Set((indexes as unknown as Codec[]).map(num));
-    const type = this.types.registry.createType('PalletSubtensorRpcInfoMetagraphSelectiveMetagraph' as 'u8');
+    // The struct inside the method's output, Option<SelectiveMetagraph>, with every field None.
+    const output = this.describe('SubnetInfoRuntimeApi_get_selective_mechagraph')!.output;
+    const type = (
+      this.types.registry.createTypeUnsafe(this.types.registry.createLookupType(output), []) as unknown as {
+        unwrapOrDefault(): Codec;
+      }
+    ).unwrapOrDefault();
     const fields = [...(type as unknown as Map<string, Codec>).keys()];
     return Object.fromEntries(
       fields.map((name, i) => {
