@@ -9,6 +9,8 @@ import type { KeyringPair } from '@polkadot/keyring/types';
 import type { SubmittableExtrinsic } from '@polkadot/api/types';
 import type { Codec } from '@polkadot/types/types';
 import type { EventRecord } from '@polkadot/types/interfaces';
+import { Metadata, TypeRegistry } from '@polkadot/types';
+import { compactStripLength, hexToU8a } from '@polkadot/util';
 import { blake2AsHex, cryptoWaitReady } from '@polkadot/util-crypto';
 import WebSocket from 'ws';
 import { parsePhases } from '../subnets/connito/phases';
@@ -132,6 +134,27 @@ test('serves finney metadata (spec 365) with TAO properties, and names unknown m
   const answer = await rawRpc('subtensor_noSuchMethod', []);
   assert.equal(answer.error?.code, -32601);
   assert.match(answer.error!.message, /Method not found: subtensor_noSuchMethod/);
+});
+
+test('metadata v15, offered for the Bittensor SDK, describes the same runtime as v16', async () => {
+  const answer = await rawRpc('state_call', ['Metadata_metadata_at_version', '0x0f000000']);
+  const option = hexToU8a(answer.result as string);
+  assert.equal(option[0], 1, 'Some(metadata)');
+  const v15 = new Metadata(new TypeRegistry(), compactStripLength(option.subarray(1))[1]);
+  assert.equal(v15.version, 15);
+  const [a, b] = [v15.asV15, api.runtimeMetadata.asV16];
+  assert.equal(a.lookup.types.length, b.lookup.types.length);
+  const pallets = (m: typeof a | typeof b) => m.pallets.map((p) => `${p.index.toNumber()}:${p.name.toString()}`);
+  assert.deepEqual(pallets(a), pallets(b));
+  const apis = (m: typeof a | typeof b) =>
+    m.apis.flatMap((x) => x.methods.map((y) => `${x.name.toString()}_${y.name.toString()}->${y.output.toNumber()}`));
+  assert.deepEqual(apis(a), apis(b));
+  assert.ok(apis(a).some((x) => x.startsWith('NeuronInfoRuntimeApi_get_neurons_lite->')));
+  assert.deepEqual(
+    a.extrinsic.signedExtensions.map((e) => e.identifier.toString()),
+    b.extrinsic.transactionExtensions.map((e) => e.identifier.toString()),
+  );
+  assert.equal((await rawRpc('state_call', ['Metadata_metadata_at_version', '0x0e000000'])).result, '0x00');
 });
 
 test('headers chain by parentHash and each hash is blake2-256 of the SCALE-encoded header', async () => {

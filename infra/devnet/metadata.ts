@@ -108,7 +108,9 @@ function v15From16(types: SubtensorTypes): Uint8Array {
   if (!runtime || !extension?.type.isSome)
     throw new Error('devnet: the v16 metadata names no Runtime type or extrinsic extension tuple');
   const ext = v16.extrinsic;
-  const v0 = ext.transactionExtensionsByVersion.get(types.registry.createType('u8', 0));
+  // The extensions of extension version 0 (the only one v15 knows), in their order.
+  const v0 = [...ext.transactionExtensionsByVersion.entries()].find(([version]) => version.toNumber() === 0)?.[1];
+  if (!v0) throw new Error('devnet: the v16 metadata lists no transaction extensions for version 0');
   const v15 = types.registry.createType('MetadataV15', {
     lookup: v16.lookup,
     pallets: v16.pallets.map((p) => ({
@@ -138,8 +140,8 @@ function v15From16(types: SubtensorTypes): Uint8Array {
       callType: ext.callType,
       signatureType: ext.signatureType,
       extraType: extension.type.unwrap(),
-      signedExtensions: (v0 ?? ext.transactionExtensions.map((_, i) => i)).map((i) => {
-        const e = ext.transactionExtensions[Number(i.toString())];
+      signedExtensions: v0.map((i) => {
+        const e = ext.transactionExtensions[i.toNumber()];
         return { identifier: e.identifier, type: e.type, additionalSigned: e.implicit };
       }),
     },
