@@ -84,7 +84,10 @@ async function sdk<T>(args: string[]): Promise<T> {
     timeout: 180_000,
     maxBuffer: 1 << 20,
   });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as T;
+  const mark = 'sdk_check result: ';
+  const line = stdout.split('\n').find((l) => l.startsWith(mark));
+  if (!line) throw new Error(`sdk_check.py printed no result line:\n${stdout}`);
+  return JSON.parse(line.slice(mark.length)) as T;
 }
 
 async function untilBlock(predicate: () => boolean): Promise<void> {
@@ -115,6 +118,8 @@ interface SdkRead {
     total_stake: number[];
   };
   full_neuron_hotkeys: string[];
+  by_hotkey: Record<string, { registered: boolean; uid: number; commitment: string }>;
+  tempo: number;
   neurons: {
     uid: number;
     hotkey: string;
@@ -178,6 +183,11 @@ test('the SDK reads our commitment and a metagraph (hotkeys, uids, stake, last_u
   assert.deepEqual(info.incentives, m.incentive);
   assert.deepEqual(info.total_stake, m.stake);
   assert.deepEqual(read.full_neuron_hotkeys, m.hotkeys);
+  assert.deepEqual(read.by_hotkey, {
+    [other.address]: { registered: true, uid: 0, commitment: '' },
+    [miner.address]: { registered: true, uid: 1, commitment: payload },
+  });
+  assert.equal(read.tempo, info.tempo);
 
   for (const uid of [0, 1]) {
     const n = read.neurons[uid];

@@ -1,9 +1,11 @@
 """The Bittensor Python SDK (Connito's pins: bittensor 10.5.0, async-substrate-interface 2.2.1)
-against the devnet. Run by test/sdk.test.ts; prints one JSON object for it to check.
+against the devnet. Run by test/sdk.test.ts; prints one JSON object for it to check, on the line that starts with
+"sdk_check result: ".
 
   sdk_check.py read URL NETUID BLOCK
       subtensor.block, subnet_exists, get_all_commitments, metagraph, get_metagraph_info,
-      neurons and neuron_for_uid at BLOCK
+      neurons, neuron_for_uid, is_hotkey_registered, get_uid_for_hotkey_on_subnet,
+      get_commitment and tempo at BLOCK
   sdk_check.py commit URL NETUID WALLETS_DIR WALLET HOTKEY DATA
       set_commitment signed by the wallet's hotkey: success, message and the extrinsic's block
 """
@@ -13,6 +15,8 @@ import sys
 
 import bittensor as bt
 from bittensor_wallet import Wallet
+
+RESULT_MARK = "sdk_check result: "
 
 
 def read(subtensor: bt.Subtensor, netuid: int, block: int) -> dict:
@@ -43,6 +47,16 @@ def read(subtensor: bt.Subtensor, netuid: int, block: int) -> dict:
             "total_stake": [float(s) for s in info.total_stake],
         },
         "full_neuron_hotkeys": [n.hotkey for n in subtensor.neurons(netuid, block=block)],
+        # What a miner or validator asks about one hotkey.
+        "by_hotkey": {
+            hotkey: {
+                "registered": subtensor.is_hotkey_registered(hotkey, netuid, block=block),
+                "uid": subtensor.get_uid_for_hotkey_on_subnet(hotkey, netuid, block=block),
+                "commitment": subtensor.get_commitment(netuid, uid, block=block),
+            }
+            for uid, hotkey in enumerate(metagraph.hotkeys)
+        },
+        "tempo": subtensor.tempo(netuid, block=block),
         "neurons": [
             {
                 "uid": n.uid,
@@ -81,7 +95,8 @@ def main() -> None:
             raise SystemExit(f"unknown action {action!r}: use read or commit")
     finally:
         subtensor.close()
-    print(json.dumps(result))
+    # The SDK logs to stdout too: the result is the line that starts with RESULT_MARK.
+    print(RESULT_MARK + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
