@@ -2,7 +2,8 @@
 // values built from the real metadata), a transaction pool that checks what subtensor's pool checks
 // (format, sr25519 signature over the signing payload with subtensor's signed extensions, nonce,
 // mortality), and one runtime call: Commitments.set_commitment, with the pallet's own errors. A local
-// validator scores each round's commitments and writes Incentive, Emission and LastUpdate.
+// validator scores each round's commitments and writes Incentive, Emission and LastUpdate. The
+// runtime APIs (state_call) are in runtime-api.ts, the genesis state in genesis.ts.
 // Simplifications, all invisible to @polkadot/api: the state and extrinsics roots are blake2-256
 // digests of the sorted entries (not Merkle tries), blocks are final one block later, no fees are charged.
 import type { Extrinsic, Header, MultiSignature } from '@polkadot/types/interfaces';

@@ -1,5 +1,6 @@
 // The devnet's face: a WebSocket JSON-RPC server on loopback that answers the methods @polkadot/api
-// uses against subtensor (connect, storage, headers, extrinsic submission and its status updates),
+// and the Bittensor Python SDK use against subtensor (connect, storage, headers, runtime calls,
+// extrinsic submission and its status updates),
 // plus two of our own: minerflow_schedule (the phase schedule) and minerflow_validatorReport.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
