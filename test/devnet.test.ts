@@ -9,6 +9,8 @@ import type { KeyringPair } from '@polkadot/keyring/types';
 import type { SubmittableExtrinsic } from '@polkadot/api/types';
 import type { Codec } from '@polkadot/types/types';
 import type { EventRecord } from '@polkadot/types/interfaces';
+import { Metadata, TypeRegistry } from '@polkadot/types';
+import { compactStripLength, hexToU8a } from '@polkadot/util';
 import { blake2AsHex, cryptoWaitReady } from '@polkadot/util-crypto';
 import WebSocket from 'ws';
 import { parsePhases } from '../subnets/connito/phases';
@@ -65,6 +67,29 @@ async function rawRpc(
   }
 }
 
+type RpcAnswer = { id?: number; result?: unknown; error?: { code: number; message: string; data?: string } };
+
+/** JSON-RPC calls sent back to back over one fresh socket: the answers in the calls' order. */
+async function rawRpcs(calls: [string, unknown[]][]): Promise<RpcAnswer[]> {
+  const ws = new WebSocket(devnet.url);
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  try {
+    const answers = new Map<number, RpcAnswer>();
+    const done = new Promise<void>((resolve) =>
+      ws.on('message', (data) => {
+        const answer = JSON.parse(data.toString()) as RpcAnswer & { id: number };
+        answers.set(answer.id, answer);
+        if (answers.size === calls.length) resolve();
+      }),
+    );
+    calls.forEach(([method, params], id) => ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params })));
+    await done;
+    return calls.map((_, id) => answers.get(id)!);
+  } finally {
+    ws.close();
+  }
+}
+
 // @polkadot/api is not augmented with subtensor's pallets: name the shapes the tests read.
 type AccountInfo = Codec & { nonce: { toNumber(): number } };
 type Registration = { block: { toNumber(): number }; info: { fields: (Codec & { type: string; value: Codec })[] } };
@@ -96,18 +121,40 @@ async function nextBlock(): Promise<void> {
   while (devnet.chain.head().number === start) await new Promise((r) => setTimeout(r, 20));
 }
 
-test('serves finney metadata (spec 219) with TAO properties, and names unknown methods in its error', async () => {
+test('serves finney metadata (spec 365) with TAO properties, and names unknown methods in its error', async () => {
   assert.equal(api.runtimeVersion.specName.toString(), 'node-subtensor');
-  assert.equal(api.runtimeVersion.specVersion.toNumber(), 219);
+  assert.equal(api.runtimeVersion.specVersion.toNumber(), 365);
   assert.equal(api.registry.chainSS58, 42);
   assert.deepEqual(api.registry.chainTokens, ['TAO']);
   assert.deepEqual(api.registry.chainDecimals, [9]);
   assert.ok(api.tx.commitments.setCommitment, 'the Commitments pallet comes from the metadata');
-  // The Metadata runtime API (how @polkadot/api prefers to fetch metadata): version 14 only.
-  assert.equal((await rawRpc('state_call', ['Metadata_metadata_versions', '0x'])).result, '0x040e000000');
+  // The Metadata runtime API (how @polkadot/api prefers to fetch metadata): versions 15 and 16.
+  assert.equal((await rawRpc('state_call', ['Metadata_metadata_versions', '0x'])).result, '0x080f00000010000000');
+  assert.equal(api.runtimeMetadata.version, 16);
   const answer = await rawRpc('subtensor_noSuchMethod', []);
   assert.equal(answer.error?.code, -32601);
   assert.match(answer.error!.message, /Method not found: subtensor_noSuchMethod/);
+});
+
+test('metadata v15, offered for the Bittensor SDK, describes the same runtime as v16', async () => {
+  const answer = await rawRpc('state_call', ['Metadata_metadata_at_version', '0x0f000000']);
+  const option = hexToU8a(answer.result as string);
+  assert.equal(option[0], 1, 'Some(metadata)');
+  const v15 = new Metadata(new TypeRegistry(), compactStripLength(option.subarray(1))[1]);
+  assert.equal(v15.version, 15);
+  const [a, b] = [v15.asV15, api.runtimeMetadata.asV16];
+  assert.equal(a.lookup.types.length, b.lookup.types.length);
+  const pallets = (m: typeof a | typeof b) => m.pallets.map((p) => `${p.index.toNumber()}:${p.name.toString()}`);
+  assert.deepEqual(pallets(a), pallets(b));
+  const apis = (m: typeof a | typeof b) =>
+    m.apis.flatMap((x) => x.methods.map((y) => `${x.name.toString()}_${y.name.toString()}->${y.output.toNumber()}`));
+  assert.deepEqual(apis(a), apis(b));
+  assert.ok(apis(a).some((x) => x.startsWith('NeuronInfoRuntimeApi_get_neurons_lite->')));
+  assert.deepEqual(
+    a.extrinsic.signedExtensions.map((e) => e.identifier.toString()),
+    b.extrinsic.transactionExtensions.map((e) => e.identifier.toString()),
+  );
+  assert.equal((await rawRpc('state_call', ['Metadata_metadata_at_version', '0x0e000000'])).result, '0x00');
 });
 
 test('headers chain by parentHash and each hash is blake2-256 of the SCALE-encoded header', async () => {
@@ -153,12 +200,39 @@ test('set_commitment stores the exact bytes, bumps the nonce and emits Commitmen
 
 test('an unregistered hotkey and too many fields fail with the pallet errors, decoded from System.Events', async () => {
   assert.equal((await sendAndWait(commitTx('{"s":"x"}'), stranger)).error, 'commitments.AccountNotAllowedCommit');
-  const twoFields = api.tx.commitments.setCommitment(102, { fields: [{ Raw2: '0x6869' }, { Raw2: '0x6869' }] });
-  assert.equal((await sendAndWait(twoFields, miner)).error, 'commitments.TooManyFieldsInCommitmentInfo');
+  const maxFields = (api.consts.commitments.maxFields as unknown as { toNumber(): number }).toNumber();
+  const tooMany = api.tx.commitments.setCommitment(102, {
+    fields: Array.from({ length: maxFields + 1 }, () => ({ Raw2: '0x6869' })),
+  });
+  assert.equal((await sendAndWait(tooMany, miner)).error, 'commitments.TooManyFieldsInCommitmentInfo');
   assert.equal(
     ((await api.query.commitments.commitmentOf(102, stranger.address)) as OptionOf<Registration>).isNone,
     true,
   );
+});
+
+test('runtime APIs answer from storage in the metadata types, as @polkadot/api decodes them', async () => {
+  // api.call is not augmented with subtensor's APIs either.
+  type Call = (...args: unknown[]) => Promise<Codec & { isNone: boolean; unwrap(): Record<string, Codec> }>;
+  const calls = api.call as unknown as Record<string, Record<string, Call>>;
+  const neuron = (await calls.neuronInfoRuntimeApi.getNeuronLite(102, 1)).unwrap();
+  assert.equal(neuron.hotkey.toString(), miner.address);
+  assert.equal(neuron.uid.toString(), '1');
+  assert.equal((await calls.neuronInfoRuntimeApi.getNeuronLite(102, 2)).isNone, true, 'uid 2 is not registered');
+  const state = (await calls.subnetInfoRuntimeApi.getSubnetState(102)).unwrap();
+  const uid0 = String(await api.query.subtensorModule.keys(102, 0));
+  assert.deepEqual((state.hotkeys as unknown as Codec[]).map(String), [uid0, miner.address]);
+  assert.equal((await calls.subnetInfoRuntimeApi.getSubnetState(7)).isNone, true, 'netuid 7 was never added');
+  const nonce = await calls.accountNonceApi.accountNonce(miner.address);
+  assert.equal(
+    nonce.toString(),
+    String(((await api.query.system.account(miner.address)) as AccountInfo).nonce.toNumber()),
+  );
+  const missing = await rawRpc('state_call', ['SwapRuntimeApi_current_alpha_price', '0x6600']);
+  assert.equal(missing.error?.code, 4003);
+  assert.match(missing.error!.data!, /Exported method SwapRuntimeApi_current_alpha_price is not found/);
+  const bad = await rawRpc('state_call', ['NeuronInfoRuntimeApi_get_neurons_lite', '0x660000']);
+  assert.match(bad.error!.data!, /arguments are 3 bytes, its inputs take 2/);
 });
 
 test('a corrupted signature is refused by the pool, naming the bad signature', async () => {
@@ -183,12 +257,14 @@ test('a reused nonce is refused, in the pool and once included', async () => {
   const nonce = (await api.rpc.system.accountNextIndex(miner.address)).toNumber();
   const first = await commitTx('{"n":1}').signAsync(miner, { nonce });
   const second = await commitTx('{"n":2}').signAsync(miner, { nonce });
-  const [a, b] = [
-    await rawRpc('author_submitExtrinsic', [first.toHex()]),
-    await rawRpc('author_submitExtrinsic', [second.toHex()]),
-  ];
+  // Both on one socket, sent together: a block in between would include the first and make the
+  // second merely outdated.
+  const [a, b] = await rawRpcs([
+    ['author_submitExtrinsic', [first.toHex()]],
+    ['author_submitExtrinsic', [second.toHex()]],
+  ]);
   assert.equal(a.result, first.hash.toHex());
-  assert.equal(b.error?.code, 1014);
+  assert.equal(b.error?.code, 1014, JSON.stringify(b.error));
   assert.match(b.error!.message, /Priority is too low/);
   await nextBlock();
   await nextBlock();
@@ -201,7 +277,7 @@ test('the per-epoch commitment space runs out (each call costs at least 100 byte
   // spacePerEpoch is 300 here and this epoch has seen commitments already: within a few calls it is spent.
   let error: string | undefined;
   for (let i = 0; i < 8 && !error; i++) error = (await sendAndWait(commitTx(`{"i":${i}}`), miner)).error;
-  assert.equal(error, 'commitments.CommitmentSetRateLimitExceeded');
+  assert.equal(error, 'commitments.SpaceLimitExceeded');
 });
 
 test('the phase schedule is served by minerflow_schedule', async () => {

@@ -2,13 +2,13 @@
 // values built from the real metadata), a transaction pool that checks what subtensor's pool checks
 // (format, sr25519 signature over the signing payload with subtensor's signed extensions, nonce,
 // mortality), and one runtime call: Commitments.set_commitment, with the pallet's own errors. A local
-// validator scores each round's commitments and writes Incentive, Emission and LastUpdate.
+// validator scores each round's commitments and writes Incentive, Emission and LastUpdate. The
+// runtime APIs (state_call) are in runtime-api.ts, the genesis state in genesis.ts.
 // Simplifications, all invisible to @polkadot/api: the state and extrinsics roots are blake2-256
 // digests of the sorted entries (not Merkle tries), blocks are final one block later, no fees are charged.
 import type { Extrinsic, Header, MultiSignature } from '@polkadot/types/interfaces';
 import type { Codec } from '@polkadot/types/types';
-import type { StorageEntry } from '@polkadot/types/primitive/types';
-import { bnToU8a, compactStripLength, compactToU8a, hexToU8a, u8aConcat, u8aToHex, u8aToU8a } from '@polkadot/util';
+import { bnToU8a, compactToU8a, hexToU8a, u8aConcat, u8aToHex, u8aToU8a } from '@polkadot/util';
 import {
   blake2AsHex,
   blake2AsU8a,
@@ -20,13 +20,22 @@ import {
 import { phaseWindow, roundOf, cycleLength, type PhaseSpec } from '../../subnets/connito/phases';
 import type { ChainScore } from '../chain/chain';
 import type { LocalValidator, Submission } from '../../subnets/connito/validator';
-import { subtensorTypes, type SubtensorNetwork, type SubtensorTypes } from './metadata';
+import { genesisState, type Registration } from './genesis';
+import {
+  metadataAtVersion,
+  metadataVersions,
+  subtensorTypes,
+  type SubtensorNetwork,
+  type SubtensorTypes,
+} from './metadata';
+import { RuntimeApi, RuntimeCallError } from './runtime-api';
+import { StorageCodec, type State } from './storage';
 
 export interface DevnetChainOptions {
   blockMs: number;
   phases: PhaseSpec[];
   /** Hotkeys registered at genesis (uids in this order per netuid). */
-  register: { netuid: number; address: string }[];
+  register: Registration[];
   validator?: LocalValidator;
   validatorHotkeys?: string[]; // the local validator's hotkeys, whitelisted by the owner's phase service
   network?: SubtensorNetwork;
@@ -78,6 +87,8 @@ const EMISSION_PER_ROUND_RAO = 1_000_000_000; // 1 TAO split by incentive: a sta
 
 export class DevnetChain {
   readonly types: SubtensorTypes;
+  private readonly store: StorageCodec;
+  private readonly runtimeApi: RuntimeApi;
   readonly genesis: DevnetBlock;
   private readonly blocks: DevnetBlock[] = [];
   private readonly byHash = new Map<string, DevnetBlock>();
@@ -96,26 +107,12 @@ export class DevnetChain {
 
   private constructor(readonly opts: DevnetChainOptions) {
     this.log = opts.log ?? (() => undefined);
-    this.types = subtensorTypes(opts.network ?? 'finney');
+    this.types = subtensorTypes(opts.network ?? 'finney-365');
     this.netuids = [...new Set(opts.register.map((r) => r.netuid))];
-    const storage = new Map<string, string>();
-    const count = new Map<number, number>();
+    this.store = new StorageCodec(this.types);
+    this.runtimeApi = new RuntimeApi(this.types, this.store);
     // Tempo (a u16) is the phase cycle here, so the subnet's epoch and its rounds line up.
-    for (const netuid of this.netuids)
-      this.put(storage, 'subtensorModule', 'tempo', [netuid], Math.min(cycleLength(opts.phases), 0xffff));
-    for (const r of opts.register) {
-      if (this.get(storage, 'subtensorModule', 'uids', [r.netuid, r.address])) continue;
-      const uid = count.get(r.netuid) ?? 0;
-      count.set(r.netuid, uid + 1);
-      this.put(storage, 'subtensorModule', 'uids', [r.netuid, r.address], uid);
-      this.put(storage, 'subtensorModule', 'keys', [r.netuid, uid], r.address);
-      this.put(storage, 'subtensorModule', 'subnetworkN', [r.netuid], uid + 1);
-      this.put(storage, 'system', 'account', [r.address], { nonce: 0, providers: 1 });
-    }
-    this.put(storage, 'system', 'number', [], 0);
-    // A genesis that depends only on the configuration, as a real chain spec's does: a devnet
-    // restarted with the same settings has the same genesis hash, so clients' signatures stay valid.
-    this.put(storage, 'timestamp', 'now', [], 0);
+    const storage = genesisState(this.store, opts.register, Math.min(cycleLength(opts.phases), 0xffff));
     this.genesis = this.seal(0, '0x' + '00'.repeat(32), [], storage, 0);
   }
 
@@ -184,44 +181,43 @@ export class DevnetChain {
 
   runtimeVersion() {
     const m = this.types.material;
-    // The one runtime API served (through state_call): Metadata v2, as subtensor lists it.
     return {
       specName: m.specName,
       implName: m.specName,
       authoringVersion: 1,
       specVersion: m.specVersion,
       implVersion: 1,
-      apis: [[METADATA_API_ID, 2]],
+      apis: this.runtimeApis(),
       transactionVersion: m.txVersion,
       stateVersion: 1,
     };
   }
 
-  /** state_call: the Metadata runtime API (versions, metadata at a version); other APIs are not on the devnet. */
-  runtimeCall(method: string, args: string): string {
-    const metadata = hexToU8a(this.types.material.metadata);
-    const version = metadata[4]; // after the 'meta' magic
-    if (method === 'Metadata_metadata') return u8aToHex(u8aConcat(compactToU8a(metadata.length), metadata));
-    if (method === 'Metadata_metadata_versions')
-      return u8aToHex(u8aConcat(compactToU8a(1), bnToU8a(version, { bitLength: 32, isLe: true })));
-    if (method === 'Metadata_metadata_at_version') {
-      const wanted = hexToU8a(args);
-      if (wanted.length !== 4)
-        throw new DevnetRpcError(
-          4003,
-          'Client error',
-          `Metadata_metadata_at_version takes a u32, got ${wanted.length} bytes`,
-        );
-      const v = wanted[0] | (wanted[1] << 8) | (wanted[2] << 16) | (wanted[3] << 24);
-      return v === version
-        ? u8aToHex(u8aConcat(Uint8Array.from([1]), compactToU8a(metadata.length), metadata))
-        : '0x00';
+  /** The runtime APIs as RuntimeVersion lists them: the runtime's own list where the metadata carries it. */
+  private runtimeApis(): [string, number][] {
+    if (this.types.metadata.version < 15) return [[METADATA_API_ID, 2]]; // as subtensor lists it
+    const version = this.types.decorated.consts.system.version as unknown as {
+      apis: [Codec, { toNumber(): number }][];
+    };
+    return version.apis.map(([id, v]) => [id.toHex(), v.toNumber()]);
+  }
+
+  /** What state_getMetadata serves: the oldest version offered (a node serves v14 there; from v16 the devnet offers v15 and v16). */
+  metadataHex(): string {
+    return u8aToHex(metadataAtVersion(this.types, metadataVersions(this.types)[0]));
+  }
+
+  /** state_call at a block: the runtime APIs of runtime-api.ts, with the node's error for the others. */
+  runtimeCall(method: string, args: string, at?: string | null): string {
+    const block = this.block(at);
+    if (!block) throw new DevnetRpcError(4003, 'Client error', `block ${String(at)} is unknown or pruned`);
+    try {
+      return u8aToHex(this.runtimeApi.call(method, hexToU8a(args), block.storage, block.number));
+    } catch (err) {
+      if (err instanceof RuntimeCallError)
+        throw new DevnetRpcError(4003, 'Client error', `Execution failed: ${err.message}`);
+      throw err;
     }
-    throw new DevnetRpcError(
-      4003,
-      'Client error',
-      `Execution failed: Exported method ${method} is not found (the devnet serves only the Metadata runtime API)`,
-    );
   }
 
   /** The next nonce for `address`: its account nonce plus its transactions waiting in the pool. */
@@ -431,14 +427,17 @@ export class DevnetChain {
     const raw = info.fields.map((f) => (f.isNone ? new Uint8Array() : f.value.toU8a(true)));
     const bytes = raw.reduce((a, r) => a + r.length, 0);
     if (bytes > MAX_RAW_BYTES) return 'TooManyFieldsInCommitmentInfo';
-    // Newer subtensor limits space per epoch (SpaceLimitExceeded); this metadata's nearest error is the rate limit.
+    // Subtensor limits space per epoch (SpaceLimitExceeded); spec 219's metadata has only a rate-limit error.
     const tempo = Number(this.get(storage, 'subtensorModule', 'tempo', [netuid])?.toString() ?? 360);
     const epoch = Math.floor(number / tempo);
     const spaceKey = `${netuid}/${who}`;
     const used = this.usedSpace.get(spaceKey);
     const usedNow = used && used.epoch === epoch ? used.used : 0;
     const cost = Math.max(MIN_COMMIT_COST, bytes);
-    if (usedNow + cost > (this.opts.spacePerEpoch ?? 3100)) return 'CommitmentSetRateLimitExceeded';
+    if (usedNow + cost > (this.opts.spacePerEpoch ?? 3100))
+      return this.hasError('Commitments', 'SpaceLimitExceeded')
+        ? 'SpaceLimitExceeded'
+        : 'CommitmentSetRateLimitExceeded';
     this.usedSpace.set(spaceKey, { epoch, used: usedNow + cost });
 
     this.put(storage, 'commitments', 'commitmentOf', [netuid, who], { deposit: 0, block: number, info });
@@ -532,37 +531,17 @@ export class DevnetChain {
 
   // ---- storage, events and signatures, all through the metadata
 
-  private entry(section: string, method: string): StorageEntry {
-    const entry = (this.types.decorated.query as unknown as Record<string, Record<string, StorageEntry>>)[section]?.[
-      method
-    ];
-    if (!entry) throw new Error(`devnet: the metadata has no storage item ${section}.${method}`);
-    return entry;
-  }
-
   private key(section: string, method: string, args: unknown[]): string {
-    const entry = this.entry(section, method);
-    // The decorated entry returns the key with a compact length prefix (as @polkadot/types stores it); storage keys have none.
-    return u8aToHex(compactStripLength(entry(...(entry.meta.type.isPlain ? [] : args)))[1]);
+    return this.store.key(section, method, args);
   }
 
-  private valueType(section: string, method: string): string {
-    const t = this.entry(section, method).meta.type;
-    return this.registry.createLookupType(t.isPlain ? t.asPlain : t.asMap.value);
-  }
-
-  private put(storage: Map<string, string>, section: string, method: string, args: unknown[], value: unknown): void {
-    // toU8a, not toHex: a number's toHex is big-endian, SCALE is little-endian.
-    storage.set(
-      this.key(section, method, args),
-      u8aToHex(this.registry.createTypeUnsafe(this.valueType(section, method), [value]).toU8a()),
-    );
+  private put(storage: State, section: string, method: string, args: unknown[], value: unknown): void {
+    this.store.put(storage, section, method, args, value);
   }
 
   /** The decoded value, or null when unset. */
-  private get(storage: Map<string, string>, section: string, method: string, args: unknown[]): Codec | null {
-    const hex = storage.get(this.key(section, method, args));
-    return hex === undefined ? null : this.registry.createTypeUnsafe(this.valueType(section, method), [hexToU8a(hex)]);
+  private get(storage: State, section: string, method: string, args: unknown[]): Codec | null {
+    return this.store.get(storage, section, method, args);
   }
 
   private accountNonce(storage: Map<string, string>, address: string): number {
@@ -587,6 +566,11 @@ export class DevnetChain {
     const p = this.types.metadata.asLatest.pallets.find((x) => x.name.toString() === name);
     if (!p) throw new Error(`devnet: the metadata has no pallet ${name}`);
     return p;
+  }
+
+  private hasError(palletName: string, error: string): boolean {
+    const type = this.registry.lookup.getSiType(this.pallet(palletName).errors.unwrap().type);
+    return type.def.asVariant.variants.some((v) => v.name.toString() === error);
   }
 
   private errorIndex(palletName: string, error: string): number {

@@ -1,5 +1,6 @@
 // The devnet's face: a WebSocket JSON-RPC server on loopback that answers the methods @polkadot/api
-// uses against subtensor (connect, storage, headers, extrinsic submission and its status updates),
+// and the Bittensor Python SDK use against subtensor (connect, storage, headers, runtime calls,
+// extrinsic submission and its status updates),
 // plus two of our own: minerflow_schedule (the phase schedule) and minerflow_validatorReport.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -163,12 +164,11 @@ function rpcHandlers(chain: DevnetChain): Record<string, Handler> {
     system_properties: () => ({ ss58Format: 42, tokenDecimals: 9, tokenSymbol: 'TAO' }),
     system_health: () => ({ peers: 0, isSyncing: false, shouldHavePeers: false }),
     system_accountNextIndex: ([address]) => chain.nextIndex(String(address)),
+    // The older names of the same methods, which substrate still serves and the Bittensor SDK calls.
+    account_nextIndex: ([address]) => chain.nextIndex(String(address)),
+    chain_getHead: ([n]) => (n === undefined || n === null ? chain.head().hash : blockHashAt(chain, n)),
 
-    chain_getBlockHash: ([n]) => {
-      if (n === undefined || n === null) return chain.head().hash;
-      const num = typeof n === 'string' ? Number.parseInt(n, n.startsWith('0x') ? 16 : 10) : Number(n);
-      return chain.blockAt(num)?.hash ?? null;
-    },
+    chain_getBlockHash: ([n]) => (n === undefined || n === null ? chain.head().hash : blockHashAt(chain, n)),
     chain_getHeader: ([at]) => {
       const block = chain.block(optionalHash(at));
       return block ? headerJson(block) : null;
@@ -191,7 +191,7 @@ function rpcHandlers(chain: DevnetChain): Record<string, Handler> {
     chain_unsubscribeAllHeads: ([id], conn) => unsubscribe(conn, id),
     chain_unsubscribeFinalizedHeads: ([id], conn) => unsubscribe(conn, id),
 
-    state_getMetadata: ([at]) => (mustBlock(at), chain.types.material.metadata),
+    state_getMetadata: ([at]) => (mustBlock(at), chain.metadataHex()),
     state_getRuntimeVersion: ([at]) => (mustBlock(at), chain.runtimeVersion()),
     state_subscribeRuntimeVersion: (_p, conn) =>
       subscribe(conn, 'state_runtimeVersion', (emit) => {
@@ -199,10 +199,8 @@ function rpcHandlers(chain: DevnetChain): Record<string, Handler> {
         return () => undefined;
       }),
     state_unsubscribeRuntimeVersion: ([id], conn) => unsubscribe(conn, id),
-    state_call: ([method, data, at]) => (
-      mustBlock(at),
-      chain.runtimeCall(String(method), typeof data === 'string' ? data : '0x')
-    ),
+    state_call: ([method, data, at]) =>
+      chain.runtimeCall(String(method), typeof data === 'string' ? data : '0x', optionalHash(at)),
     state_getStorage: ([key, at]) => storageAt(key, at),
     state_getStorageAt: ([key, at]) => storageAt(key, at),
     state_getKeysPaged: ([prefix, count, startKey, at]) => {
@@ -257,6 +255,11 @@ function rpcHandlers(chain: DevnetChain): Record<string, Handler> {
   };
   handlers.rpc_methods = () => ({ version: 1, methods: Object.keys(handlers).sort() });
   return handlers;
+}
+
+function blockHashAt(chain: DevnetChain, n: unknown): string | null {
+  const num = typeof n === 'string' ? Number.parseInt(n, n.startsWith('0x') ? 16 : 10) : Number(n);
+  return chain.blockAt(num)?.hash ?? null;
 }
 
 function hexParam(v: unknown): `0x${string}` {
