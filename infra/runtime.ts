@@ -138,7 +138,8 @@ export async function startLocalDevnet(
     port: opts.port ?? 0,
     blockMs: local.blockMs,
     phases: local.phases,
-    register: [...(await localRegistrations(settings)), { netuid: 102, address: validatorKey.address }],
+    // 1000 TAO of stake: miners weigh validators' models by it.
+    register: [...(await localRegistrations(settings)), { netuid: 102, address: validatorKey.address, stakeRao: 1e12 }],
     validatorHotkeys: [validatorKey.address],
     validator: makeDevnetValidator(settings, log, publisher),
     log,

@@ -24,6 +24,7 @@ let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundle;
 let hub: { url: string; close(): Promise<void> };
 let hubDir: string;
+let first: { input: object; hash: string; round: number } | undefined;
 
 before(async () => {
   hubDir = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-hub-'));
@@ -49,6 +50,7 @@ test(
     };
     const result = await runCycle(env, bundle, settings, `hub-cycle-${Date.now()}`, input);
     assert.equal(result.score.status, 'scored', JSON.stringify(result.score));
+    first = { input, hash: result.checkpoint.hash, round: result.checkpoint.round };
     const published = result.checkpoint.hub!;
     assert.equal(published.repo, 'miner/sn102-hub-test');
     assert.equal(published.file, 'model_expgroup_1.pt');
@@ -83,5 +85,27 @@ test(
       delete process.env.HF_ENDPOINT;
       await fs.rm(local, { recursive: true, force: true });
     }
+  },
+);
+
+test(
+  'the next cycle starts from the global model the validator published after the first (Distribute), and commits its version',
+  { timeout: 300_000 },
+  async () => {
+    assert.ok(first, 'the first cycle ran');
+    const result = await runCycle(env, bundle, settings, `hub-cycle-2-${Date.now()}`, first.input);
+    const d = result.distribute;
+    assert.equal(d?.status, 'warm', JSON.stringify(d));
+    if (d?.status !== 'warm') return;
+    // The devnet validator's global model is the first cycle's winning shard, in its own repo.
+    assert.equal(d.hash, first.hash);
+    assert.equal(d.repo, 'devnet-validator/global');
+    assert.ok(result.checkpoint.round > first.round);
+    const chain = await openChain(settings);
+    const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
+    const c2 = decodeLocationCommit((await chain.commitment(hotkey.address, 102))!.payload);
+    assert.equal(c2?.v, d.globalVer, "commit 2's v is the global model's version");
+    assert.ok(d.globalVer > 0);
+    assert.equal(result.score.status, 'scored', JSON.stringify(result.score));
   },
 );

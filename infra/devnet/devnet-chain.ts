@@ -472,6 +472,9 @@ export class DevnetChain {
       const inRound = [...subs.values()].filter((s) => s.commit1 || s.commit2);
       if (!inRound.length) {
         this.validatedRound.set(netuid, round);
+        // Nothing to score, but the validator still sets weights each round.
+        if (this.opts.validatorHotkeys?.length)
+          this.pendingWrites.push((storage, block) => this.markValidatorsUpdated(storage, block, netuid));
         continue;
       }
       this.validating.add(netuid);
@@ -514,19 +517,36 @@ export class DevnetChain {
       lastUpdate[u] = block;
       this.reports.set(`${netuid}/${hotkey}`, details);
     }
-    // The validator set weights this block: its own LastUpdate is what makes it a validator to miners.
-    for (const hotkey of this.opts.validatorHotkeys ?? []) {
-      const u = (
-        this.get(storage, 'subtensorModule', 'uids', [netuid, hotkey]) as unknown as { toNumber(): number } | null
-      )?.toNumber();
-      if (u !== undefined && u < n) lastUpdate[u] = block;
-    }
+    this.markValidatorsUpdated(storage, block, netuid, lastUpdate);
     this.put(storage, 'subtensorModule', 'incentive', [netuid], incentive);
     this.put(storage, 'subtensorModule', 'emission', [netuid], emission);
     this.put(storage, 'subtensorModule', 'lastUpdate', [netuid], lastUpdate);
     // Subtensor records the block of each epoch (the step that recomputes Incentive) here.
     this.put(storage, 'subtensorModule', 'lastMechansimStepBlock', [netuid], block);
     this.log(`devnet: block ${block}: validator set incentive on netuid ${netuid}: [${incentive.join(', ')}]`);
+  }
+
+  /**
+   * The validator set weights at `block`: its own LastUpdate is what makes it a validator to miners
+   * (Connito counts a whitelisted hotkey as one only while its weights are fresher than a cycle).
+   */
+  private markValidatorsUpdated(storage: State, block: number, netuid: number, lastUpdate?: number[]): void {
+    const n = Number(this.get(storage, 'subtensorModule', 'subnetworkN', [netuid])?.toString() ?? 0);
+    const current =
+      lastUpdate ??
+      Array.from(
+        { length: n },
+        (_, i) =>
+          ((this.get(storage, 'subtensorModule', 'lastUpdate', [netuid]) as unknown as
+            { toNumber(): number }[] | null) ?? [])[i]?.toNumber() ?? 0,
+      );
+    for (const hotkey of this.opts.validatorHotkeys ?? []) {
+      const u = (
+        this.get(storage, 'subtensorModule', 'uids', [netuid, hotkey]) as unknown as { toNumber(): number } | null
+      )?.toNumber();
+      if (u !== undefined && u < n) current[u] = block;
+    }
+    if (!lastUpdate) this.put(storage, 'subtensorModule', 'lastUpdate', [netuid], current);
   }
 
   // ---- storage, events and signatures, all through the metadata
