@@ -2,6 +2,8 @@
 // the pino logger (stderr); stdout keeps what a person reads (the demo's story, the devnet's address).
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { startLocalHub } from '../infra/hub/local-hub';
 import type { Logger as SdkLogger, LogLevel as SdkLevel, LogMetadata } from '@temporalio/common';
 import { Runtime } from '@temporalio/worker';
 import { TASK_QUEUES } from '../common/queues';
@@ -45,7 +47,16 @@ function installSdkLogger(): void {
   Runtime.install({ logger: sdkLogger(logger.child({ module: 'temporal' })) });
 }
 
-/** Dev server (if none is running), both workers in this process, one cycle, the result, then stop. */
+/**
+ * The demo's cycle: the embedded defaults, with mixture-of-experts feed-forwards (Connito trains
+ * expert groups) and the expert shard published to a Hugging Face repo (the local hub's).
+ */
+export const DEMO_INPUT = {
+  model: { moe: { experts: 4, topK: 2 } },
+  publish: { repo: 'demo-miner/sn102', expertGroup: 0, expertGroups: 2 },
+};
+
+/** Dev server (if none is running), both workers in this process, two cycles, the results, then stop. */
 export async function demo(getSettings: () => Settings, args: string[]): Promise<void> {
   parseCommand('demo', args, {});
   // The progress bar tells the story; worker and SDK logs show from warnings up (MINERFLOW_LOG_LEVEL overrides).
@@ -58,16 +69,21 @@ export async function demo(getSettings: () => Settings, args: string[]): Promise
   const running = workers.map((w) => w.run());
   try {
     const client = await connectClient(settings);
-    // Its own id per run (not the hotkey's), so the demo also runs beside a cycle left on the dev server.
-    const handle = await startCycle(
-      client,
-      {},
-      CycleInputSchema.parse({}),
-      `cycle-${new Date().toISOString().replace(/[:.]/g, '-')}`,
-    );
-    printStarted(settings, handle);
-    const result = await watchCycle(handle);
-    printResult(settings, result);
+    // Two rounds as an SN102 miner: the first trains from scratch and publishes its expert shard to the
+    // (local) hub; the devnet's validator makes the best shard the next global model, and the second
+    // round starts from it (Distribute). Each cycle has its own id, so the demo also runs beside a
+    // cycle left on the dev server.
+    for (const n of [1, 2]) {
+      console.log(`\nminerflow demo: round ${n} of 2`);
+      const handle = await startCycle(
+        client,
+        {},
+        CycleInputSchema.parse(DEMO_INPUT),
+        `cycle-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+      );
+      printStarted(settings, handle);
+      printResult(settings, await watchCycle(handle));
+    }
     if (server.started) {
       console.log(`\n$ temporal workflow list   (against the dev server, before it stops)`);
       spawnSync(
@@ -127,6 +143,14 @@ async function withDevnet(
   port: number,
 ): Promise<{ settings: Settings; stopDevnet: () => Promise<void> }> {
   if (settings.chain.kind !== 'devnet') return { settings, stopDevnet: () => disconnectAllChains() };
+  // With no Hugging Face token of the operator's, a local hub stands in for huggingface.co (as the
+  // devnet for finney): the miners' shards and the validator's global models go there.
+  const token = `hf_${randomBytes(16).toString('hex')}`;
+  const hub =
+    settings.hub.token === undefined
+      ? await startLocalHub({ dir: path.join(settings.dataDir, 'hub'), token })
+      : undefined;
+  if (hub) settings = { ...settings, hub: { endpoint: hub.url, token } };
   const devnetLog = logger.child({ module: 'devnet' });
   const devnet = await startLocalDevnet(settings, { port, log: (m) => devnetLog.info(m) });
   log.info(
@@ -138,6 +162,7 @@ async function withDevnet(
     stopDevnet: async () => {
       await disconnectAllChains();
       await devnet.close();
+      await hub?.close();
     },
   };
 }

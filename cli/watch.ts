@@ -112,7 +112,17 @@ export function printResult(settings: Settings, r: CycleResult): void {
   console.log(
     `  held-out loss   ${fmt(r.checkpoint.heldOutLoss)} nats/token = ${r.checkpoint.heldOutBitsPerByte?.toFixed(3)} bits/byte (${r.checkpoint.tokenizer} ${r.checkpoint.vocabSize}), ${r.checkpoint.weights} weights (untrained model: ${fmt(r.checkpoint.baselineLoss)}${ema})`,
   );
+  if (r.distribute)
+    console.log(
+      r.distribute.status === 'warm'
+        ? `  distribute      started from the validators' global model v${r.distribute.globalVer} ${r.distribute.hash} (${r.distribute.repo}@${r.distribute.revision})`
+        : `  distribute      trained from the cycle's own start: ${r.distribute.reason}`,
+    );
   console.log(`  checkpoint      ${r.checkpoint.hash} in ${r.checkpoint.location}/${r.checkpoint.key}`);
+  if (r.checkpoint.hub)
+    console.log(
+      `  published       ${r.checkpoint.hub.file} to ${r.checkpoint.hub.repo}@${r.checkpoint.hub.commitSha} (expert group ${r.checkpoint.hub.expertGroup})`,
+    );
   console.log(`  commits         ${r.commits.map((c) => `${c.phase}@block ${c.block} (${c.bytes} B)`).join(', ')}`);
   if (s.status === 'scored') {
     console.log(
