@@ -52,6 +52,14 @@ const EnvSchema = z.object({
   MINERFLOW_LOCAL_REGISTER: z.string().default('default/default@102'),
   MINERFLOW_VALIDATOR_CORPUS: z.string().min(1).default('sample:brown'),
   MINERFLOW_TEMPORAL_BIN: z.string().min(1).optional(),
+  // Each worker process serves /metrics here: 0 = any free port (listed for Prometheus under
+  // $MINERFLOW_DATA_DIR/metrics/targets), off = none.
+  MINERFLOW_METRICS_PORT: z
+    .string()
+    .regex(/^(off|\d{1,5})$/, 'must be a port number, 0 for any free port, or off')
+    .refine((v) => v === 'off' || Number(v) <= 65_535, 'must be at most 65535')
+    .default('0'),
+  MINERFLOW_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
 
 export interface Settings {
@@ -81,6 +89,8 @@ export interface Settings {
   };
   walletsDir: string;
   validatorCorpus: string;
+  /** The workers' /metrics endpoint (infra/metrics.ts): a port (0: any free one) or off, and the address to bind. */
+  metrics: { port: number | 'off'; host: string };
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -135,6 +145,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
           : path.join(os.homedir(), '.bittensor', 'wallets')),
     ),
     validatorCorpus: e.MINERFLOW_VALIDATOR_CORPUS,
+    metrics: {
+      port: e.MINERFLOW_METRICS_PORT === 'off' ? 'off' : Number(e.MINERFLOW_METRICS_PORT),
+      host: e.MINERFLOW_METRICS_HOST,
+    },
   };
 }
 

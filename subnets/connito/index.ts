@@ -8,6 +8,7 @@ import { makeCommit } from './commit';
 import { makePreflight } from './preflight';
 import { makeAwaitScore } from './score';
 import { makeDevnetValidator } from './devnet-validator';
+import { measureCommits, measureScore } from './metrics';
 
 export const connito = {
   name: 'connito',
@@ -16,8 +17,8 @@ export const connito = {
   workflows: ['miningCycle'],
   controlActivities: ({ settings, store, chain }) => ({
     preflight: makePreflight(settings, store, chain),
-    ...makeCommit(settings, chain),
-    awaitScore: makeAwaitScore(settings, chain),
+    ...measureCommits(makeCommit(settings, chain)),
+    awaitScore: measureScore(makeAwaitScore(settings, chain)),
   }),
   gpuActivities: ({ settings, store, trainerFor }) => ({
     checkpoint: makeCheckpoint(path.join(settings.dataDir, 'work'), store, trainerFor),

@@ -16,6 +16,8 @@ import {
 import type { ControlActivities, GpuActivities } from '../../activities';
 import { InvalidInputError, parseOrExplain } from '../../common/config';
 import { TASK_QUEUES } from '../../common/queues';
+import { hotkeyLabel } from '../../common/search-attributes';
+import { fleetSearchAttributes } from '../../workflows/fleet';
 import { handleTrainingMessages, runTrainingLoop, stage } from '../../workflows/training-loop';
 import { fmt } from '../../workflows/training-state';
 import { CycleInputSchema, type CycleInput } from './config';
@@ -75,7 +77,15 @@ const { checkpoint } = proxyActivities<GpuActivities>({
 export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
   const input = validate(rawInput);
   const state = new CycleState(input.training.steps);
-  const show = () => setCurrentDetails(state.details());
+  // Histories recorded before the fleet's search attributes existed replay without their upserts.
+  const fleet = fleetSearchAttributes(patched('fleet-search-attributes'), {
+    subnet: 'connito',
+    hotkey: hotkeyLabel(input.miner),
+  });
+  const show = () => {
+    setCurrentDetails(state.details());
+    fleet.update({ phase: state.phase, round: state.plan?.round });
+  };
   setHandler(statusQuery, () => state.status());
   handleTrainingMessages(state, show);
 
@@ -109,7 +119,13 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
       planCommit({ minLeadMs: (input.commit.minTrainSeconds + input.commit.reserveSeconds) * 1000 }),
     );
     state.trainingDeadline = state.plan.commit1.opensAt - input.commit.reserveSeconds * 1000;
-    await runTrainingLoop(input, state, { runId, dataset, show, replanDeadline: () => replanDeadline(input, state) });
+    await runTrainingLoop(input, state, {
+      runId,
+      dataset,
+      show,
+      labels: fleet.labels,
+      replanDeadline: () => replanDeadline(input, state),
+    });
     const best = state.best;
     if (!best)
       throw ApplicationFailure.nonRetryable(
