@@ -7,7 +7,7 @@ import type { Settings } from '../infra/settings';
 import { connectClient } from '../infra/temporal';
 import type { CycleResult, CycleStatus, ScoreReport } from '../subnets/connito/types';
 import { statusQuery } from '../workflows';
-import { numberFlag, parseCommand, stringFlag } from './args';
+import { numberFlag, parseCommand, stringFlag, UsageError } from './args';
 
 export interface FleetRow {
   workflowId: string;
@@ -35,8 +35,9 @@ export function fleetQuery(base: string, filter: { subnet?: string; hotkey?: str
   return parts.join(' AND ');
 }
 
+/** Values are names checked by statusCommand (no quotes in them). */
 function quote(v: string): string {
-  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return `'${v}'`;
 }
 
 /** The fleet's running cycles, with their details; one visibility query, then one status query each. */
@@ -173,6 +174,10 @@ export async function statusCommand(getSettings: () => Settings, args: string[])
   });
   const interval = numberFlag('interval', values.interval, 1, 3600) ?? 5;
   const filter = { subnet: stringFlag('subnet', values.subnet), hotkey: stringFlag('hotkey', values.hotkey) };
+  if (filter.subnet !== undefined && !/^[\w-]+$/.test(filter.subnet))
+    throw new UsageError(`--subnet '${filter.subnet}' is not a subnet name (letters, digits, _ and -)`);
+  if (filter.hotkey !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(filter.hotkey))
+    throw new UsageError(`--hotkey '${filter.hotkey}' must be WALLET/HOTKEY (names: letters, digits, _ . -)`);
   const client = await connectClient(getSettings());
   const show = async () => renderFleet(await fleetRows(client, filter));
   if (!values.watch) {

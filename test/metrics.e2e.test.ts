@@ -11,7 +11,7 @@ import { TASK_QUEUES } from '../common/queues';
 import { miningCycle, statusQuery } from '../workflows';
 import { metricsTargets, scrape, valueOf, type Sample } from './helpers/prometheus';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
-import { spawnWorker, useTemporal, waitFor } from './helpers/temporal';
+import { recordHistory, spawnWorker, useTemporal, waitFor } from './helpers/temporal';
 
 // 200 ms blocks; 20 s commit windows, so a busy machine still makes them.
 const PHASES =
@@ -127,6 +127,7 @@ test(
       const desc = await handle.describe();
       assert.equal(desc.typedSearchAttributes.get({ name: 'MinerflowPhase', type: 'KEYWORD' }), 'done');
       assert.equal(desc.typedSearchAttributes.get({ name: 'MinerflowRound', type: 'INT' }), result.score.round);
+      await recordHistory(env, settings, workflowId, 'fleet-attributes');
     } finally {
       for (const w of workers) w.kill('SIGTERM');
     }
