@@ -103,6 +103,7 @@ export interface StepProgress {
 /** Maps one progress report of a training segment to the training gauges. */
 export function recordTrainProgress(labels: FleetLabels & { queue: string }, p: StepProgress): void {
   if (p.stage !== 'training') return;
+  trainingSeen(labels);
   const set = (g: Gauge<(typeof TRAIN)[number]>, v: number | undefined) => {
     if (typeof v === 'number' && Number.isFinite(v)) g.set(labels, v);
   };
@@ -121,12 +122,44 @@ export function recordSegment(
   s: { segment: number; heldOutLoss: number | null; skippedBatches: number },
   backtrack: boolean,
 ): void {
+  trainingSeen(labels);
   // A non-finite held-out loss (NaN storm) is shown as NaN, which Prometheus keeps and graphs as a gap.
   metrics.heldOutLoss.set(labels, typeof s.heldOutLoss === 'number' ? s.heldOutLoss : NaN);
   metrics.segment.set(labels, s.segment);
   metrics.segments.inc(labels);
   metrics.skippedSteps.inc(labels, s.skippedBatches);
   if (backtrack) metrics.backtracks.inc(labels);
+}
+
+const COMMIT_PHASES = ['commit1', 'commit2'];
+const MISS_REASONS = ['window_closed', 'overwritten', 'rejected'];
+const SCORE_STATUSES = ['scored', 'rejected', 'overwritten', 'timeout', 'missed'];
+const known = new Set<string>();
+
+/**
+ * Puts a hotkey's control counters on the page at 0 the first time it is seen: Prometheus'
+ * increase() cannot see the first event of a series that is born at 1.
+ */
+export function recordHotkeySeen(labels: FleetLabels): void {
+  const key = `${labels.subnet}\0${labels.hotkey}`;
+  if (known.has(key)) return;
+  known.add(key);
+  for (const phase of COMMIT_PHASES) {
+    metrics.commits.inc({ ...labels, phase }, 0);
+    for (const reason of MISS_REASONS) metrics.commitsMissed.inc({ ...labels, phase, reason }, 0);
+  }
+  for (const status of SCORE_STATUSES) metrics.scoreReports.inc({ ...labels, status }, 0);
+}
+
+/** The same for the training counters, on the gpu worker. */
+function trainingSeen({ subnet, hotkey }: FleetLabels): void {
+  const labels = { subnet, hotkey }; // the counters have no queue label
+  const key = `train\0${labels.subnet}\0${labels.hotkey}`;
+  if (known.has(key)) return;
+  known.add(key);
+  metrics.segments.inc(labels, 0);
+  metrics.skippedSteps.inc(labels, 0);
+  metrics.backtracks.inc(labels, 0);
 }
 
 export function recordCommit(labels: FleetLabels, phase: string): void {
@@ -138,6 +171,7 @@ export function recordMissedCommit(labels: FleetLabels, phase: string, reason: s
 }
 
 export function recordRound(labels: FleetLabels, round: number): void {
+  recordHotkeySeen(labels);
   metrics.round.set(labels, round);
 }
 

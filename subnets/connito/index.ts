@@ -8,7 +8,7 @@ import { makeCommit } from './commit';
 import { makePreflight } from './preflight';
 import { makeAwaitScore } from './score';
 import { makeDevnetValidator } from './devnet-validator';
-import { measureCommits, measureScore } from './metrics';
+import { measureCommits, measurePreflight, measureScore } from './metrics';
 
 export const connito = {
   name: 'connito',
@@ -16,7 +16,7 @@ export const connito = {
   intake: 'phase-clock',
   workflows: ['miningCycle'],
   controlActivities: ({ settings, store, chain }) => ({
-    preflight: makePreflight(settings, store, chain),
+    preflight: measurePreflight(makePreflight(settings, store, chain)),
     ...measureCommits(makeCommit(settings, chain)),
     awaitScore: measureScore(makeAwaitScore(settings, chain)),
   }),

@@ -3,9 +3,17 @@
 // (commit.ts and score.ts stay unaware of metrics).
 import { ApplicationFailure } from '@temporalio/common';
 import { hotkeyLabel } from '../../common/search-attributes';
-import { recordCommit, recordMissedCommit, recordRound, recordScore, type FleetLabels } from '../../infra/metrics';
+import {
+  recordCommit,
+  recordHotkeySeen,
+  recordMissedCommit,
+  recordRound,
+  recordScore,
+  type FleetLabels,
+} from '../../infra/metrics';
 import type { makeCommit } from './commit';
 import type { MinerInput } from './config';
+import type { makePreflight } from './preflight';
 import type { makeAwaitScore } from './score';
 import type { CommitReceipt, CommitWindow, ScoreReport } from './types';
 
@@ -21,6 +29,7 @@ function reasonOf(err: unknown): string | undefined {
 }
 
 type Commits = ReturnType<typeof makeCommit>;
+type Preflight = ReturnType<typeof makePreflight>;
 type AwaitScore = ReturnType<typeof makeAwaitScore>;
 
 function measured<I extends { miner: MinerInput; window: CommitWindow }>(
@@ -51,10 +60,19 @@ export function measureCommits(c: Commits): Commits {
   };
 }
 
+/** The preflight, which shows a cycle's hotkey to the metrics first (its counters start at 0). */
+export function measurePreflight(preflight: Preflight): Preflight {
+  return async (input) => {
+    recordHotkeySeen(labelsOf(input.miner));
+    return preflight(input);
+  };
+}
+
 /** The score activity, recording each round's outcome. */
 export function measureScore(awaitScore: AwaitScore): AwaitScore {
   return async (input) => {
     const report: ScoreReport = await awaitScore(input);
+    recordHotkeySeen(labelsOf(input.miner));
     recordScore(labelsOf(input.miner), report);
     return report;
   };
