@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { ChainSchedule } from '../subnets/connito/phases';
+import type { Chain } from './chain/chain';
 import { cycleLength } from '../subnets/connito/phases';
 
 export const registry = new Registry();
@@ -210,18 +211,30 @@ export function currentPhase(s: Pick<ChainSchedule, 'block' | 'origin' | 'phases
   throw new Error('currentPhase: a phase schedule with no blocks');
 }
 
-/**
- * Reads the chain's phase at every scrape (only once `opened()` says this worker has a chain
- * connection: a scrape never opens one). A slow or failing chain leaves the last values.
- */
+/** How long a chain's phase schedule is reused between scrapes: it changes only with a runtime upgrade. */
+const SCHEDULE_TTL_MS = 60_000;
+
 let chainObserver: (() => Promise<void>) | undefined;
 
-export function observeChain(subnet: string, schedule: () => Promise<ChainSchedule> | undefined): void {
+/**
+ * Shows the chain's phase at every scrape, once this worker has a chain connection (`chain()`
+ * returns undefined before: a scrape never opens one). One block-number RPC per scrape; the
+ * schedule (which measures the block time over many blocks) is re-read once a minute. A slow or
+ * failing chain leaves the last values.
+ */
+export function observeChain(subnet: string, chain: () => Promise<Chain> | undefined): void {
+  let schedule: { at: number; value: ChainSchedule } | undefined;
   chainObserver = async () => {
-    const pending = schedule();
+    const pending = chain();
     if (!pending) return;
+    const read = async () => {
+      const c = await pending;
+      if (!schedule || Date.now() - schedule.at > SCHEDULE_TTL_MS)
+        schedule = { at: Date.now(), value: await c.schedule() };
+      return { ...schedule.value, block: await c.blockNumber() };
+    };
     const timeout = new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref());
-    const s = await Promise.race([pending.catch(() => undefined), timeout]);
+    const s = await Promise.race([read().catch(() => undefined), timeout]);
     if (!s) return;
     const { phase, blocksRemaining } = currentPhase(s);
     metrics.blocksRemaining.reset();

@@ -22,7 +22,7 @@ export async function createControlWorker(
   await ensureSearchAttributes(connection.operatorService, settings.temporal.namespace);
   let chain: Promise<Chain> | undefined;
   // Each scrape shows the chain's phase, once this worker has a chain connection (a scrape opens none).
-  observeChain('connito', () => chain?.then((c) => c.schedule()));
+  observeChain('connito', () => chain);
   const activities = {
     ...createControlActivities(
       settings,
