@@ -3,7 +3,8 @@
 // to retryable / non-retryable. If this worker dies mid-segment, the segment is retried elsewhere
 // from the same starting state: at most one segment is lost.
 import { activityInfo, cancellationSignal, heartbeat } from '@temporalio/activity';
-import type { LrFindReport, SegmentResult } from '../common/types';
+import type { LrFindReport, SegmentResult, Telemetry } from '../common/types';
+import { recordSegment, recordTrainProgress } from '../infra/metrics';
 import type {
   Capacity,
   CapacityRequest,
@@ -29,12 +30,16 @@ const KEEP_ALIVE_MS = 5_000;
 export async function withTrainerHooks<T>(
   work: (hooks: TrainerHooks) => Promise<T>,
   keepAliveMs = KEEP_ALIVE_MS,
+  observe: TrainerHooks['progress'] = () => undefined,
 ): Promise<T> {
   let last: unknown = { stage: 'starting' };
   const keepAlive = setInterval(() => heartbeat(last), keepAliveMs);
   try {
     return await work({
-      progress: (p) => heartbeat((last = p)),
+      progress: (p) => {
+        heartbeat((last = p));
+        observe(p);
+      },
       signal: cancellationSignal(),
       attempt: activityInfo().attempt,
     });
@@ -45,9 +50,20 @@ export async function withTrainerHooks<T>(
 
 export function makeTrainActivities(trainerFor: (config: TrainerInput) => Trainer) {
   return {
-    async trainSegment(input: Recorded<SegmentRequest>): Promise<SegmentResult> {
-      const req = { ...input, trainer: input.trainer ?? { kind: 'tfjs' as const } };
-      return mapErrors(() => withTrainerHooks((hooks) => trainerFor(req.trainer).trainSegment(req, hooks)));
+    async trainSegment(input: Recorded<SegmentRequest> & { telemetry?: Telemetry }): Promise<SegmentResult> {
+      const { telemetry, ...rest } = input;
+      const req = { ...rest, trainer: rest.trainer ?? { kind: 'tfjs' as const } };
+      // Segments recorded before telemetry was passed carry no labels: they are not measured.
+      const labels = telemetry && { ...telemetry.labels, queue: activityInfo().taskQueue };
+      const result = await mapErrors(() =>
+        withTrainerHooks(
+          (hooks) => trainerFor(req.trainer).trainSegment(req, hooks),
+          KEEP_ALIVE_MS,
+          labels && ((p) => recordTrainProgress(labels, p)),
+        ),
+      );
+      if (telemetry) recordSegment(telemetry.labels, result, telemetry.backtrack ?? false);
+      return result;
     },
     /** Preflight on the gpu queue: can a worker here train this config at all? */
     async checkTrainer(input: CapacityRequest): Promise<Capacity> {

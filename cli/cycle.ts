@@ -14,7 +14,16 @@ import {
 } from '../workflows';
 import { intFlag, loadCycleConfig, numberFlag, parseCommand, str, stringFlag, UsageError } from './args';
 import { asciiPlot } from './plot';
-import { printResult, printStarted, printStatus, progressLine, readMetrics, trainProgress, watchCycle } from './watch';
+import {
+  printResult,
+  printStarted,
+  printStatus,
+  progressLine,
+  readMetrics,
+  trainProgress,
+  watchCycle,
+  writeLossPlot,
+} from './watch';
 
 /** One cycle per hotkey at a time: the id names the hotkey, so Temporal refuses a second while one runs. */
 export function cycleWorkflowId(miner: MinerInput): string {
@@ -82,7 +91,11 @@ async function cycleStart(getSettings: () => Settings, args: string[]): Promise<
   const client = await connectClient(settings);
   const handle = await startCycle(client, raw, cycle, id);
   printStarted(settings, handle);
-  if (values.wait) printResult(settings, await watchCycle(handle));
+  if (!values.wait) return;
+  const result = await watchCycle(handle);
+  printResult(settings, result);
+  const svg = await writeLossPlot(settings, handle.workflowId, result.segments);
+  if (svg) console.log(`  loss curves     ${svg}`);
 }
 
 async function cycleStatus(getSettings: () => Settings, args: string[]): Promise<void> {
@@ -97,7 +110,7 @@ async function cycleStatus(getSettings: () => Settings, args: string[]): Promise
   if (status) printStatus(status);
   else console.log('(no worker answered the status query; start a control worker to see the cycle state)');
   const progress = trainProgress(desc.raw.pendingActivities ?? []);
-  if (progress) console.log(progressLine(progress));
+  if (progress) console.log(progressLine(progress, status?.plannedSteps ?? progress.totalSteps));
   const metrics = status
     ? await readMetrics(
         settings,
@@ -106,8 +119,15 @@ async function cycleStatus(getSettings: () => Settings, args: string[]): Promise
     : [];
   if (metrics.length > 1) {
     console.log('\ntraining loss by step (all segments, backtracks included)');
-    console.log(asciiPlot(metrics, { label: `${metrics.length} steps` }));
+    console.log(
+      asciiPlot(
+        metrics.map((m) => m.loss),
+        { label: `${metrics.length} steps` },
+      ),
+    );
   }
+  const svg = status && (await writeLossPlot(settings, id, status.segments));
+  if (svg) console.log(`loss curves: ${svg}`);
 }
 
 async function cycleSignal(

@@ -10,6 +10,7 @@ import { TASK_QUEUES } from '../common/queues';
 import { ensureDevServer } from '../infra/dev-server';
 import { disconnectAllChains } from '../infra/chain/subtensor';
 import { logger, type Logger } from '../infra/log';
+import { startMetricsServer } from '../infra/metrics';
 import { startLocalDevnet } from '../infra/runtime';
 import type { Settings } from '../infra/settings';
 import { connectClient, connectWorker } from '../infra/temporal';
@@ -18,7 +19,7 @@ import { createControlWorker } from '../workers/control';
 import { createGpuWorker } from '../workers/gpu';
 import { intFlag, parseCommand, UsageError } from './args';
 import { startCycle } from './cycle';
-import { printResult, printStarted, watchCycle } from './watch';
+import { printResult, printStarted, watchCycle, writeLossPlot } from './watch';
 
 const log = logger.child({ module: 'cli' });
 
@@ -82,7 +83,10 @@ export async function demo(getSettings: () => Settings, args: string[]): Promise
         `cycle-${new Date().toISOString().replace(/[:.]/g, '-')}`,
       );
       printStarted(settings, handle);
-      printResult(settings, await watchCycle(handle));
+      const result = await watchCycle(handle);
+      printResult(settings, result);
+      const svg = await writeLossPlot(settings, handle.workflowId, result.segments);
+      if (svg) console.log(`  loss curves     ${svg}`);
     }
     if (server.started) {
       console.log(`\n$ temporal workflow list   (against the dev server, before it stops)`);
@@ -125,6 +129,8 @@ export async function dev(getSettings: () => Settings, args: string[]): Promise<
   const server = await ensureDevServer(settings, (m) => log.info(m));
   const connection = await connectWorker(settings);
   const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
+  const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'dev' });
+  if (metrics) console.log(`minerflow: metrics of both workers at ${metrics.url}`);
   console.log(
     `minerflow: workers on '${TASK_QUEUES.control}' and '${TASK_QUEUES.gpu}'. Start a cycle from the Web UI (workflow type miningCycle, task queue ${TASK_QUEUES.control}, input {}) or with \`npx minerflow cycle start\`. Ctrl-C stops.`,
   );
@@ -132,6 +138,7 @@ export async function dev(getSettings: () => Settings, args: string[]): Promise<
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   await Promise.allSettled(workers.map((w) => w.run()));
+  await metrics?.close();
   await connection.close();
   await server.stop();
   await stopDevnet();
@@ -200,7 +207,10 @@ export async function worker(getSettings: () => Settings, args: string[]): Promi
   const connection = await connectWorker(settings);
   const w =
     which === 'control' ? await createControlWorker(settings, connection) : await createGpuWorker(settings, connection);
+  const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: which });
+  if (metrics) log.info({ url: metrics.url }, 'metrics for Prometheus');
   log.info({ worker: which, taskQueue: TASK_QUEUES[which], temporal: settings.temporal.address }, 'worker polling');
   await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
+  await metrics?.close();
   await connection.close();
 }

@@ -14,6 +14,8 @@ export const USAGE = `minerflow — durable mining cycles for Bittensor training
   minerflow cycle start [--config FILE] [--id ID] [--wait]
                                               default id miningCycle-<netuid>-<wallet>.<hotkey>: one cycle per hotkey
   minerflow cycle status <workflowId>          phase, segments, decisions, deadline, loss curve
+  minerflow status [--watch] [--interval S] [--subnet NAME] [--hotkey WALLET/HOTKEY]
+                                              every running cycle: phase, step, best held-out, slack, last score
   minerflow cycle pause|resume|stop <workflowId>
   minerflow cycle extend <workflowId> --steps N | --seconds S
   minerflow schedule create --cron "<expr>" [--config FILE] [--id ID]
@@ -38,6 +40,7 @@ const COMMANDS: Record<string, () => Command> = {
   worker: () => (require('./local') as typeof import('./local')).worker,
   hub: () => (require('./hub') as typeof import('./hub')).hubCommand,
   cycle: () => (require('./cycle') as typeof import('./cycle')).cycleCommand,
+  status: () => (require('./status') as typeof import('./status')).statusCommand,
   schedule: () => (require('./schedule') as typeof import('./schedule')).scheduleCommand,
   miner: () => (require('./miner') as typeof import('./miner')).minerCommand,
   curate: () => (require('./data') as typeof import('./data')).curateCommand,

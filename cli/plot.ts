@@ -1,4 +1,24 @@
-// A loss curve in the terminal: good enough to see whether training is going down.
+// Loss curves: in the terminal (good enough to see whether training is going down) and as SVG files.
+import { lineChartSvg } from '../bench/plot-svg';
+
+/** Training loss by step and held-out loss at each segment's end, as one SVG chart; undefined with nothing finite to draw. */
+export function lossCurvesSvg(
+  title: string,
+  steps: { step: number; loss: number }[],
+  segments: { endStep: number; heldOutLoss: number | null }[],
+): string | undefined {
+  const train = steps.map((s) => ({ x: s.step, y: s.loss }));
+  const heldOut = segments.map((s) => ({ x: s.endStep, y: s.heldOutLoss ?? NaN }));
+  if (![...train, ...heldOut].some((p) => Number.isFinite(p.y))) return undefined;
+  return lineChartSvg(
+    [
+      { name: 'training loss', color: '#1f77b4', points: train },
+      { name: 'held-out loss (segment end)', color: '#d62728', points: heldOut },
+    ],
+    { title: `${title}: loss by step`, xLabel: 'step', yLabel: 'loss (nats/token)' },
+  );
+}
+
 export function asciiPlot(values: number[], opts: { width?: number; height?: number; label?: string } = {}): string {
   const finite = values.filter(Number.isFinite);
   if (finite.length < 2) return '(not enough points to plot)';

@@ -1,7 +1,10 @@
 // Following a cycle: the progress line while it trains, its status, and the result at the end.
 import { promises as fs } from 'node:fs';
+import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import * as path from 'node:path';
+import type { SegmentResult } from '../common/types';
 import { openStore } from '../infra/runtime';
 import type { Settings } from '../infra/settings';
 import { workflowUrl } from '../infra/temporal';
@@ -9,15 +12,16 @@ import type { CycleResult, CycleStatus } from '../subnets/connito/types';
 import type { TrainProgress } from '../trainers/trainer';
 import { type miningCycle, statusQuery } from '../workflows';
 import { fmt } from '../workflows/training-state';
+import { lossCurvesSvg } from './plot';
 
 export function printStarted(settings: Settings, handle: WorkflowHandle): void {
   console.log(`minerflow: started miningCycle ${handle.workflowId}`);
   console.log(`           ${workflowUrl(settings, handle.workflowId)}`);
 }
 
-/** Follows a cycle to its end: phase changes, and a progress bar while it trains. */
+/** Follows a cycle to its end: phase changes, and one progress bar for the whole plan (every segment, extensions included). */
 export async function watchCycle(handle: WorkflowHandle<typeof miningCycle>): Promise<CycleResult> {
-  const tty = process.stdout.isTTY;
+  const tty = !!process.stdout.isTTY;
   let lastPhase = '';
   let lastDecile = -1;
   const done = handle.result();
@@ -26,27 +30,49 @@ export async function watchCycle(handle: WorkflowHandle<typeof miningCycle>): Pr
     () => (finished = true),
     () => (finished = true),
   );
-  while (!finished) {
-    const [status, desc] = await Promise.all([
-      handle.query(statusQuery).catch(() => undefined),
-      handle.describe().catch(() => undefined),
-    ]);
-    if (status && status.phase !== lastPhase) {
-      if (tty) process.stdout.write('\n');
-      console.log(`[${status.phase}] ${status.events.at(-1)?.replace(/^\S+ /, '') ?? ''}`);
-      lastPhase = status.phase;
-    }
-    const p = desc && trainProgress(desc.raw.pendingActivities ?? []);
-    if (p) {
-      if (tty) process.stdout.write(`\r${progressLine(p)}   `);
-      else if (Math.floor((10 * p.step) / p.totalSteps) !== lastDecile) {
-        lastDecile = Math.floor((10 * p.step) / p.totalSteps);
-        console.log(progressLine(p));
+  const bars = tty
+    ? new MultiBar(
+        {
+          format: 'plan [{bar}] {percentage}% step {value}/{total} | {detail}',
+          hideCursor: true,
+          clearOnComplete: false,
+          stopOnComplete: false,
+          barsize: 30,
+        },
+        Presets.shades_classic,
+      )
+    : undefined;
+  let bar: SingleBar | undefined;
+  try {
+    while (!finished) {
+      const [status, desc] = await Promise.all([
+        handle.query(statusQuery).catch(() => undefined),
+        handle.describe().catch(() => undefined),
+      ]);
+      if (status && status.phase !== lastPhase) {
+        const line = `[${status.phase}] ${status.events.at(-1)?.replace(/^\S+ /, '') ?? ''}`;
+        if (bars) bars.log(`${line}\n`);
+        else console.log(line);
+        lastPhase = status.phase;
       }
+      const p = desc && trainProgress(desc.raw.pendingActivities ?? []);
+      if (status) {
+        const step = p?.step ?? status.stepsDone;
+        const detail = p ? progressDetail(p) : status.phase;
+        if (bars) {
+          bar ??= bars.create(status.plannedSteps, 0, { detail });
+          bar.setTotal(status.plannedSteps);
+          bar.update(step, { detail });
+        } else if (p && Math.floor((10 * step) / status.plannedSteps) !== lastDecile) {
+          lastDecile = Math.floor((10 * step) / status.plannedSteps);
+          console.log(progressLine(p, status.plannedSteps));
+        }
+      }
+      await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
     }
-    await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+  } finally {
+    bars?.stop();
   }
-  if (tty) process.stdout.write('\n');
   return done;
 }
 
@@ -63,10 +89,15 @@ export function trainProgress(
   return d.stage === 'training' ? d : undefined;
 }
 
-export function progressLine(p: TrainProgress): string {
+function progressDetail(p: TrainProgress): string {
+  return `segment ${p.segment} loss ${p.loss.toFixed(3)} lr ${p.lr.toExponential(1)} ${Math.round(p.tokensPerSec)} tok/s`;
+}
+
+/** One line of training progress: the step against the whole plan (`plannedSteps`), not the running segment's end. */
+export function progressLine(p: TrainProgress, plannedSteps: number): string {
   const width = 30;
-  const filled = Math.round((width * p.step) / p.totalSteps);
-  return `train segment ${p.segment} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)} lr ${p.lr.toExponential(1)} ${Math.round(p.tokensPerSec)} tok/s`;
+  const filled = Math.max(0, Math.min(width, Math.round((width * p.step) / plannedSteps)));
+  return `plan [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] step ${p.step}/${plannedSteps} | ${progressDetail(p)}`;
 }
 
 export function printStatus(s: CycleStatus): void {
@@ -132,16 +163,37 @@ export function printResult(settings: Settings, r: CycleResult): void {
   console.log(`  Temporal UI     ${workflowUrl(settings, r.workflowId)}`);
 }
 
-/** Training loss per step from the segments' metrics files in the store. */
-export async function readMetrics(settings: Settings, keys: string[]): Promise<number[]> {
+/** Training loss by step from the segments' metrics files in the store (a backtrack repeats steps). */
+export async function readMetrics(settings: Settings, keys: string[]): Promise<{ step: number; loss: number }[]> {
   const store = openStore(settings.store, settings);
-  const out: number[] = [];
+  const out: { step: number; loss: number }[] = [];
   for (const key of keys) {
     const text = await store.get(key).then(
       (f) => fs.readFile(f, 'utf8'),
       () => '',
     );
-    for (const line of text.split('\n')) if (line) out.push((JSON.parse(line) as { loss: number }).loss);
+    for (const line of text.split('\n')) if (line) out.push(JSON.parse(line) as { step: number; loss: number });
   }
   return out;
+}
+
+/**
+ * Writes the cycle's loss curves (training loss by step, held-out loss after each segment) as an
+ * SVG under the data folder; returns its path, or undefined before there is anything to draw.
+ */
+export async function writeLossPlot(
+  settings: Settings,
+  workflowId: string,
+  segments: SegmentResult[],
+): Promise<string | undefined> {
+  const steps = await readMetrics(
+    settings,
+    segments.map((s) => s.metricsKey),
+  );
+  const svg = lossCurvesSvg(workflowId, steps, segments);
+  if (!svg) return undefined;
+  const file = path.join(settings.dataDir, 'plots', `${workflowId.replace(/[^\w.-]/g, '_')}.svg`);
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(file, svg);
+  return file;
 }

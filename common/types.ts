@@ -20,6 +20,12 @@ export interface StateRef {
   modelHash: string;
 }
 
+/** Who a piece of work is for, so workers can label their metrics: names only, never keys. */
+export interface Telemetry {
+  labels: { subnet: string; hotkey: string }; // hotkey: `wallet/hotkey`
+  backtrack?: boolean; // this segment starts from the best state after a backtrack
+}
+
 /** What one training segment did (the train activity's result). */
 export interface SegmentResult {
   segment: number; // 1-based

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { searchAttributeFlags } from '../common/search-attributes';
 import { logger } from './log';
 import type { Settings } from './settings';
 
@@ -59,6 +60,8 @@ export async function ensureDevServer(
     settings.temporal.namespace,
     '--log-level',
     'warn',
+    // The fleet's search attributes, so cycles can set them and `temporal workflow list --query` filters by them.
+    ...searchAttributeFlags(),
   ];
   const out = openSync(logFile, 'a');
   const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', out, out] });

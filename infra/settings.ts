@@ -62,6 +62,14 @@ const EnvSchema = z.object({
     .string()
     .regex(/^hf_\S+$/, "must be a Hugging Face token (starts with 'hf_')")
     .optional(),
+  // Each worker process serves /metrics here: 0 = any free port (listed for Prometheus under
+  // $MINERFLOW_DATA_DIR/metrics/targets), off = none.
+  MINERFLOW_METRICS_PORT: z
+    .string()
+    .regex(/^(off|\d{1,5})$/, 'must be a port number, 0 for any free port, or off')
+    .refine((v) => v === 'off' || Number(v) <= 65_535, 'must be at most 65535')
+    .default('0'),
+  MINERFLOW_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
 
 export interface Settings {
@@ -99,6 +107,8 @@ export interface Settings {
   validatorCorpus: string;
   /** The Hugging Face Hub (HF_ENDPOINT, HF_TOKEN): read by the worker, never put in workflow input. */
   hub: { endpoint: string; token?: string };
+  /** The workers' /metrics endpoint (infra/metrics.ts): a port (0: any free one) or off, and the address to bind. */
+  metrics: { port: number | 'off'; host: string };
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -156,6 +166,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     ),
     validatorCorpus: e.MINERFLOW_VALIDATOR_CORPUS,
     hub: { endpoint: e.HF_ENDPOINT.replace(/\/+$/, ''), token: e.HF_TOKEN },
+    metrics: {
+      port: e.MINERFLOW_METRICS_PORT === 'off' ? 'off' : Number(e.MINERFLOW_METRICS_PORT),
+      host: e.MINERFLOW_METRICS_HOST,
+    },
   };
 }
 

@@ -8,7 +8,9 @@
 import { promises as fs } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
+import { temporal } from '@temporalio/proto';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import { FLEET_ATTRIBUTES } from '../common/search-attributes';
 import { logger } from './log';
 import type { Settings } from './settings';
 
@@ -88,4 +90,41 @@ export async function connectWorker(settings: Settings): Promise<NativeConnectio
 export function workflowUrl(settings: Settings, workflowId: string, runId?: string): string {
   const base = `${settings.temporal.uiUrl}/namespaces/${encodeURIComponent(settings.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
   return runId ? `${base}/${runId}/history` : base;
+}
+
+/**
+ * Registers the fleet's search attributes (common/search-attributes.ts) on the namespace where they
+ * are missing. A cycle that sets an unregistered attribute stalls on its next workflow task, so a
+ * control worker refuses to start on a server where they cannot be added (Temporal Cloud: add them
+ * in the namespace's settings or with `tcld`).
+ */
+export async function ensureSearchAttributes(
+  operator: Pick<NativeConnection['operatorService'], 'listSearchAttributes' | 'addSearchAttributes'>,
+  namespace: string,
+): Promise<string[]> {
+  const UNIMPLEMENTED = 12; // gRPC status: Temporal's Java test server lists none, but adds them
+  const known = await operator.listSearchAttributes({ namespace }).then(
+    (have) => ({ ...have.customAttributes, ...have.systemAttributes }),
+    (err: { code?: number }) => {
+      if (err.code === UNIMPLEMENTED) return {};
+      throw err;
+    },
+  );
+  const added: string[] = [];
+  for (const k of Object.values(FLEET_ATTRIBUTES)) {
+    if (k.name in known) continue;
+    const type = temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${k.type}`];
+    try {
+      await operator.addSearchAttributes({ namespace, searchAttributes: { [k.name]: type } });
+      added.push(k.name);
+    } catch (err) {
+      if (err instanceof Error && /already exists/i.test(err.message)) continue;
+      throw new Error(
+        `the namespace '${namespace}' lacks the search attribute ${k.name} (${k.type}) and it could not be added (${err instanceof Error ? err.message : String(err)}); add it as the namespace's administrator: \`temporal operator search-attribute create --namespace ${namespace} --name ${k.name} --type ${k.type === 'INT' ? 'Int' : 'Keyword'}\` (Temporal Cloud: the namespace's settings or tcld)`,
+        { cause: err },
+      );
+    }
+  }
+  if (added.length > 0) log.info({ namespace, added }, 'registered the fleet search attributes');
+  return added;
 }

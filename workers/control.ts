@@ -8,8 +8,9 @@ import type { Chain } from '../infra/chain/chain';
 import { openChain, openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
 import { runUntilStopped } from '../infra/shutdown';
-import { connectWorker } from '../infra/temporal';
+import { connectWorker, ensureSearchAttributes } from '../infra/temporal';
 import { logger } from '../infra/log';
+import { observeChain, startMetricsServer } from '../infra/metrics';
 
 /** `overrides` swaps single activities (tests use it to make a commit deliberately slow). */
 export async function createControlWorker(
@@ -18,7 +19,10 @@ export async function createControlWorker(
   workflowBundle?: WorkflowBundle,
   overrides: Partial<ControlActivities> = {},
 ): Promise<Worker> {
+  await ensureSearchAttributes(connection.operatorService, settings.temporal.namespace);
   let chain: Promise<Chain> | undefined;
+  // Each scrape shows the chain's phase, once this worker has a chain connection (a scrape opens none).
+  observeChain('connito', () => chain);
   const activities = {
     ...createControlActivities(
       settings,
@@ -45,6 +49,8 @@ if (require.main === module) {
     const settings = loadSettings();
     const connection = await connectWorker(settings);
     const worker = await createControlWorker(settings, connection);
+    const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'control' });
+    if (metrics) logger.info({ url: metrics.url }, 'metrics for Prometheus');
     logger.info({ taskQueue: TASK_QUEUES.control, temporal: settings.temporal.address }, 'control worker polling');
     // Exits on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS, chain sockets and connection closed.
     await runUntilStopped(worker, connection, { name: 'control' });

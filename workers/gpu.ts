@@ -9,6 +9,7 @@ import { loadSettings, type Settings } from '../infra/settings';
 import { runUntilStopped } from '../infra/shutdown';
 import { connectWorker } from '../infra/temporal';
 import { logger } from '../infra/log';
+import { startMetricsServer } from '../infra/metrics';
 
 export async function createGpuWorker(settings: Settings, connection: NativeConnection): Promise<Worker> {
   return Worker.create({
@@ -29,6 +30,8 @@ if (require.main === module) {
     const settings = loadSettings();
     const connection = await connectWorker(settings);
     const worker = await createGpuWorker(settings, connection);
+    const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'gpu' });
+    if (metrics) logger.info({ url: metrics.url }, 'metrics for Prometheus');
     logger.info({ taskQueue: TASK_QUEUES.gpu, temporal: settings.temporal.address }, 'gpu worker polling');
     // Exits on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS, chain sockets and connection closed.
     await runUntilStopped(worker, connection, { name: 'gpu' });

@@ -14,7 +14,7 @@ import {
 import type { GpuActivities } from '../activities';
 import type { TrainingLoopInput } from '../common/config';
 import { TASK_QUEUES } from '../common/queues';
-import type { DatasetRef, LrFindReport } from '../common/types';
+import type { DatasetRef, LrFindReport, Telemetry } from '../common/types';
 import { decide, extensionProblem, msPerStep } from './policy';
 import type { TrainingState } from './training-state';
 
@@ -83,6 +83,8 @@ export interface TrainingLoopOptions {
   runId: string;
   dataset: DatasetRef;
   show: () => void;
+  /** Who the training is for: passed to the gpu worker to label its metrics. */
+  labels?: Telemetry['labels'];
   /** Re-derives `state.trainingDeadline` before each segment after the first (from the chain's blocks, not a wall clock computed once). */
   replanDeadline?: () => Promise<void>;
 }
@@ -196,6 +198,7 @@ async function trainSegments(input: TrainingLoopInput, state: TrainingState, opt
         untilStep: Math.min(state.stepsDone + input.training.segmentSteps, state.plannedSteps),
         lrScale: state.lrScale * spike,
         stopAt: state.trainingDeadline,
+        telemetry: opts.labels && { labels: opts.labels, backtrack: state.decisions.at(-1)?.action === 'backtrack' },
       }),
     );
     state.addSegment(result);

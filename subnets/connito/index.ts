@@ -10,6 +10,7 @@ import { makeDistribute } from './distribute-activity';
 import { makePreflight } from './preflight';
 import { makeAwaitScore } from './score';
 import { makeDevnetValidator } from './devnet-validator';
+import { measureCommits, measurePreflight, measureScore } from './metrics';
 
 export const connito = {
   name: 'connito',
@@ -17,10 +18,10 @@ export const connito = {
   intake: 'phase-clock',
   workflows: ['miningCycle'],
   controlActivities: ({ settings, store, chain }) => ({
-    preflight: makePreflight(settings, store, chain),
-    ...makeCommit(settings, chain),
+    preflight: measurePreflight(makePreflight(settings, store, chain)),
+    ...measureCommits(makeCommit(settings, chain)),
     distribute: makeDistribute(path.join(settings.dataDir, 'work'), store, chain, () => openHub(settings.hub)),
-    awaitScore: makeAwaitScore(settings, chain),
+    awaitScore: measureScore(makeAwaitScore(settings, chain)),
   }),
   gpuActivities: ({ settings, store, trainerFor }) => ({
     checkpoint: makeCheckpoint(path.join(settings.dataDir, 'work'), store, trainerFor, () => openHub(settings.hub)),

@@ -16,6 +16,8 @@ import {
 import type { ControlActivities, GpuActivities } from '../../activities';
 import { InvalidInputError, parseOrExplain } from '../../common/config';
 import { TASK_QUEUES } from '../../common/queues';
+import { hotkeyLabel } from '../../common/search-attributes';
+import { fleetSearchAttributes } from '../../workflows/fleet';
 import { handleTrainingMessages, runTrainingLoop, stage } from '../../workflows/training-loop';
 import { fmt } from '../../workflows/training-state';
 import { CycleInputSchema, type CycleInput } from './config';
@@ -81,7 +83,15 @@ const { checkpoint } = proxyActivities<GpuActivities>({
 export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
   const input = validate(rawInput);
   const state = new CycleState(input.training.steps);
-  const show = () => setCurrentDetails(state.details());
+  // Histories recorded before the fleet's search attributes existed replay without their upserts.
+  const fleet = fleetSearchAttributes(patched('fleet-search-attributes'), {
+    subnet: 'connito',
+    hotkey: hotkeyLabel(input.miner),
+  });
+  const show = () => {
+    setCurrentDetails(state.details());
+    fleet.update({ phase: state.phase, round: state.plan?.round });
+  };
   setHandler(statusQuery, () => state.status());
   handleTrainingMessages(state, show);
 
@@ -120,6 +130,7 @@ export async function miningCycle(rawInput: unknown): Promise<CycleResult> {
       runId,
       dataset,
       show,
+      labels: fleet.labels,
       replanDeadline: () => replanDeadline(input, state),
     });
     const best = state.best;

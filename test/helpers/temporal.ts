@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ControlActivities } from '../../activities';
 import { TASK_QUEUES } from '../../common/queues';
+import { FLEET_ATTRIBUTES } from '../../common/search-attributes';
 import { miningCycle } from '../../workflows';
 import { disconnectAllChains } from '../../infra/chain/subtensor';
 import type { Devnet } from '../../infra/devnet/server';
@@ -25,7 +26,10 @@ export async function startTemporal(
     runtimeInstalled = true;
   }
   const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: settings.temporal.bin } },
+    server: {
+      executable: { type: 'existing-path', path: settings.temporal.bin },
+      searchAttributes: Object.values(FLEET_ATTRIBUTES), // as `minerflow dev` registers them
+    },
   });
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
@@ -94,7 +98,12 @@ export function runCycle(
 }
 
 /** A worker in its own process (so a test can SIGKILL it), pointed at `env` with `settings`' folders and chain. */
-export function spawnWorker(which: 'control' | 'gpu', env: TestWorkflowEnvironment, settings: Settings): ChildProcess {
+export function spawnWorker(
+  which: 'control' | 'gpu',
+  env: TestWorkflowEnvironment,
+  settings: Settings,
+  extraEnv: Record<string, string> = {},
+): ChildProcess {
   const local = settings.chain.local;
   return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'workers', `${which}.ts`)], {
     env: {
@@ -108,6 +117,7 @@ export function spawnWorker(which: 'control' | 'gpu', env: TestWorkflowEnvironme
       MINERFLOW_LOCAL_BLOCK_MS: String(local.blockMs),
       MINERFLOW_LOCAL_PHASES: local.phases.map((p) => `${p.name}:${p.blocks}`).join(','),
       MINERFLOW_VALIDATOR_CORPUS: settings.validatorCorpus,
+      ...extraEnv,
     },
     stdio: [
       'ignore',

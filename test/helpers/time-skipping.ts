@@ -10,6 +10,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { ensureSearchAttributes } from '../../infra/temporal';
 import { TASK_QUEUES } from '../../common/queues';
 
 export const TEST_SERVER_BIN = path.join(__dirname, '..', '..', '.tools', 'bin', 'temporal-test-server');
@@ -45,6 +46,8 @@ export async function startTimeSkipping(): Promise<{ env: TestWorkflowEnvironmen
     }),
     workflowBundle(),
   ]);
+  // The cycle sets the fleet's search attributes; a server that does not know them refuses the upsert.
+  await ensureSearchAttributes(env.nativeConnection.operatorService, env.namespace ?? 'default');
   return { env, bundle };
 }
 
