@@ -78,7 +78,7 @@ export async function demo(getSettings: () => Settings, args: string[]): Promise
       console.log(`\nminerflow demo: round ${n} of 2`);
       const handle = await startCycle(
         client,
-        {},
+        DEMO_INPUT,
         CycleInputSchema.parse(DEMO_INPUT),
         `cycle-${new Date().toISOString().replace(/[:.]/g, '-')}`,
       );
