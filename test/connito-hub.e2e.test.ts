@@ -67,15 +67,38 @@ test(
       rv: published.commitSha.slice(0, 7),
     });
 
-    // What a Connito validator does with it: hf_hub_download at rv, torch.load, get_model_hash.
+    // What a Connito validator does with it: both commitments through the Bittensor SDK, parsed by
+    // Connito's models, the signature checked, hf_hub_download at rv, torch.load, get_model_hash.
     const local = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-fetched-'));
     process.env.HF_ENDPOINT = hub.url;
     try {
-      await pythonScriptAsync('hub_peer.py', ['fetch_shard', c2!.r!, published.file, c2!.rv!, local]);
+      const [c1Block, c2Block] = result.commits.map((c) => String(c.block));
+      const seen = JSON.parse(
+        await pythonScriptAsync('connito_sdk_read.py', [
+          settings.chain.url,
+          '102',
+          hotkey.address,
+          c1Block,
+          c2Block,
+          local,
+        ]),
+      ) as {
+        commit1: { signed_model_hash: string | null };
+        commit2: Record<string, unknown>;
+        verifies: boolean;
+        file: string;
+      };
+      assert.ok(seen.commit1.signed_model_hash, 'commit 1 has its signature');
+      assert.deepEqual(
+        ['expert_group', 'model_hash', 'global_ver', 'hf_repo_id', 'hf_revision'].map((k) => seen.commit2[k]),
+        [1, result.checkpoint.hash, 0, published.repo, published.commitSha.slice(0, 7)],
+        'every field of commit 2, as Connito names them',
+      );
+      assert.equal(seen.verifies, true, 'Keypair(ss58_address=hotkey).verify(hash, signature)');
       const expected = path.join(local, 'expected.json');
       await fs.writeFile(expected, JSON.stringify({ tensors: {} }));
       const loaded = JSON.parse(
-        await pythonScriptAsync('torch_shard.py', ['load', path.join(local, published.file), expected], 'venv-torch'),
+        await pythonScriptAsync('torch_shard.py', ['load', seen.file, expected], 'venv-torch'),
       ) as { hash: string; tensors: Record<string, { dtype: string }> };
       assert.equal(loaded.hash, c2!.h, "Connito's hash of the downloaded shard is the committed hash");
       const names = Object.keys(loaded.tensors);
