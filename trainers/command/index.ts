@@ -139,7 +139,14 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
       // The state is in the output folder (written or restored there), unless the trainer pruned it.
       let local = path.join(checkpointDir, path.basename(state.key));
       if (!(await exists(local))) local = (await restoreCheckpoint(store, state, path.join(dir, 'eval'))).dir;
-      const heldOutLoss = await runEvaluation(cfg, values, local, log, hooks.signal);
+      const evalOpts = parseOrExplain(EvalSchema, req.eval, 'segment eval');
+      const heldOutLoss = await runEvaluation(
+        cfg,
+        { ...values, maxTokens: evalOpts.maxTokens, batchSize: evalOpts.batchSize },
+        local,
+        log,
+        hooks.signal,
+      );
       const t = watched.tracker;
       const result: SegmentResult = {
         segment: req.segment,
@@ -244,7 +251,7 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
           plannedSteps: 0,
           untilStep: 0,
           model,
-          training: {},
+          training: TrainingSchema.parse({}), // an export has no training settings; evaluation reads only the model's
         })),
         maxTokens: evalOpts.maxTokens,
         batchSize: evalOpts.batchSize,
