@@ -4,6 +4,7 @@
 // finds it as the newest), with a config written for that attempt (the LR scaled on a backtrack),
 // until it writes a checkpoint at the segment's end step or the deadline stops it. Checkpoints go
 // to the store as they appear; a crash or hang is retried (Temporal) from the latest one.
+import { createHash } from 'node:crypto';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -140,12 +141,9 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
       let local = path.join(checkpointDir, path.basename(state.key));
       if (!(await exists(local))) local = (await restoreCheckpoint(store, state, path.join(dir, 'eval'))).dir;
       const evalOpts = parseOrExplain(EvalSchema, req.eval, 'segment eval');
-      const heldOutLoss = await runEvaluation(
-        cfg,
-        { ...values, maxTokens: evalOpts.maxTokens, batchSize: evalOpts.batchSize },
-        local,
-        log,
-        hooks.signal,
+      const evalValues = { ...values, maxTokens: evalOpts.maxTokens, batchSize: evalOpts.batchSize };
+      const heldOutLoss = await cachedLoss(store, cfg, evalValues, `${state.key}/heldout`, dir, () =>
+        runEvaluation(cfg, evalValues, local, log, hooks.signal),
       );
       const t = watched.tracker;
       const result: SegmentResult = {
@@ -258,22 +256,31 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
       };
       values.config = await writeAttemptConfig(cfg, cfg.config.set, values, dir);
       hooks.progress({ stage: 'evaluating' });
-      const heldOutLoss = await runEvaluation(cfg, values, ckpt.dir, log, hooks.signal);
-      const baselineLoss = await runEvaluation(cfg, values, '', log, hooks.signal);
+      // The segment evaluated this state with the same command and settings: reused, as is the
+      // untrained model's loss; export.py runs beside the baseline's evaluation (each is a Python start).
+      const out = path.join(dir, 'model.safetensors');
+      const exporting = runToEnd(
+        fill(cfg.export, { ...values, checkpoint: ckpt.dir, out }, 'trainer.export') as string[],
+        cfg,
+        log,
+        hooks.signal,
+      );
+      exporting.catch(() => undefined); // awaited below; a failed evaluation must not leave it unhandled
+      const [heldOutLoss, baselineLoss] = await Promise.all([
+        cachedLoss(store, cfg, values, `${req.state.key}/heldout`, dir, () =>
+          runEvaluation(cfg, values, ckpt.dir, log, hooks.signal),
+        ),
+        cachedLoss(store, cfg, { ...values, model }, 'command/baselines/untrained', dir, () =>
+          runEvaluation(cfg, values, '', log, hooks.signal),
+        ),
+      ]);
+      await exporting;
       if (!Number.isFinite(heldOutLoss))
         throw new CheckpointError(`held-out loss of ${req.state.key} is ${heldOutLoss}`);
       if (!(heldOutLoss < baselineLoss))
         throw new CheckpointError(
           `held-out loss ${heldOutLoss.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}: nothing worth publishing`,
         );
-      hooks.progress({ stage: 'exporting' });
-      const out = path.join(dir, 'model.safetensors');
-      await runToEnd(
-        fill(cfg.export, { ...values, checkpoint: ckpt.dir, out }, 'trainer.export') as string[],
-        cfg,
-        log,
-        hooks.signal,
-      );
       return {
         weightsFile: out,
         modelHash: await hashSafetensorsFile(out),
@@ -365,6 +372,31 @@ function tokensPerStep(
 ): number {
   if (cfg.progress.format === 'log' && cfg.progress.tokensPerStep !== null) return cfg.progress.tokensPerStep;
   return training.batchSize * training.gradAccumSteps * model.seqLen;
+}
+
+/**
+ * A held-out loss kept in the store under `prefix`-<hash of what determines it> (the evaluation
+ * command, the held-out split, the eval settings, and for the untrained model its architecture), so
+ * the checkpoint stage does not start Python again for a number the segment already measured.
+ */
+async function cachedLoss(
+  store: CheckpointStore,
+  cfg: CommandTrainerInput,
+  values: PlaceholderValues,
+  prefix: string,
+  scratch: string,
+  evaluate: () => Promise<number>,
+): Promise<number> {
+  const what = JSON.stringify([cfg.evaluate, values.heldOut, values.maxTokens, values.batchSize, values.model]);
+  const key = `${prefix}-${createHash('sha256').update(what).digest('hex').slice(0, 16)}.json`;
+  if (await store.exists(key))
+    return (JSON.parse(await fs.readFile(await store.get(key), 'utf8')) as { loss: number | null }).loss ?? NaN;
+  const loss = await evaluate();
+  const file = path.join(scratch, `${path.basename(key)}`);
+  await fs.mkdir(scratch, { recursive: true });
+  await fs.writeFile(file, JSON.stringify({ loss: Number.isFinite(loss) ? loss : null }));
+  await store.put(key, file);
+  return loss;
 }
 
 /** Runs trainer.evaluate on one checkpoint folder ('' for the untrained model); its last JSON line's "loss". */
