@@ -128,10 +128,12 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
         },
       });
       const state = latest ?? resumed ?? req.from;
-      if (!state)
-        throw new TrainerCrashedBeforeCheckpoint(
-          `the trainer wrote no checkpoint in ${checkpointDir} (pattern ${cfg.checkpointPattern}) before it stopped`,
-        );
+      if (!state) {
+        const why = `the trainer wrote no checkpoint in ${checkpointDir} (pattern ${cfg.checkpointPattern}) before it stopped`;
+        // At the deadline a retry would stop at once again: nothing to train from, and no time.
+        if (watched.stoppedEarly) throw new CheckpointError(`${why} for the training deadline`);
+        throw new TrainerCrashedBeforeCheckpoint(why);
+      }
       const metricsKey = `${segKey}/metrics-attempt-${hooks.attempt}.jsonl`;
       const metricsFile = path.join(dir, 'metrics.jsonl');
       await fs.writeFile(metricsFile, metrics.join('\n') + '\n');
