@@ -32,6 +32,7 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'model-hash': modelHashBench,
   'commit-latency': (work) => import('./commit-latency').then((m) => m.commitLatencyBench(work)),
   deadline: deadlineBench,
+  'deadline-torch': (work) => import('./deadline-torch').then((m) => m.deadlineTorchBench(work)),
 };
 
 async function main(): Promise<void> {
