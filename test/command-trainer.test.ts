@@ -1,6 +1,6 @@
 // The command trainer's pure parts: progress from log lines (Connito's structlog console lines,
-// colours and all), our JSON-lines protocol, Prometheus text, checkpoint discovery, the choice of
-// the best checkpoint, and the per-attempt config (read back by PyYAML, the trainer's own reader).
+// colours and all), our JSON-lines protocol, Prometheus text, checkpoint discovery, and the
+// per-attempt config (read back by PyYAML, the trainer's own reader).
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseOrExplain, TrainerSchema } from '../common/config';
 import { attemptConfig, fill, toYaml } from '../trainers/command/attempt-config';
-import { bestCheckpoint, discoverCheckpoints } from '../trainers/command/checkpoints';
+import { discoverCheckpoints } from '../trainers/command/checkpoints';
 import {
   makeLogParser,
   parseProtocolLine,
@@ -122,7 +122,7 @@ describe('Prometheus text', () => {
   });
 });
 
-describe('checkpoint discovery and choice', () => {
+describe('checkpoint discovery', () => {
   it("finds Connito's globalver_/inneropt_ folders in training order, skipping temp folders and files", async () => {
     const dir = tempDir();
     for (const d of [
@@ -144,14 +144,6 @@ describe('checkpoint discovery and choice', () => {
       ],
     );
     assert.deepEqual(await discoverCheckpoints(path.join(dir, 'absent'), '^x(?<step>\\d+)$'), []);
-  });
-
-  it('the best is the lowest finite held-out loss, not the latest; ties go to the earlier step', () => {
-    const c = (step: number, heldOutLoss: number) => ({ step, heldOutLoss });
-    assert.deepEqual(bestCheckpoint([c(100, 3.2), c(200, 3.0), c(300, 3.1)]), c(200, 3.0));
-    assert.deepEqual(bestCheckpoint([c(100, NaN), c(200, 3.5), c(300, Infinity)]), c(200, 3.5));
-    assert.deepEqual(bestCheckpoint([c(100, 3.0), c(200, 3.0)]), c(100, 3.0));
-    assert.equal(bestCheckpoint([c(100, NaN)]), undefined);
   });
 });
 

@@ -1,6 +1,6 @@
 // Checkpoints an external trainer writes into its output folder, found by name (Connito's layout
 // by default: globalver_{v}_inneropt_{n}/, written as .tmp_<name> and renamed, so a folder with the
-// name is complete), and the choice between evaluated ones.
+// name is complete). Which one is published is the training loop's choice: the best segment state.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -29,20 +29,4 @@ export async function discoverCheckpoints(dir: string, pattern: string): Promise
     found.push({ name: e.name, dir: path.join(dir, e.name), version: Number(g.version ?? 0), step: Number(g.step) });
   }
   return found.sort((a, b) => a.version - b.version || a.step - b.step);
-}
-
-export interface EvaluatedCheckpoint {
-  step: number;
-  heldOutLoss: number; // NaN when non-finite
-}
-
-/** The lowest finite held-out loss (on a tie, the earlier step: no more training for nothing); undefined if none is finite. */
-export function bestCheckpoint<T extends EvaluatedCheckpoint>(evaluated: T[]): T | undefined {
-  let best: T | undefined;
-  for (const c of evaluated) {
-    if (!Number.isFinite(c.heldOutLoss)) continue;
-    if (!best || c.heldOutLoss < best.heldOutLoss || (c.heldOutLoss === best.heldOutLoss && c.step < best.step))
-      best = c;
-  }
-  return best;
 }

@@ -100,7 +100,9 @@ export async function watchTrainer(cfg: CommandTrainerInput, log: Logger, opts: 
       }
     }));
   const scrape =
-    cfg.progress.format === 'prometheus' ? prometheusScraper(cfg.progress, apply, log) : async () => undefined;
+    cfg.progress.format === 'prometheus'
+      ? prometheusScraper(cfg.progress, opts.startStep, apply, log)
+      : async () => undefined;
   let lastScrape = 0;
   const stopBy = opts.stopAt === undefined ? undefined : opts.stopAt - grace.sigintGraceMs - grace.sigtermGraceMs;
   const timer = setInterval(() => {
@@ -145,6 +147,7 @@ export async function watchTrainer(cfg: CommandTrainerInput, log: Logger, opts: 
 
 function prometheusScraper(
   src: Extract<CommandTrainerInput['progress'], { format: 'prometheus' }>,
+  startStep: number,
   apply: (u: ProgressUpdate) => void,
   log: Logger,
 ): () => Promise<void> {
@@ -166,7 +169,7 @@ function prometheusScraper(
         lr: m.get(src.metrics.lr),
         tokensPerSec: m.get(src.metrics.tokensPerSec),
         ...(stepMetric !== undefined ? { step: stepMetric } : {}),
-        ...(src.metrics.step === null ? { step: counted } : {}),
+        ...(src.metrics.step === null ? { step: startStep + counted } : {}),
       });
     } catch (err) {
       log.debug({ err }, 'prometheus scrape failed (the trainer may still be starting)');
