@@ -22,6 +22,7 @@ const PERMANENT = new Set([
   'ObjectNotFoundError', // a named store object (e.g. training.initFrom's state) is absent: retrying reads the same absence
   'ModelTooLargeError', // the model and batch cannot fit this machine's memory
   'BackendAbortError', // the TensorFlow.js backend aborted (e.g. out of wasm memory); retrying the same task aborts again
+  'TrainerRestartsExhaustedError', // an external trainer crashed more often than trainer.maxRestarts allows
 ]);
 
 export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {

@@ -34,6 +34,7 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'commit-latency': (work) => import('./commit-latency').then((m) => m.commitLatencyBench(work)),
   deadline: deadlineBench,
   'hub-transfer': hubTransferBench,
+  'deadline-torch': (work) => import('./deadline-torch').then((m) => m.deadlineTorchBench(work)),
 };
 
 async function main(): Promise<void> {

@@ -1,6 +1,7 @@
 // The one input of a mining cycle, validated by zod wherever it crosses a boundary (CLI, workflow,
 // activity). Every field has a default, so `{}` is a valid cycle: the embedded demo.
 import { z } from 'zod';
+import { CommandTrainerSchema } from '../trainers/command/schema';
 
 export const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
@@ -215,8 +216,11 @@ export const EvalSchema = z
   })
   .strict();
 
-/** Which trainer runs the steps (trainers/<kind>/): today the built-in TensorFlow.js GPT. */
-export const TrainerSchema = z.discriminatedUnion('kind', [z.object({ kind: z.literal('tfjs') }).strict()]);
+/** Which trainer runs the steps (trainers/<kind>/): the built-in TensorFlow.js GPT, or an external command. */
+export const TrainerSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('tfjs') }).strict(),
+  CommandTrainerSchema,
+]);
 
 /**
  * What the shared training loop needs (workflows/training-loop.ts): the same for every subnet.

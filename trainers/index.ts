@@ -3,6 +3,7 @@
 import type { TrainerInput } from '../common/config';
 import type { Logger } from '../infra/log';
 import type { CheckpointStore } from '../infra/store/store';
+import { createCommandTrainer } from './command';
 import { createTfjsTrainer } from './tfjs';
 import type { Trainer } from './trainer';
 
@@ -13,6 +14,7 @@ export function createTrainers(
 ): (config: TrainerInput) => Trainer {
   const trainers = new Map<TrainerInput['kind'], Trainer>([
     ['tfjs', createTfjsTrainer(dataDir, store, log.child({ trainer: 'tfjs' }))],
+    ['command', createCommandTrainer(dataDir, store, log.child({ trainer: 'command' }))],
   ]);
   return (config) => {
     const t = trainers.get(config.kind);

@@ -1,0 +1,290 @@
+// The engine held equal: the same PyTorch miner (miners/torch, Connito's train.py interface), once
+// driven by a real miningCycle through the `command` trainer (curation, LR range test, segments
+// with best-checkpoint choice and backtracking, the deadline), once run plainly on the raw corpus
+// for the same wall clock (its config's LR, stopped with SIGINT when the time is up, its last
+// checkpoint). Both scored by the same evaluator (miners/torch/evaluate.py, the validator's
+// computation) on clean in-domain text neither saw. Lower loss is better: ratio = reference / ours.
+// Also: the supervision's overhead as a share of the window — the CPU time of the supervisor
+// processes (from /proc) — and the share of the window spent outside the trainer (process starts,
+// evaluations, the LR range test). The worker's own trainer code (line parsing, publishing,
+// heartbeats) runs in the worker process beside Temporal and the devnet and is not separated here.
+//   npm run bench -- deadline-torch [--seconds 120]
+import { execFileSync } from 'node:child_process';
+import { promises as fs, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { TASK_QUEUES } from '../common/queues';
+import { normalise } from '../curation/clean';
+import { ensureDevServer } from '../infra/dev-server';
+import { disconnectAllChains } from '../infra/chain/subtensor';
+import { projectRoot } from '../infra/paths';
+import { openStore, startLocalDevnet } from '../infra/runtime';
+import { loadSettings } from '../infra/settings';
+import { connectClient, connectWorker } from '../infra/temporal';
+import { Rng } from '../model/rng';
+import type { CycleResult } from '../subnets/connito/types';
+import { torchMinerTrainer } from '../trainers/command';
+import { toYaml } from '../trainers/command/attempt-config';
+import { runSupervised } from '../trainers/command/process';
+import { restoreCheckpoint } from '../trainers/command/states';
+import { createControlWorker } from '../workers/control';
+import { createGpuWorker } from '../workers/gpu';
+import { miningCycle, statusQuery } from '../workflows';
+import { brownDocs, junkDoc, nearCopy } from './corpora';
+import { benchLine, note } from './report';
+
+const PYTHON = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
+const MINER = path.join(projectRoot(), 'miners', 'torch');
+const MODEL = {
+  seqLen: 64,
+  dModel: 64,
+  nLayer: 2,
+  nHead: 4,
+  tokenizer: 'bytes' as const,
+  moe: { experts: 4, topK: 2 },
+};
+const TRAINING = { batchSize: 16, learningRate: 3e-3, warmupSteps: 20 };
+const EVAL = { maxTokens: 32_768, batchSize: 16 };
+
+export async function deadlineTorchBench(work: string): Promise<void> {
+  const budget = secondsFlag(120);
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'mf-deadline-torch-'));
+  const data = await buildCorpus(work, root);
+  note(`corpus: ${data.rawDocs} raw documents; held-out: ${data.evalDocs} clean in-domain documents neither run sees`);
+
+  const ours = await runOurs(root, data.corpusDir, data.referenceDir, budget);
+  note(
+    `ours: window ${ours.windowSeconds.toFixed(1)} s, ${ours.result.segments.length} segments, decisions ${ours.result.decisions.map((d) => d.action).join(',')}, LR ${ours.result.training.learningRate.toExponential(2)}${ours.result.training.lrFind ? ` (LR range test: ${ours.result.training.lrFind.steps} points in ${ours.result.training.lrFind.seconds.toFixed(1)} s)` : ''}, published step ${ours.result.checkpoint.steps}`,
+  );
+  const reference = await runReference(root, data.rawJsonl, ours.windowSeconds);
+  note(
+    `reference: ${reference.step} steps in ${ours.windowSeconds.toFixed(1)} s on the raw corpus at LR ${TRAINING.learningRate}`,
+  );
+
+  const oursLoss = await heldOutLoss(root, ours.checkpointDir, data.evalJsonl);
+  const refLoss = await heldOutLoss(root, reference.checkpointDir, data.evalJsonl);
+  for (const [who, loss] of [
+    ['ours', oursLoss],
+    ['reference', refLoss],
+  ] as const)
+    if (!Number.isFinite(loss)) throw new Error(`${who}: held-out loss ${loss}; no ratio from a broken run`);
+  benchLine('deadline-loss-torch', oursLoss, 'nats', refLoss, 'nats', refLoss / oursLoss);
+  note(
+    `supervision overhead: ${((100 * ours.supervisorCpuSeconds) / ours.windowSeconds).toFixed(2)}% of the window (${ours.supervisorCpuSeconds.toFixed(2)} CPU s of supervisor processes in ${ours.windowSeconds.toFixed(1)} s); outside the trainer (process starts, evaluations, LR range test): ${((100 * Math.max(0, ours.windowSeconds - ours.trainerSeconds)) / ours.windowSeconds).toFixed(1)}%`,
+  );
+}
+
+function secondsFlag(fallback: number): number {
+  const i = process.argv.indexOf('--seconds');
+  if (i < 0) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!(n >= 30)) throw new Error(`--seconds ${process.argv[i + 1]}: expected a number of seconds ≥ 30`);
+  return n;
+}
+
+/** The polluted Brown corpus (genre j in-domain; off-domain genres, near copies, junk), as files and as raw .jsonl. */
+async function buildCorpus(work: string, root: string) {
+  const rng = new Rng(11);
+  const domain = await brownDocs(path.join(work, 'corpora'), 'j');
+  for (let i = domain.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [domain[i], domain[j]] = [domain[j], domain[i]];
+  }
+  const [reference, evalDocs, inDomain] = [domain.slice(0, 20), domain.slice(20, 35), domain.slice(35)];
+  const offDomain = await brownDocs(path.join(work, 'corpora'), 'klmnpr');
+  const corpusDir = path.join(root, 'corpus');
+  const referenceDir = path.join(root, 'reference');
+  await fs.mkdir(corpusDir, { recursive: true });
+  await fs.mkdir(referenceDir, { recursive: true });
+  for (const d of reference) await fs.writeFile(path.join(referenceDir, d.name), d.text);
+  const raw: string[] = [];
+  const add = async (name: string, text: string) => {
+    await fs.writeFile(path.join(corpusDir, name), text);
+    raw.push(normalise(text));
+  };
+  for (const d of [...inDomain, ...offDomain]) await add(d.name, d.text);
+  for (let i = 0; i < 4; i++)
+    for (let k = 0; k < 15; k++) await add(`copy-${i}-${k}.txt`, nearCopy(inDomain[i].text, rng));
+  for (let i = 0; i < 120; i++) await add(`junk-${i}.txt`, junkDoc(rng));
+  const jsonl = (docs: string[]) => docs.map((text) => JSON.stringify({ text })).join('\n') + '\n';
+  const rawJsonl = path.join(root, 'raw.jsonl');
+  const evalJsonl = path.join(root, 'eval.jsonl');
+  await fs.writeFile(rawJsonl, jsonl(raw));
+  await fs.writeFile(evalJsonl, jsonl(evalDocs.map((d) => normalise(d.text))));
+  return { corpusDir, referenceDir, rawJsonl, evalJsonl, rawDocs: raw.length, evalDocs: evalDocs.length };
+}
+
+async function runOurs(root: string, corpusDir: string, referenceDir: string, budget: number) {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const [port, uiPort] = [await freePort(), await freePort()];
+  const settings = loadSettings({
+    ...process.env,
+    MINERFLOW_DATA_DIR: await fs.mkdtemp(path.join(os.tmpdir(), 'mf-dt-')),
+    TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+    MINERFLOW_UI_URL: `http://127.0.0.1:${uiPort}`,
+    MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:j',
+    MINERFLOW_CHAIN: 'devnet',
+    MINERFLOW_DATA_ROOTS: root,
+    MINERFLOW_LOCAL_BLOCK_MS: '200',
+    MINERFLOW_LOCAL_PHASES:
+      'Distribute:1,Train:4,MinerCommit1:75,MinerCommit2:75,Submission:2,Validate:5,Merge:1,ValidatorCommit1:1,ValidatorCommit2:1',
+  });
+  const input = {
+    trainer: {
+      ...torchMinerTrainer({ python: PYTHON, checkpointInterval: 100 }),
+      stop: { sigintGraceSeconds: 3, sigtermGraceSeconds: 2 },
+    },
+    corpus: { path: corpusDir },
+    curate: { heldOutFraction: 0.05, domain: { reference: referenceDir, quantile: 0.05 } },
+    model: MODEL,
+    training: { ...TRAINING, steps: 100_000, segmentSteps: 300, lrFind: { enabled: true, steps: 60 } },
+    eval: { maxTokens: 8192 },
+    commit: { minTrainSeconds: budget, reserveSeconds: 15, maxRounds: 3 },
+    score: { timeoutSeconds: 30, pollSeconds: 1 },
+  };
+  const server = await ensureDevServer(settings, note);
+  const devnet = await startLocalDevnet(settings, { log: () => undefined });
+  settings.chain.url = devnet.url;
+  const connection = await connectWorker(settings);
+  const workers = [await createControlWorker(settings, connection), await createGpuWorker(settings, connection)];
+  const running = workers.map((w) => w.run());
+  try {
+    const client = await connectClient(settings);
+    const handle = await client.workflow.start(miningCycle, {
+      taskQueue: TASK_QUEUES.control,
+      workflowId: `bench-deadline-torch-${Date.now()}`,
+      args: [input],
+    });
+    note(`ours: miningCycle ${handle.workflowId}`);
+    const supervisorCpu = sampleSupervisorCpu();
+    const result: CycleResult = await handle.result();
+    const supervisorCpuSeconds = supervisorCpu.stop();
+    const status = await handle.query(statusQuery);
+    const events = status.events;
+    const windowStart = Date.parse(
+      events.find((e) => /(LR range test: \d+ steps| training \d+ steps)/.test(e))!.slice(0, 24),
+    );
+    const windowSeconds = (status.trainingDeadline! - windowStart) / 1000;
+    const store = openStore(settings.store, settings);
+    const checkpointDir = (await restoreCheckpoint(store, result.training.best, path.join(root, 'ours'))).dir;
+    return {
+      result,
+      windowSeconds,
+      checkpointDir,
+      trainerSeconds: result.segments.reduce((a, s) => a + s.seconds, 0),
+      supervisorCpuSeconds,
+    };
+  } finally {
+    for (const w of workers) w.shutdown();
+    await Promise.allSettled(running);
+    await connection.close();
+    await server.stop();
+    await disconnectAllChains();
+    await devnet.close();
+  }
+}
+
+/** CPU seconds of every supervisor.js process, sampled from /proc each second (they come and go with segments). */
+function sampleSupervisorCpu(): { stop(): number } {
+  const last = new Map<number, number>();
+  const tick = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat on Linux
+  const sample = () => {
+    const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+    for (const line of out.split('\n')) {
+      const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+      if (!m || !m[2].includes('supervisor.js')) continue;
+      try {
+        const stat = readFileSync(`/proc/${m[1]}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        last.set(Number(m[1]), (Number(f[11]) + Number(f[12])) / tick);
+      } catch {
+        // gone between ps and the read
+      }
+    }
+  };
+  const timer = setInterval(sample, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return [...last.values()].reduce((a, b) => a + b, 0);
+    },
+  };
+}
+
+/** The same miner, plainly: one run on the raw corpus at the config's LR, SIGINT when the time is up. */
+async function runReference(root: string, rawJsonl: string, seconds: number) {
+  const dir = path.join(root, 'reference-run');
+  const checkpoints = path.join(dir, 'checkpoints');
+  await fs.mkdir(checkpoints, { recursive: true });
+  const config = path.join(dir, 'config.yaml');
+  await fs.writeFile(
+    config,
+    toYaml({
+      model: { d_model: MODEL.dModel, n_layer: MODEL.nLayer, n_head: MODEL.nHead, seed: 0 },
+      moe: { num_experts: MODEL.moe.experts, num_experts_per_tok: MODEL.moe.topK, num_worker_groups: 2 },
+      opt: { lr: TRAINING.learningRate },
+      // A plain miner plans its schedule for the time it has: steps at the engine's speed, measured by us.
+      sched: { warmup_steps: TRAINING.warmupSteps, total_steps: 100_000 },
+      task: { exp: { data: { batch_size: TRAINING.batchSize, sequence_length: MODEL.seqLen, train_file: rawJsonl } } },
+      ckpt: { checkpoint_path: checkpoints, checkpoint_interval: 1_000_000 },
+      log: { format: 'jsonl' },
+    }) + '\n',
+  );
+  let step = 0;
+  const proc = runSupervised({
+    argv: [PYTHON, path.join(MINER, 'train.py'), '--path', config],
+    env: { OMP_NUM_THREADS: '1' },
+    onLine: (line) => {
+      const m = /"step": (\d+)/.exec(line);
+      if (m) step = Number(m[1]);
+    },
+  });
+  const timer = setTimeout(() => void proc.stop({ sigintGraceMs: 3000, sigtermGraceMs: 2000 }), seconds * 1000);
+  await proc.exited;
+  clearTimeout(timer);
+  const found = (await fs.readdir(checkpoints)).filter((n) => n.startsWith('globalver_')).sort();
+  if (!found.length) throw new Error('the reference run wrote no checkpoint');
+  return { step, checkpointDir: path.join(checkpoints, found.at(-1)!) };
+}
+
+async function heldOutLoss(root: string, checkpointDir: string, evalJsonl: string): Promise<number> {
+  const config = path.join(root, 'eval-config.yaml');
+  await fs.writeFile(
+    config,
+    toYaml({
+      model: { d_model: MODEL.dModel, n_layer: MODEL.nLayer, n_head: MODEL.nHead, seed: 0 },
+      moe: { num_experts: MODEL.moe.experts, num_experts_per_tok: MODEL.moe.topK },
+      task: { exp: { data: { sequence_length: MODEL.seqLen } } },
+    }) + '\n',
+  );
+  const out = execFileSync(
+    PYTHON,
+    [
+      path.join(MINER, 'evaluate.py'),
+      '--path',
+      config,
+      '--checkpoint',
+      checkpointDir,
+      '--heldout',
+      evalJsonl,
+      '--max-tokens',
+      String(EVAL.maxTokens),
+    ],
+    { encoding: 'utf8' },
+  );
+  return (JSON.parse(out.trim().split('\n').at(-1)!) as { loss: number }).loss;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}

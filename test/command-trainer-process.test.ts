@@ -1,0 +1,254 @@
+// The command trainer driving the real PyTorch miner (miners/torch, Debian torch) with a real store:
+// a segment and its checkpoint in Connito's layout, the torch export scored by the validator's own
+// TensorFlow.js evaluation, a SIGKILLed trainer resumed from its latest checkpoint, a backtrack
+// restarting from an earlier checkpoint with the lower LR, the deadline, and no trainer left
+// running after its worker is SIGKILLed (the process table says so).
+import { strict as assert } from 'node:assert';
+import { execFileSync, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { CurateSchema, EvalSchema, ModelSchema, TrainingSchema } from '../common/config';
+import type { DatasetRef, SegmentResult } from '../common/types';
+import { makeCurate } from '../activities/curate';
+import { readSplit } from '../curation/curate';
+import { openStore } from '../infra/runtime';
+import { initBackend } from '../model/backend';
+import { loadWeights } from '../model/checkpoint';
+import { evaluate } from '../model/evaluate';
+import { disposeWeights } from '../model/gpt';
+import { ByteTokenizer } from '../model/tokenizer';
+import { createCommandTrainer, torchMinerTrainer } from '../trainers/command';
+import type { SegmentRequest, TrainerHooks } from '../trainers/trainer';
+import { testLogger } from './helpers/activities';
+import { testSettings } from './helpers/settings';
+
+const PYTHON = path.join(__dirname, '..', '.tools', 'venv-torch', 'bin', 'python');
+const model = ModelSchema.parse({
+  seqLen: 32,
+  dModel: 32,
+  nLayer: 2,
+  nHead: 2,
+  tokenizer: 'bytes',
+  moe: { experts: 4, topK: 2 },
+});
+const training = TrainingSchema.parse({
+  steps: 60,
+  segmentSteps: 20,
+  batchSize: 8,
+  learningRate: 5e-3,
+  warmupSteps: 5,
+});
+const evalInput = EvalSchema.parse({ maxTokens: 4096 });
+
+const settings = testSettings();
+const store = openStore(settings.store);
+const trainer = createCommandTrainer(settings.dataDir, store, testLogger);
+let dataset: DatasetRef;
+
+before(async () => {
+  dataset = await new MockActivityEnvironment().run(makeCurate(settings, store), {
+    corpus: { path: 'sample:brown:a', format: 'auto' as const, textField: 'text' },
+    curate: CurateSchema.parse({ heldOutFraction: 0.1 }),
+  });
+});
+
+function segment(o: Partial<SegmentRequest> & { runId: string }): SegmentRequest {
+  return {
+    segment: 1,
+    dataset,
+    trainer: torchMinerTrainer({ python: PYTHON, checkpointInterval: 5 }),
+    model,
+    training,
+    eval: evalInput,
+    plannedSteps: training.steps,
+    from: null,
+    untilStep: 20,
+    lrScale: 1,
+    ...o,
+  };
+}
+
+function hooks(
+  attempt = 1,
+  onProgress: (p: Record<string, unknown>) => void = () => {},
+  signal = new AbortController().signal,
+): TrainerHooks {
+  return { progress: (p) => onProgress(p as Record<string, unknown>), signal, attempt };
+}
+
+/** Processes whose command line contains `needle`: the process table, not our bookkeeping. */
+function processesWith(needle: string): { pid: number; pgid: number; args: string }[] {
+  return execFileSync('ps', ['-eo', 'pid=,pgid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => !!m && m[3].includes(needle) && !m[3].startsWith('ps '))
+    .map((m) => ({ pid: Number(m[1]), pgid: Number(m[2]), args: m[3] }));
+}
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('command trainer with the PyTorch miner', () => {
+  let first: SegmentResult;
+
+  it("trains a segment, keeps its checkpoint in Connito's layout, and the validator's loader scores the torch export as torch does", async () => {
+    first = await trainer.trainSegment(segment({ runId: 'basic' }), hooks());
+    assert.equal(first.endStep, 20);
+    assert.equal(first.state.step, 20);
+    assert.match(first.state.key, /segment-1\/globalver_0_inneropt_20$/);
+    for (const f of ['model_expgroup_0.pt', 'model_expgroup_1.pt', 'model_shared.pt', 'inner_optimizer.pt'])
+      assert.ok(await store.exists(`${first.state.key}/${f}`), f);
+    // torch reads the shards; each expert-group shard holds only its own experts.
+    const keys = execFileSync(
+      PYTHON,
+      [
+        '-c',
+        'import sys, torch; print(" ".join(sorted(torch.load(sys.argv[1])["model_state_dict"])))',
+        await store.get(`${first.state.key}/model_expgroup_1.pt`),
+      ],
+      { encoding: 'utf8' },
+    )
+      .trim()
+      .split(' ');
+    assert.ok(keys.length > 0 && keys.every((k) => /\.moe\.experts\.(1|3)\./.test(k)), keys.join(' '));
+    assert.ok(first.heldOutLoss < Math.log(256) - 0.5, `held-out ${first.heldOutLoss}`);
+
+    const exported = await trainer.exportModel(
+      { dataset, trainer: segment({ runId: 'x' }).trainer, model, eval: evalInput, state: first.state },
+      hooks(),
+    );
+    assert.equal(exported.heldOutLoss, first.heldOutLoss);
+    assert.ok(exported.heldOutLoss < exported.baselineLoss);
+    // What the devnet validator does (subnets/connito/validator.ts): load by the manifest's model, byte tokens, evaluate().
+    await initBackend('auto', () => {});
+    const cfg = exported.model as unknown as Parameters<typeof loadWeights>[1];
+    const weights = await loadWeights(exported.weightsFile, cfg);
+    const tokens = new ByteTokenizer().encodeDocuments(await readSplit(await store.get(dataset.heldOutKey)));
+    const tfjsLoss = evaluate(weights, cfg, tokens, evalInput).loss;
+    disposeWeights(weights);
+    assert.ok(Math.abs(tfjsLoss - exported.heldOutLoss) < 2e-3, `tfjs ${tfjsLoss} vs torch ${exported.heldOutLoss}`);
+  });
+
+  it('a backtrack restarts from the earlier checkpoint with the LR scaled, written into that attempt’s config', async () => {
+    const lines: string[] = [];
+    const result = await trainer.trainSegment(
+      segment({ runId: 'basic', segment: 3, from: first.state, untilStep: 30, lrScale: 0.25 }),
+      hooks(1, (p) => lines.push(JSON.stringify(p))),
+    );
+    assert.equal(result.startStep, 20);
+    assert.equal(result.endStep, 30);
+    const config = await fs.readFile(
+      path.join(settings.dataDir, 'work/command/basic/segment-3/attempt-1/config.yaml'),
+      'utf8',
+    );
+    assert.match(config, new RegExp(`"lr": ${training.learningRate * 0.25}\\b`));
+    const firstProgress = JSON.parse(lines.find((l) => l.includes('"stage":"training"'))!) as {
+      resumeFrom: string;
+      step: number;
+    };
+    assert.equal(firstProgress.resumeFrom, first.state.key);
+    assert.ok(firstProgress.step > 20 && firstProgress.step <= 30);
+  });
+
+  it('SIGKILL of the trainer mid-segment fails the attempt as a crash; the next attempt resumes from its latest checkpoint', async () => {
+    const req = segment({ runId: 'crash', untilStep: 100 });
+    let killed: number | undefined;
+    const attempt1 = trainer.trainSegment(
+      req,
+      hooks(1, (p) => {
+        // Step 12 in progress: the checkpoints at 5 and 10 are on disk.
+        if (killed === undefined && p.stage === 'training' && (p.step as number) >= 12) {
+          const [proc] = processesWith(path.join('crash', 'segment-1', 'attempt-1', 'config.yaml'));
+          killed = p.step as number;
+          process.kill(proc.pid, 'SIGKILL');
+        }
+      }),
+    );
+    await assert.rejects(
+      attempt1,
+      (err: Error) => err.name === 'TrainerCrashedError' && /status 137/.test(err.message),
+    );
+    assert.ok(killed! >= 12);
+    const progress: Record<string, unknown>[] = [];
+    const attempt2 = await trainer.trainSegment(
+      req,
+      hooks(2, (p) => progress.push(p)),
+    );
+    const resumedAt = progress.find((p) => p.stage === 'training' && typeof p.resumeFrom === 'string')!;
+    assert.match(resumedAt.resumeFrom as string, /segment-1\/globalver_0_inneropt_(\d+)$/);
+    const resumedStep = Number(/inneropt_(\d+)$/.exec(resumedAt.resumeFrom as string)![1]);
+    assert.ok(resumedStep >= 10 && resumedStep < killed!, `resumed at ${resumedStep}, killed at step ${killed}`);
+    assert.ok((resumedAt.step as number) > resumedStep, 'its first step is after the checkpoint, not step 1');
+    assert.equal(resumedAt.restores, 1);
+    assert.equal(attempt2.attempt, 2);
+    assert.equal(attempt2.startStep, 0);
+    assert.equal(attempt2.endStep, 100);
+  });
+
+  it('the deadline stops the trainer (SIGINT: it saves and exits) before stopAt, keeping what it trained', async () => {
+    const t = {
+      ...torchMinerTrainer({ python: PYTHON, checkpointInterval: 1000 }),
+      stop: { sigintGraceSeconds: 3, sigtermGraceSeconds: 1 },
+    };
+    const stopAt = Date.now() + 12_000;
+    const result = await trainer.trainSegment(
+      segment({ runId: 'deadline', trainer: t, untilStep: 100_000, plannedSteps: 100_000, stopAt }),
+      hooks(),
+    );
+    const gone = Date.now();
+    assert.ok(result.stoppedEarly);
+    assert.ok(result.endStep > 0 && result.endStep < 100_000);
+    assert.deepEqual(processesWith(path.join('deadline', 'segment-1')), []);
+    // The trainer was gone by stopAt (the evaluation after it takes a moment more).
+    const metrics = await fs.stat(
+      path.join(settings.dataDir, 'work/command/deadline/segment-1/attempt-1/metrics.jsonl'),
+    );
+    assert.ok(metrics.mtimeMs <= stopAt + 500, `trainer ended ${metrics.mtimeMs - stopAt} ms after stopAt`);
+    assert.ok(gone > stopAt - 4_000, 'it was stopped for the deadline, not before its grace periods');
+  });
+
+  it('SIGKILL of the worker leaves no trainer running: the supervisor ends the group (process table)', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(__dirname, 'helpers', 'command-segment-child.ts'),
+        settings.dataDir,
+        settings.store,
+        JSON.stringify(dataset),
+        PYTHON,
+        JSON.stringify(training),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await until(
+      'the trainer to run',
+      () =>
+        new Promise<true | undefined>((r) =>
+          child.stdout!.once('data', (d: Buffer) => r(d.toString().includes('TRAINER_RUNNING') ? true : undefined)),
+        ),
+    );
+    const needle = path.join('orphan', 'segment-1', 'attempt-1', 'config.yaml');
+    const [running] = processesWith(needle);
+    assert.ok(running, 'the trainer runs');
+    assert.notEqual(
+      running.pgid,
+      child.pid,
+      'the trainer is not in the worker’s process group: killing that group would not reach it',
+    );
+    child.kill('SIGKILL');
+    await until('the trainer to be gone', () => (processesWith(needle).length === 0 ? true : undefined), 20_000);
+    assert.deepEqual(processesWith(needle), []);
+    assert.deepEqual(processesWith(`-- ${PYTHON}`), [], 'no supervisor left either');
+  });
+});
