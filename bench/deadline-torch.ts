@@ -16,14 +16,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { TASK_QUEUES } from '../common/queues';
-import { normalise } from '../curation/clean';
+
 import { ensureDevServer } from '../infra/dev-server';
 import { disconnectAllChains } from '../infra/chain/subtensor';
 import { projectRoot } from '../infra/paths';
 import { openStore, startLocalDevnet } from '../infra/runtime';
 import { loadSettings } from '../infra/settings';
 import { connectClient, connectWorker } from '../infra/temporal';
-import { Rng } from '../model/rng';
+
 import type { CycleResult } from '../subnets/connito/types';
 import { torchMinerTrainer } from '../trainers/command';
 import { toYaml } from '../trainers/command/attempt-config';
@@ -32,7 +32,7 @@ import { restoreCheckpoint } from '../trainers/command/states';
 import { createControlWorker } from '../workers/control';
 import { createGpuWorker } from '../workers/gpu';
 import { miningCycle, statusQuery } from '../workflows';
-import { brownDocs, junkDoc, nearCopy } from './corpora';
+import { buildCorpus as buildDeadlineCorpus } from './deadline';
 import { benchLine, note } from './report';
 
 const PYTHON = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
@@ -84,36 +84,15 @@ function secondsFlag(fallback: number): number {
   return n;
 }
 
-/** The polluted Brown corpus (genre j in-domain; off-domain genres, near copies, junk), as files and as raw .jsonl. */
+/** The deadline bench's polluted corpus (no binary files: the plain run reads text), also as raw .jsonl. */
 async function buildCorpus(work: string, root: string) {
-  const rng = new Rng(11);
-  const domain = await brownDocs(path.join(work, 'corpora'), 'j');
-  for (let i = domain.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [domain[i], domain[j]] = [domain[j], domain[i]];
-  }
-  const [reference, evalDocs, inDomain] = [domain.slice(0, 20), domain.slice(20, 35), domain.slice(35)];
-  const offDomain = await brownDocs(path.join(work, 'corpora'), 'klmnpr');
-  const corpusDir = path.join(root, 'corpus');
-  const referenceDir = path.join(root, 'reference');
-  await fs.mkdir(corpusDir, { recursive: true });
-  await fs.mkdir(referenceDir, { recursive: true });
-  for (const d of reference) await fs.writeFile(path.join(referenceDir, d.name), d.text);
-  const raw: string[] = [];
-  const add = async (name: string, text: string) => {
-    await fs.writeFile(path.join(corpusDir, name), text);
-    raw.push(normalise(text));
-  };
-  for (const d of [...inDomain, ...offDomain]) await add(d.name, d.text);
-  for (let i = 0; i < 4; i++)
-    for (let k = 0; k < 15; k++) await add(`copy-${i}-${k}.txt`, nearCopy(inDomain[i].text, rng));
-  for (let i = 0; i < 120; i++) await add(`junk-${i}.txt`, junkDoc(rng));
+  const data = await buildDeadlineCorpus(work, root, false);
   const jsonl = (docs: string[]) => docs.map((text) => JSON.stringify({ text })).join('\n') + '\n';
   const rawJsonl = path.join(root, 'raw.jsonl');
   const evalJsonl = path.join(root, 'eval.jsonl');
-  await fs.writeFile(rawJsonl, jsonl(raw));
-  await fs.writeFile(evalJsonl, jsonl(evalDocs.map((d) => normalise(d.text))));
-  return { corpusDir, referenceDir, rawJsonl, evalJsonl, rawDocs: raw.length, evalDocs: evalDocs.length };
+  await fs.writeFile(rawJsonl, jsonl(data.rawDocs));
+  await fs.writeFile(evalJsonl, jsonl(data.evalDocs));
+  return { ...data, rawJsonl, evalJsonl, rawDocs: data.rawDocs.length, evalDocs: data.evalDocs.length };
 }
 
 async function runOurs(root: string, corpusDir: string, referenceDir: string, budget: number) {

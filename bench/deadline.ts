@@ -161,15 +161,18 @@ function secondsFlag(fallback: number): number {
 }
 
 // --- The data ------------------------------------------------------------------------------------
-interface BenchData {
+export interface BenchData {
   corpusDir: string; // the polluted corpus, one file per document (what ours curates)
   referenceDir: string; // in-domain reference text for the domain filter
   rawDocs: string[]; // the same corpus as the reference reads it: everything, uncurated
   evalDocs: string[]; // clean in-domain held-out documents
 }
 
-/** The polluted Brown corpus of the curation-loss bench (genre j in-domain), plus malformed files. */
-async function buildCorpus(work: string, root: string): Promise<BenchData> {
+/**
+ * The polluted Brown corpus of the curation-loss bench (genre j in-domain), plus (unless
+ * `malformed` is false) binary files a reader that takes only text cannot take.
+ */
+export async function buildCorpus(work: string, root: string, malformed = true): Promise<BenchData> {
   const rng = new Rng(11);
   const domain = await brownDocs(path.join(work, 'corpora'), 'j');
   for (let i = domain.length - 1; i > 0; i--) {
@@ -193,7 +196,7 @@ async function buildCorpus(work: string, root: string): Promise<BenchData> {
     for (let k = 0; k < 15; k++) await add(`copy-${i}-${k}.txt`, nearCopy(inDomain[i].text, rng));
   for (let i = 0; i < 120; i++) await add(`junk-${i}.txt`, junkDoc(rng));
   // Malformed: binary blobs with a .txt name (a crawler's mis-typed downloads).
-  for (let i = 0; i < 10; i++)
+  for (let i = 0; i < (malformed ? 10 : 0); i++)
     await add(
       `blob-${i}.txt`,
       Uint8Array.from({ length: 4000 }, () => rng.int(256)),
