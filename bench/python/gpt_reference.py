@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from blas_check import blas_info
+
 
 def is_moe_layer(cfg, l):
     moe = cfg.get("moe")
@@ -106,13 +108,14 @@ def interop(ckpt_dir, heldout_path, max_tokens, batch):
             tgt = torch.stack([tokens[j + 1 : j + T + 1] for j in b])
             logits, _ = forward(W, cfg, ids)  # held-out loss is cross-entropy only, as evaluate.ts
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1)).item() * len(b)
-    print(json.dumps({"loss": total / len(starts), "tokens": len(starts) * T}))
+    print(json.dumps({"loss": total / len(starts), "tokens": len(starts) * T, "blas": blas_info()}))
 
 
 def throughput(cfg_path):
     c = json.load(open(cfg_path))
     torch.manual_seed(0)
     torch.set_num_threads(c.get("threads", 2))
+    blas = blas_info()  # before the clock: refuses the reference BLAS
     V, T = c["vocabSize"], c["seqLen"]
     W = {}
     for n, s in weight_shapes(c).items():
@@ -136,7 +139,7 @@ def throughput(cfg_path):
         torch.nn.utils.clip_grad_norm_(W.values(), 1.0)
         opt.step()
     dt = time.perf_counter() - t0
-    print(json.dumps({"tokens_per_sec": steps * B * T / dt, "threads": torch.get_num_threads(), "torch": torch.__version__}))
+    print(json.dumps({"tokens_per_sec": steps * B * T / dt, "threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas}))
 
 
 if __name__ == "__main__":
