@@ -68,8 +68,11 @@ async function pick(choice: BackendChoice, log: (msg: string) => void): Promise<
   for (const name of order) {
     try {
       await load(name);
+      // Why the native CPU backend did not start (the GPU one is absent on CPU hosts by design).
+      const whyNotNative = failures.find((f) => f.startsWith('tensorflow:'));
       log(
-        `minerflow: TensorFlow.js backend = ${tf.getBackend()} (${describe(name)}), ${backendThreads()} thread(s) per kernel`,
+        `minerflow: TensorFlow.js backend = ${tf.getBackend()} (${describe(name)}), ${backendThreads()} thread(s) per kernel` +
+          (whyNotNative ? `; not native because ${whyNotNative}` : ''),
       );
       return name;
     } catch (err) {
@@ -110,7 +113,7 @@ function describe(name: BackendChoice): string {
     case 'tensorflow':
       return `libtensorflow ${tfVersion()} on CPU`;
     case 'wasm':
-      return 'WebAssembly fallback, single-threaded per instance (training adds one replica thread per core when it pays); install @tensorflow/tfjs-node(-gpu) for more speed';
+      return 'WebAssembly fallback, single-threaded per instance (training adds one replica thread per core when it pays); bash scripts/setup-tfjs-node.sh builds the faster native backend';
     default:
       return 'pure JavaScript, slow';
   }
