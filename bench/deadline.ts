@@ -466,10 +466,12 @@ async function runReference(
     seconds: number;
     threads: number;
     torch: string;
+    blas: string; // reference_miner.py refuses to run on the netlib reference BLAS
   };
   note(
     `reference: PyTorch ${summary.torch} on ${summary.threads} thread(s) (the faster on this machine, probed before its clock started), ${summary.checkpoints.length} checkpoints`,
   );
+  note(`reference BLAS: ${summary.blas}`);
   const points: Point[] = [];
   for (const c of summary.checkpoints) {
     const w = await loadWeights(c.file, cfg);

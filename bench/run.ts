@@ -13,13 +13,18 @@ import { hubTransferBench } from './hub-transfer';
 import { interopBench } from './interop';
 import { modelHashBench } from './model-hash';
 import { nearDupBench } from './near-dup';
-import { trainThroughputBench } from './train-throughput';
+import { THROUGHPUT_SIZES, trainThroughputBench } from './train-throughput';
 
 const BENCHES: Record<string, (work: string) => Promise<void>> = {
   'near-dup': nearDupBench,
   'curate-memory': curateMemoryBench,
   'curation-loss': curationLossBench,
-  'train-throughput': trainThroughputBench,
+  ...Object.fromEntries(
+    Object.keys(THROUGHPUT_SIZES).map((size) => [
+      `train-throughput-${size}`,
+      (work: string) => trainThroughputBench(work, size),
+    ]),
+  ),
   // In a fresh process with a callable GC: RSS left over from earlier benches, or garbage not yet
   // collected, would otherwise read as growth.
   'train-memory': async () => {

@@ -1,17 +1,22 @@
 // Runs the PyTorch reference (bench/python/gpt_reference.py) in the venv that sees Debian's torch.
+// The Python side names the BLAS torch really runs on and refuses the netlib reference BLAS
+// (bench/python/blas_check.py): a reference no PyTorch user would run flatters us.
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { projectRoot } from '../infra/paths';
+import { note } from './report';
 
 export function torchReference(args: string[]): unknown {
   execFileSync('bash', [path.join(projectRoot(), 'scripts', 'setup-torch.sh')], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const py = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
-  return JSON.parse(
+  const out = JSON.parse(
     execFileSync(py, [path.join(__dirname, 'python', 'gpt_reference.py'), ...args], {
       encoding: 'utf8',
       maxBuffer: 1 << 24,
     }),
-  );
+  ) as { blas?: string };
+  note(`reference BLAS: ${out.blas}`);
+  return out;
 }

@@ -1,23 +1,65 @@
 // Picks the fastest TensorFlow.js backend this host can run: tfjs-node-gpu → tfjs-node → wasm.
-// The two tfjs-node packages are optionalDependencies: their install downloads libtensorflow,
-// so on an offline or GPU-less host they are simply absent and we fall back to wasm.
+// The two tfjs-node packages are optionalDependencies whose own install downloads libtensorflow
+// from Google, which most hosts cannot reach, so npm drops them. scripts/setup-tfjs-node.sh builds
+// tfjs-node instead against the TensorFlow C library inside PyPI's tensorflow-cpu wheel, into
+// .tools/tfjs-node; we load it from node_modules if there, else from there. Without either: wasm.
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { terminateAllReplicas } from './parallel';
 import { logger } from '../infra/log';
+import { projectRoot } from '../infra/paths';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 let active: Promise<string> | undefined;
 
-/** Initialises the backend once per process and returns the name of the one running. */
+/**
+ * Initialises the backend once per process and returns the name of the one running.
+ * MINERFLOW_BACKEND, if set, overrides `choice` (to run the tests or a bench on another backend).
+ */
 export function initBackend(
   choice: BackendChoice = 'auto',
   log: (msg: string) => void = (m) => logger.info(m),
 ): Promise<string> {
-  active ??= pick(choice, log);
+  active ??= pick(backendOverride() ?? choice, log);
   return active;
+}
+
+function backendOverride(): BackendChoice | undefined {
+  const env = process.env.MINERFLOW_BACKEND;
+  if (!env) return undefined;
+  if (!(BACKEND_CHOICES as readonly string[]).includes(env))
+    throw new Error(`MINERFLOW_BACKEND must be one of ${BACKEND_CHOICES.join(', ')} (got '${env}')`);
+  return env as BackendChoice;
+}
+
+/** Where scripts/setup-tfjs-node.sh installs tfjs-node (MINERFLOW_TFJS_NODE_DIR overrides). */
+export function tfjsNodeDir(): string {
+  return process.env.MINERFLOW_TFJS_NODE_DIR ?? path.join(projectRoot(), '.tools', 'tfjs-node');
+}
+
+/** Resolves a tfjs-node package from node_modules, else from the setup's own install. */
+function requireTfjsNode(pkg: string): unknown {
+  let resolved: string;
+  try {
+    resolved = require.resolve(pkg);
+  } catch {
+    resolved = require.resolve(pkg, { paths: [tfjsNodeDir()] });
+  }
+  return require(resolved);
+}
+
+/**
+ * Threads the running backend computes a kernel with: libtensorflow's intra-op pool
+ * (TF_NUM_INTRAOP_THREADS, by default one per core it may run on), or 1 per wasm instance.
+ */
+export function backendThreads(): number {
+  if (tf.getBackend() !== 'tensorflow') return 1;
+  const env = Number(process.env.TF_NUM_INTRAOP_THREADS);
+  return Number.isInteger(env) && env > 0 ? env : os.availableParallelism();
 }
 
 async function pick(choice: BackendChoice, log: (msg: string) => void): Promise<string> {
@@ -26,7 +68,12 @@ async function pick(choice: BackendChoice, log: (msg: string) => void): Promise<
   for (const name of order) {
     try {
       await load(name);
-      log(`minerflow: TensorFlow.js backend = ${tf.getBackend()} (${describe(name)})`);
+      // Why the native CPU backend did not start (the GPU one is absent on CPU hosts by design).
+      const whyNotNative = failures.find((f) => f.startsWith('tensorflow:'));
+      log(
+        `minerflow: TensorFlow.js backend = ${tf.getBackend()} (${describe(name)}), ${backendThreads()} thread(s) per kernel` +
+          (whyNotNative ? `; not native because ${whyNotNative}` : ''),
+      );
       return name;
     } catch (err) {
       failures.push(`${name}: ${firstLine(err)}`);
@@ -36,12 +83,14 @@ async function pick(choice: BackendChoice, log: (msg: string) => void): Promise<
 }
 
 async function load(name: BackendChoice): Promise<void> {
+  // libtensorflow's INFO lines (oneDNN, CPU features) on stderr say nothing a miner can act on.
+  if (name.startsWith('tensorflow')) process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
   switch (name) {
     case 'tensorflow-gpu':
-      require('@tensorflow/tfjs-node-gpu'); // registers the 'tensorflow' backend bound to CUDA
+      requireTfjsNode('@tensorflow/tfjs-node-gpu'); // registers the 'tensorflow' backend bound to CUDA
       break;
     case 'tensorflow':
-      require('@tensorflow/tfjs-node');
+      requireTfjsNode('@tensorflow/tfjs-node');
       break;
     case 'wasm':
       require('@tensorflow/tfjs-backend-wasm');
@@ -60,14 +109,20 @@ async function load(name: BackendChoice): Promise<void> {
 function describe(name: BackendChoice): string {
   switch (name) {
     case 'tensorflow-gpu':
-      return 'libtensorflow with CUDA';
+      return `libtensorflow ${tfVersion()} with CUDA`;
     case 'tensorflow':
-      return 'libtensorflow on CPU';
+      return `libtensorflow ${tfVersion()} on CPU`;
     case 'wasm':
-      return 'WebAssembly fallback, single-threaded per instance (training adds one replica thread per core when it pays); install @tensorflow/tfjs-node(-gpu) for more speed';
+      return 'WebAssembly fallback, single-threaded per instance (training adds one replica thread per core when it pays); bash scripts/setup-tfjs-node.sh builds the faster native backend';
     default:
       return 'pure JavaScript, slow';
   }
+}
+
+/** The TensorFlow C library's own version, as its binding reports it. */
+function tfVersion(): string {
+  const backend = tf.backend() as unknown as { binding?: { TF_Version?: string } };
+  return backend.binding?.TF_Version ?? '(version unknown)';
 }
 
 function firstLine(err: unknown): string {

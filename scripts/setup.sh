@@ -11,6 +11,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-audit --no-fund >&2
 fi
 bash scripts/setup-metadata.sh
+# The trainer's native CPU backend (tfjs-node on PyPI's libtensorflow); without it, training runs on wasm.
+bash scripts/setup-tfjs-node.sh || echo "setup: tfjs-node could not be built (above); training will use the wasm backend" >&2
 if [ "${1:-}" = "--with-python" ]; then
   # For tests and benchmarks: the Python peers (the Bittensor SDK, huggingface_hub, PyTorch with
   # OpenBLAS), and Temporal's time-skipping test server (Java).

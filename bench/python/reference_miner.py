@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from blas_check import blas_info  # noqa: E402
 from gpt_reference import forward  # noqa: E402  (the same model the interop bench checks)
 
 
@@ -49,6 +50,7 @@ def init_weights(c, seed):
 
 def main(cfg_path):
     c = json.load(open(cfg_path))
+    blas = blas_info()  # refuses to race on the netlib reference BLAS
     dtype = np.uint16 if c["tokenBytes"] == 2 else np.uint8
     data = torch.from_numpy(np.fromfile(c["tokens"], dtype=dtype).astype(np.int64))
     T, B, V = c["seqLen"], c["batchSize"], c["vocabSize"]
@@ -121,7 +123,7 @@ def main(cfg_path):
         step += 1
     seconds = time.perf_counter() - t0
     save(step, seconds)
-    print(json.dumps({"checkpoints": checkpoints, "steps": step, "tokens": step * B * T, "seconds": seconds, "torch": torch.__version__, "threads": threads, "threadProbe": timings}), flush=True)
+    print(json.dumps({"checkpoints": checkpoints, "steps": step, "tokens": step * B * T, "seconds": seconds, "torch": torch.__version__, "blas": blas, "threads": threads, "threadProbe": timings}), flush=True)
 
 
 if __name__ == "__main__":

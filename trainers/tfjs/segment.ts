@@ -7,7 +7,7 @@ import { EvalSchema, ModelSchema, parseOrExplain, TrainingSchema } from '../../c
 import type { SegmentResult, StateRef } from '../../common/types';
 import type { Logger } from '../../infra/log';
 import type { CheckpointStore } from '../../infra/store/store';
-import { initBackend, withBackendRecovery } from '../../model/backend';
+import { backendThreads, initBackend, withBackendRecovery } from '../../model/backend';
 import {
   EMA_FILE,
   loadInto,
@@ -141,7 +141,8 @@ async function train(
       untilStep: input.untilStep,
       params: parameterCount(weights),
       backend,
-      threads: trainer.threads,
+      threads: trainer.threads, // data-parallel replicas (wasm)
+      kernelThreads: backendThreads(), // threads each replica's kernels use (libtensorflow's intra-op pool)
     },
     'training segment',
   );
