@@ -147,7 +147,7 @@ export function printResult(settings: Settings, r: CycleResult): void {
     console.log(
       r.distribute.status === 'warm'
         ? `  distribute      started from the validators' global model v${r.distribute.globalVer} ${r.distribute.hash} (${r.distribute.repo}@${r.distribute.revision})`
-        : `  distribute      trained from the cycle's own start: ${r.distribute.reason}`,
+        : `  distribute      trained from the cycle's own start: ${r.distribute.reason}${r.distribute.excluded.map((e) => `\n                  ${e.hotkey}: ${e.reason}`).join('')}`,
     );
   console.log(`  checkpoint      ${r.checkpoint.hash} in ${r.checkpoint.location}/${r.checkpoint.key}`);
   if (r.checkpoint.hub)

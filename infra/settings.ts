@@ -10,7 +10,7 @@ import { projectRoot } from './paths';
 
 /** A short cycle for the embedded chain (1 s blocks, 2.6 minutes): room for the demo's training and 10 s commit windows. */
 export const LOCAL_DEMO_PHASES =
-  'Distribute:2,Train:120,MinerCommit1:10,MinerCommit2:10,Submission:5,Validate:5,Merge:2,ValidatorCommit1:1,ValidatorCommit2:1';
+  'Distribute:2,Train:120,MinerCommit1:10,MinerCommit2:10,Submission:5,Validate:5,Merge:10,ValidatorCommit1:3,ValidatorCommit2:3';
 
 const EnvSchema = z.object({
   MINERFLOW_DATA_DIR: z.string().min(1).optional(),

@@ -47,8 +47,11 @@ export function chooseGlobalModel(input: DistributeInput): { model?: GlobalModel
   const candidates: { hotkey: string; stake: number; commit: ValidatorCommit }[] = [];
   for (const n of input.neurons) {
     const located = input.located.get(n.hotkey);
-    if (!located) continue;
     const no = (reason: string) => excluded.push({ hotkey: n.hotkey, reason });
+    if (!located) {
+      if (whitelist.has(n.hotkey)) no('a whitelisted validator with no commitment at the end of ValidatorCommit2');
+      continue;
+    }
     if (!whitelist.has(n.hotkey)) {
       no('not in the validator whitelist');
       continue;
