@@ -1,6 +1,7 @@
 // The devnet's validator, doing what a Connito validator does with each round's submissions:
 // check the commit-1 signature over the model hash, fetch the checkpoint from the store (the
-// devnet's miners publish to one store; Connito's commit names no location), check its hash, measure held-out loss with our evaluator, score by the Connito rule.
+// devnet's miners publish to one store; Connito's commit names no location), check its hash,
+// measure held-out loss with our evaluator, score by the Connito rule.
 // Each model is scored per token of its own tokenizer (tokenizer.json beside the weights), on the
 // validator's own held-out text.
 import { signatureVerify } from '@polkadot/util-crypto';
