@@ -668,21 +668,24 @@ export function fromFloat32(name: string, data: Float32Array, shape: number[], d
   if (!(dtype in STORAGE_OF))
     throw new TorchFormatError(`tensor '${name}': dtype '${dtype}' is not supported (float32, float16 or bfloat16)`);
   const n = data.length;
-  let bytes: Uint8Array;
+  const bad = (i: number): never => {
+    throw new TorchFormatError(
+      `tensor '${name}': value ${data[i]} at index ${i} is not finite as ${dtype}; refusing to write a broken checkpoint`,
+    );
+  };
   if (dtype === 'float32') {
-    bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-  } else {
-    const out = new Uint16Array(n);
-    const conv = dtype === 'float16' ? f32ToF16 : f32ToBf16;
-    for (let i = 0; i < n; i++) out[i] = conv(data[i]);
-    bytes = new Uint8Array(out.buffer);
+    for (let i = 0; i < n; i++) if (data[i] - data[i] !== 0) bad(i); // NaN and ±Inf give NaN
+    const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    return { dtype, shape, bytes };
   }
-  const back = toFloat32({ dtype, shape, bytes });
-  for (let i = 0; i < n; i++)
-    if (back[i] - back[i] !== 0)
-      throw new TorchFormatError(
-        `tensor '${name}': value ${data[i]} at index ${i} is not finite as ${dtype}; refusing to write a broken checkpoint`,
-      );
+  const out = new Uint16Array(n);
+  const conv = dtype === 'float16' ? f32ToF16 : f32ToBf16;
+  const inf = dtype === 'float16' ? 0x7c00 : 0x7f80; // exponent all ones: Inf or NaN
+  for (let i = 0; i < n; i++) {
+    out[i] = conv(data[i]);
+    if ((out[i] & inf) === inf) bad(i);
+  }
+  const bytes = new Uint8Array(out.buffer);
   return { dtype, shape, bytes };
 }
 
