@@ -3,6 +3,8 @@
 
 export interface DatasetRef {
   id: string; // content address of the curated split
+  /** What a .jsonl line holds: text documents {text} (absent: text), or fine-tuning examples (finetune/examples.ts). */
+  kind?: 'text' | 'sft' | 'preference';
   trainKey: string; // store keys of the .jsonl files
   heldOutKey: string;
   reportKey: string;
