@@ -310,10 +310,12 @@ test('the pools hold accepted offers not yet started: a second offer that would 
   assert.match(second.message, /would push accepted job task-\w+ past its deadline|would finish/);
 });
 
-// substrate-interface can be tried from another venv before scripts/setup-python.sh installs it.
-const venvPython = path.join(projectRoot(), '.tools', 'venv', 'bin', 'python');
+// substrate-interface lives in its own venv (scripts/setup-python.sh: its scalecodec clashes with bittensor's).
+const venvPython = (venv: string) => path.join(projectRoot(), '.tools', venv, 'bin', 'python');
 const pythonFor = (lib: string) =>
-  lib === 'substrateinterface' ? (process.env.MINERFLOW_TEST_SUBSTRATE_PYTHON ?? venvPython) : venvPython;
+  lib === 'substrateinterface'
+    ? (process.env.MINERFLOW_TEST_SUBSTRATE_PYTHON ?? venvPython('venv-fiber'))
+    : venvPython('venv');
 
 async function pyPeer(args: string[]): Promise<{ address?: string; status?: number; body?: string; valid?: boolean }> {
   const script = path.join(projectRoot(), 'test', 'python', 'fiber_peer.py');
