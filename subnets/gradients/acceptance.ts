@@ -3,6 +3,7 @@
 // job and not delivering it is penalised, so an offer is accepted only when some pool can hold the
 // model and, with the job inserted into its queue by deadline, this job and every job already
 // accepted there still finish before their deadlines minus a reserve.
+import { z } from 'zod';
 import type { Pool } from './config';
 import type { JobKind, JobKindStats, OfferDecision, PoolJob, PoolLoad } from './ports';
 import type { MinerTaskOffer, TaskType } from './protocol';
@@ -33,6 +34,24 @@ export interface AcceptancePolicy {
   /** Memory needed on top of weights and optimizer state (activations, buffers), as a factor. */
   memoryOverhead: number;
 }
+
+/** The policy as a config file gives it (every field optional: DEFAULT_POLICY fills the rest). */
+export const AcceptancePolicySchema = z
+  .object({
+    families: z.array(z.string().min(1)).min(1),
+    methods: z.array(z.enum(['full', 'lora', 'lastLayers'])).min(1),
+    defaultRows: z.number().int().positive(),
+    tokensPerRow: z.number().positive(),
+    epochs: z.number().positive(),
+    overheadSeconds: z.number().min(0),
+    reserveSeconds: z.number().min(0),
+    reserveFraction: z.number().min(0).max(0.9),
+    heavySeconds: z.number().positive(),
+    cooldownSeconds: z.number().min(0),
+    memoryOverhead: z.number().min(1),
+  })
+  .partial()
+  .strict();
 
 export const DEFAULT_POLICY: AcceptancePolicy = {
   families: ['llama', 'qwen2', 'mistral', 'gemma', 'phi', 'smollm', 'gpt2', 'minerflow-gpt'],
