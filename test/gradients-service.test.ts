@@ -4,6 +4,7 @@
 // substrate-interface (what fiber uses) and bittensor-wallet accepted.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -319,7 +320,10 @@ const pythonFor = (lib: string) =>
 
 async function pyPeer(args: string[]): Promise<{ address?: string; status?: number; body?: string; valid?: boolean }> {
   const script = path.join(projectRoot(), 'test', 'python', 'fiber_peer.py');
-  const { stdout } = await promisify(execFile)(pythonFor(args[1]), [script, ...args], { encoding: 'utf8' });
+  const python = pythonFor(args[1]);
+  if (!existsSync(python))
+    throw new Error(`${python} is missing: run \`bash scripts/setup-python.sh\` (\`npm test\` runs it)`);
+  const { stdout } = await promisify(execFile)(python, [script, ...args], { encoding: 'utf8' });
   return JSON.parse(stdout) as { address?: string; status?: number; body?: string; valid?: boolean };
 }
 
