@@ -25,6 +25,7 @@ export const USAGE = `minerflow — durable mining cycles for Bittensor training
   minerflow curate [--config FILE] [--corpus PATH] [--out DIR] [--report]   curation alone (reuses an unchanged result)
   minerflow lr-find [--config FILE] [--steps N] [--min-lr X] [--max-lr Y]   LR range test on the cycle's data and model
   minerflow wallet create [--wallet NAME] [--hotkey NAME]
+  minerflow gradients serve --config FILE [--port N] [--host H]   the Gradients miner's intake (signed offers, training requests)
 
 Settings come from the environment (TEMPORAL_ADDRESS, MINERFLOW_DATA_DIR, …): see README.md.
 Logs (JSON lines, MINERFLOW_LOG_LEVEL) go to stderr; command output to stdout.`;
@@ -46,6 +47,7 @@ const COMMANDS: Record<string, () => Command> = {
   curate: () => (require('./data') as typeof import('./data')).curateCommand,
   'lr-find': () => (require('./data') as typeof import('./data')).lrFindCommand,
   wallet: () => (require('./data') as typeof import('./data')).walletCommand,
+  gradients: () => (require('./gradients') as typeof import('./gradients')).gradientsCommand,
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -1,0 +1,158 @@
+// `minerflow gradients serve`: the Gradients miner's intake — the HTTP service validators call,
+// with the hotkey it answers for, the metagraph it checks validators against, the record of past
+// jobs and the offer book under the data folder, and /metrics. The training side (JobStarter and
+// PoolView, Temporal behind them) comes in through `JobsWiring`.
+import { promises as fs } from 'node:fs';
+import { z } from 'zod';
+import { InvalidInputError, parseOrExplain } from '../common/config';
+import type { Chain } from '../infra/chain/chain';
+import { logger } from '../infra/log';
+import { startMetricsServer } from '../infra/metrics';
+import { openChain } from '../infra/runtime';
+import type { Settings } from '../infra/settings';
+import { checkWalletName, loadHotkey } from '../infra/wallet';
+import { AcceptancePolicySchema } from '../subnets/gradients/acceptance';
+import { PoolSchema, type Pool } from '../subnets/gradients/config';
+import { DEFAULT_MIN_STAKE, Metagraph } from '../subnets/gradients/fiber';
+import { FileJobRecord } from '../subnets/gradients/job-record';
+import type { JobStarter, PoolView } from '../subnets/gradients/ports';
+import { OfferBook, startGradientsService, type RunningService } from '../subnets/gradients/service';
+import { intFlag, parseCommand, UsageError } from './args';
+
+export const DEFAULT_GRADIENTS_PORT = 7999;
+
+/** The serve config file (JSON). */
+export const GradientsServeConfigSchema = z
+  .object({
+    wallet: z.string(),
+    hotkey: z.string(),
+    netuid: z.number().int().min(0).max(65_535).default(56),
+    pools: z.array(PoolSchema).min(1),
+    /** fiber's min_stake_threshold: validators below it are refused (403). */
+    minStake: z.number().min(0).default(DEFAULT_MIN_STAKE),
+    metagraphRefreshSeconds: z.number().int().min(10).default(300),
+    /** Overrides of the acceptance policy (acceptance.ts DEFAULT_POLICY). */
+    policy: AcceptancePolicySchema.default({}),
+  })
+  .strict()
+  .refine((c) => new Set(c.pools.map((p) => p.name)).size === c.pools.length, {
+    message: 'pool names must be unique',
+    path: ['pools'],
+  });
+export type GradientsServeConfig = z.infer<typeof GradientsServeConfigSchema>;
+
+/** The training side: starts jobs and tells the pools' load (the trainingJob and poolScheduler workflows). */
+export type JobsWiring = (
+  settings: Settings,
+  pools: Pool[],
+) => Promise<{ jobs: JobStarter; poolView: PoolView; close(): Promise<void> }>;
+
+export interface MinerService {
+  service: RunningService;
+  minerHotkey: string;
+  close(): Promise<void>;
+}
+
+/** Starts the service for `config`: loads the hotkey, reads the metagraph, opens the record and the offer book. */
+export async function startMinerService(opts: {
+  settings: Settings;
+  config: GradientsServeConfig;
+  chain: Pick<Chain, 'neurons'>;
+  jobs: JobStarter;
+  poolView: PoolView;
+  host?: string;
+  port?: number;
+}): Promise<MinerService> {
+  const { settings, config } = opts;
+  const hotkey = await loadHotkey(
+    settings.walletsDir,
+    checkWalletName('wallet', config.wallet),
+    checkWalletName('hotkey', config.hotkey),
+  );
+  const metagraph = new Metagraph(opts.chain, config.netuid, config.metagraphRefreshSeconds * 1000);
+  await metagraph.start();
+  const service = await startGradientsService(
+    {
+      minerHotkey: hotkey.address,
+      stakeOf: metagraph.stakeOf,
+      minStake: config.minStake,
+      pools: config.pools,
+      poolView: opts.poolView,
+      jobs: opts.jobs,
+      record: FileJobRecord.inDataDir(settings.dataDir),
+      offers: await OfferBook.inDataDir(settings.dataDir).load(),
+      policy: config.policy,
+    },
+    { host: opts.host, port: opts.port },
+  );
+  return {
+    service,
+    minerHotkey: hotkey.address,
+    close: async () => {
+      metagraph.stop();
+      await service.close();
+    },
+  };
+}
+
+export async function readServeConfig(file: string): Promise<GradientsServeConfig> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`gradients serve: cannot read config ${file}: ${(err as Error).message}`, false);
+  }
+  try {
+    return parseOrExplain(GradientsServeConfigSchema, raw, `gradients config ${file}`);
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw new UsageError(err.message, false);
+    throw err;
+  }
+}
+
+/** `gradients serve --config FILE [--port N] [--host H]`, with the training side from `wiring`. */
+export async function serveCommand(getSettings: () => Settings, args: string[], wiring: JobsWiring): Promise<void> {
+  const { values } = parseCommand('gradients serve', args, {
+    config: { type: 'string' },
+    port: { type: 'string' },
+    host: { type: 'string' },
+  });
+  if (typeof values.config !== 'string') throw new UsageError('gradients serve needs --config FILE');
+  const config = await readServeConfig(values.config);
+  const port = intFlag('port', values.port, 0, 65_535) ?? DEFAULT_GRADIENTS_PORT;
+  const host = typeof values.host === 'string' ? values.host : '0.0.0.0';
+  const settings = getSettings();
+  const chain = await openChain(settings);
+  const training = await wiring(settings, config.pools);
+  const miner = await startMinerService({ settings, config, chain, ...training, host, port });
+  const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'gradients' });
+  logger.info(
+    { url: miner.service.url, hotkey: `${config.wallet}/${config.hotkey}`, pools: config.pools.map((p) => p.name) },
+    'gradients service listening',
+  );
+  console.log(`minerflow gradients: serving ${miner.minerHotkey} on ${miner.service.url}; Ctrl-C stops.`);
+  if (metrics) console.log(`  metrics: ${metrics.url}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await miner.close();
+  await training.close();
+  await metrics?.close();
+  await chain.close();
+}
+
+/** Until the Temporal-backed JobStarter and PoolView are merged, serving would accept jobs nobody trains. */
+const noTrainingYet: JobsWiring = () =>
+  Promise.reject(
+    new Error(
+      'gradients serve: no training side is wired (the trainingJob client: JobStarter and PoolView over Temporal); pass it to serveCommand',
+    ),
+  );
+
+export async function gradientsCommand(getSettings: () => Settings, args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === undefined) throw new UsageError("'gradients' needs a command: serve");
+  if (sub !== 'serve') throw new UsageError(`unknown 'gradients' command '${sub}' (there is: serve)`);
+  return serveCommand(getSettings, rest, noTrainingYet);
+}
