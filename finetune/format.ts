@@ -169,7 +169,7 @@ function compileChat(t: ChatTemplateDatasetType): (row: Row, rowNumber: number) 
     [t.chat_assistant_reference ?? 'assistant']: 'assistant',
   };
   return (row, rowNumber) => {
-    const turns = row[column];
+    const turns = jsonIfText(row[column]);
     if (turns === undefined || turns === null)
       throw new FormatError(`row ${rowNumber}: column '${column}' (chat_column) is missing`);
     if (!Array.isArray(turns) || turns.length === 0)
@@ -270,6 +270,16 @@ function required(row: Row, column: string, field: string, rowNumber: number): s
 
 function optional(row: Row, column: string): string {
   return present(row, column) ? cellText(row[column]) : '';
+}
+
+/** CSV cells are text: a list of messages arrives as its JSON. */
+function jsonIfText(v: unknown): unknown {
+  if (typeof v !== 'string' || !v.trimStart().startsWith('[')) return v;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
 }
 
 function cellText(v: unknown): string {
