@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=".tools/venv"
-REQS="safetensors==0.8.0 numpy==2.2.6 scipy==1.15.3 datasketch==2.0.0 bittensor-wallet==4.1.1 bittensor==10.5.0 async-substrate-interface==2.2.1 huggingface_hub==0.36.2 pydantic==2.14.4"
+REQS="safetensors==0.8.0 numpy==2.2.6 scipy==1.15.3 datasketch==2.0.0 bittensor-wallet==4.1.1 bittensor==10.5.0 async-substrate-interface==2.2.1 huggingface_hub==0.36.2 pydantic==2.14.4 jinja2==3.1.6"
 STAMP="$VENV/.minerflow-reqs"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$REQS" ]; then
   exit 0
