@@ -187,7 +187,8 @@ function csvRows(text: string, where: string): Row[] {
   return body.map((rec, i) => {
     if (rec.length !== header.length)
       throw new DatasetError(`${where}: record ${i + 1} has ${rec.length} fields, the header ${header.length}`);
-    return Object.fromEntries(header.map((h, j) => [h, rec[j]]));
+    // An empty cell is a missing value, as pandas and Hugging Face datasets read CSV (NaN / None).
+    return Object.fromEntries(header.map((h, j) => [h, rec[j] === '' ? null : rec[j]]));
   });
 }
 
