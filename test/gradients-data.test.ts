@@ -25,6 +25,7 @@ let base = '';
 before(async () => {
   server = http.createServer((req, res) => {
     const body = files[new URL(req.url!, 'http://x').pathname];
+    if (req.url === '/busy.json') return void res.writeHead(503).end('try later');
     if (!body) return void res.writeHead(404).end('no such dataset');
     // Chunked unless the path asks for a declared length: the cap must hold either way.
     const length: Record<string, number> = req.url!.includes('declared') ? { 'content-length': body.length } : {};
@@ -82,12 +83,14 @@ test('URL datasets: streamed to a file named by its digest; 404, size cap and pr
   files['/big.json'] = files['/big-declared.json'] = Buffer.alloc(5000, 32);
   const opts = fetchOpts();
   const got = await fetchDatasetFile(`${base}/ok.json?X-Amz-Signature=secret`, 's3', opts);
-  assert.equal(path.basename(got.path), got.sha256);
+  assert.ok(path.basename(got.path).startsWith(`${got.sha256}-`));
   assert.deepEqual(JSON.parse(await fs.readFile(got.path, 'utf8')), [{ a: 1 }]);
   await assert.rejects(
     fetchDatasetFile(`${base}/missing.json?X-Amz-Signature=secret`, 'json', opts),
-    (e: Error) => /HTTP 404/.test(e.message) && !e.message.includes('secret'),
+    (e: Error) => e.name === 'DatasetError' && /HTTP 404/.test(e.message) && !e.message.includes('secret'),
   );
+  // A busy server may answer later: retryable, unlike a missing file.
+  await assert.rejects(fetchDatasetFile(`${base}/busy.json`, 'json', opts), { name: 'TransientDatasetError' });
   await assert.rejects(
     fetchDatasetFile(`${base}/big-declared.json`, 'json', fetchOpts({ maxBytes: 4096 })),
     /big-declared.json is 5000 bytes, over the 4096 limit/,
@@ -179,7 +182,7 @@ test('prepareJobData: deterministic, reused when unchanged, drops counted, held-
   assert.equal(b.id, a.id);
   for (const k of [a.trainKey, a.heldOutKey])
     assert.equal(await fs.readFile(await storeB.get(k), 'utf8'), await fs.readFile(await storeA.get(k), 'utf8'));
-  const again = await prepareJobData(input, { store: storeA, fetch: fetchOpts() });
+  const again = await prepareJobData({ ...input, taskId: 'task-2' }, { store: storeA, fetch: fetchOpts() });
   assert.deepEqual(again, { ...a, reused: true });
   // Another seed, another split; changed data, another id.
   const seeded = await prepareJobData({ ...input, seed: 1 }, { store: storeA, fetch: fetchOpts() });

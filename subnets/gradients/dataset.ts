@@ -19,6 +19,11 @@ export class DatasetError extends Error {
   override name = 'DatasetError';
 }
 
+/** A download that failed on the way (network, timeout, 5xx, throttling): a retry may succeed. */
+export class TransientDatasetError extends Error {
+  override name = 'TransientDatasetError';
+}
+
 export interface FetchOptions {
   /** Folders a local dataset path must lie in (symlinks resolved): MINERFLOW_DATA_ROOTS. */
   roots: string[];
@@ -70,9 +75,14 @@ async function download(url: string, opts: FetchOptions, maxBytes: number): Prom
   try {
     res = await fetch(url, { signal, redirect: 'follow' });
   } catch (e) {
-    throw new DatasetError(`dataset ${shown(url)}: download failed: ${(e as Error).message}`);
+    throw new TransientDatasetError(`dataset ${shown(url)}: download failed: ${(e as Error).message}`);
   }
-  if (!res.ok || !res.body) throw new DatasetError(`dataset ${shown(url)}: HTTP ${res.status} ${res.statusText}`);
+  if (!res.ok || !res.body) {
+    // 408, 429 and 5xx may pass; any other status will not.
+    const transient = res.status === 408 || res.status === 429 || res.status >= 500;
+    const msg = `dataset ${shown(url)}: HTTP ${res.status} ${res.statusText}`;
+    throw transient ? new TransientDatasetError(msg) : new DatasetError(msg);
+  }
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (declared > maxBytes) {
     await res.body.cancel();
@@ -94,7 +104,9 @@ async function downloadS3(uri: string, opts: FetchOptions, maxBytes: number): Pr
     body = out.Body as Readable;
   } catch (e) {
     if (e instanceof DatasetError) throw e;
-    throw new DatasetError(`dataset '${uri}': ${(e as Error).name}: ${(e as Error).message}`);
+    const msg = `dataset '${uri}': ${(e as Error).name}: ${(e as Error).message}`;
+    const permanent = ['NoSuchKey', 'NoSuchBucket', 'AccessDenied', 'NotFound'].includes((e as Error).name);
+    throw permanent ? new DatasetError(msg) : new TransientDatasetError(msg);
   }
   return save(body, opts.downloadDir, maxBytes, uri);
 }
@@ -118,10 +130,11 @@ async function save(body: Readable, dir: string, maxBytes: number, where: string
   } catch (e) {
     await fs.rm(tmp, { force: true });
     if (e instanceof DatasetError) throw e;
-    throw new DatasetError(`dataset ${where}: download failed: ${(e as Error).message}`);
+    throw new TransientDatasetError(`dataset ${where}: download failed: ${(e as Error).message}`);
   }
   const sha256 = hash.digest('hex');
-  const file = path.join(dir, sha256);
+  // Unique per download: a concurrent preparation of the same data deletes only its own copy.
+  const file = path.join(dir, `${sha256}-${randomUUID()}`);
   await fs.rename(tmp, file);
   return { path: file, sha256, bytes, downloaded: true };
 }

@@ -19,6 +19,7 @@ import type { TaskType } from './protocol';
 export const PREPARE_VERSION = 1;
 
 export interface PrepareJobDataInput {
+  /** For messages only: the same data for two tasks is one preparation. */
   taskId: string;
   taskType: TaskType;
   /** The train request's `dataset`: URL, s3:// URI or local path. */
@@ -42,7 +43,6 @@ export type PrepareDropReason = 'malformed' | 'empty' | 'tooLong';
 
 export interface PrepareReport {
   version: number;
-  taskId: string;
   taskType: TaskType;
   kind: 'sft' | 'preference';
   dataset: { sha256: string; bytes: number; fileFormat: FileFormat };
@@ -122,7 +122,7 @@ export async function prepareJobData(input: PrepareJobDataInput, deps: PrepareDe
     if (kept.length < 2) {
       const why = errors.length ? `; first errors: ${errors.join(' | ')}` : '';
       throw new DatasetError(
-        `dataset '${input.dataset}': ${kept.length} usable examples of ${rows.length} rows (dropped ${JSON.stringify(dropped)}); at least 2 are needed for a train and a held-out set${why}`,
+        `task ${input.taskId}: dataset '${input.dataset}': ${kept.length} usable examples of ${rows.length} rows (dropped ${JSON.stringify(dropped)}); at least 2 are needed for a train and a held-out set${why}`,
       );
     }
     const train = kept.filter((k) => !isHeldOut(k.digest, options.seed, options.heldOutFraction));
@@ -133,7 +133,6 @@ export async function prepareJobData(input: PrepareJobDataInput, deps: PrepareDe
 
     const report: PrepareReport = {
       version: PREPARE_VERSION,
-      taskId: input.taskId,
       taskType: input.taskType,
       kind: formatter.kind,
       dataset: { sha256: file.sha256, bytes: file.bytes, fileFormat: input.fileFormat },
