@@ -9,7 +9,7 @@ import { CHAT_TEMPLATES, chatTemplateFor } from '../finetune/chat-templates';
 import type { SftExample } from '../finetune/examples';
 import { FormatError, pyFormat, renderChat, rowFormatter, type ChatMessage } from '../finetune/format';
 import { offlineJobData } from '../finetune/offline-data';
-import { pythonScript } from './helpers/python';
+import { python, pythonScript } from './helpers/python';
 
 const trained = (e: SftExample) =>
   e.parts
@@ -70,6 +70,33 @@ test('instruct: G.O.D defaults — format "{instruction} {input}", system_prompt
   assert.equal(text(sft('InstructTextTask', { ...t, field_system: 's' }, { q: 'Q', a: 'A' })), 'QA');
   // Literal braces as Python writes them.
   assert.equal(pyFormat('{{json}} {instruction}', { instruction: 'x' }, 'format'), '{json} x');
+});
+
+test("format strings fill as Python's str.format fills them (axolotl calls it)", () => {
+  const templates = [
+    '{instruction} {input}',
+    '### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n',
+    '{{"q": "{instruction}"}} {input}{input}',
+    '}}{{{instruction}}}{{',
+    'no fields',
+    '{inptu}',
+    '{instruction',
+    'a } b',
+  ];
+  const values = { instruction: 'Add {x} and "y"', input: 'ünï\ncode' };
+  const reference = JSON.parse(
+    python(
+      'import json, sys\nts, v = json.loads(sys.argv[1]), json.loads(sys.argv[2])\nout = []\n' +
+        'for t in ts:\n    try:\n        out.append(t.format(**v))\n    except (KeyError, ValueError):\n        out.append(None)\n' +
+        'print(json.dumps(out))',
+      [JSON.stringify(templates), JSON.stringify(values)],
+    ),
+  ) as (string | null)[];
+  templates.forEach((t, i) => {
+    if (reference[i] === null) assert.throws(() => pyFormat(t, values, 'format'), FormatError, t);
+    else assert.equal(pyFormat(t, values, 'format'), reference[i], t);
+  });
+  assert.ok(reference.filter((r) => r === null).length >= 3, 'the error cases are errors in Python too');
 });
 
 test('instruct: no field_output is a completion, trained whole', () => {
