@@ -203,7 +203,9 @@ test('prepareJobData: preference data from a local JSON file; a wrong mapping fa
   await fs.writeFile(file, rowsToFile(d.rows, 'json'));
   const store = new FsStore(tempDir());
   const base = { taskId: 't2', taskType: d.taskType, dataset: file, fileFormat: 'json' as const };
-  const ref = await prepareJobData({ ...base, datasetType: d.datasetType }, { store, fetch: fetchOpts() });
+  // A download folder that does not exist yet (a local file needs none but prepare's scratch does).
+  const fresh = fetchOpts({ downloadDir: path.join(tempDir(), 'not', 'yet') });
+  const ref = await prepareJobData({ ...base, datasetType: d.datasetType }, { store, fetch: fresh });
   assert.equal(ref.kind, 'preference');
   assert.equal(ref.trainDocuments + ref.heldOutDocuments, 12);
   const line = JSON.parse((await fs.readFile(await store.get(ref.heldOutKey), 'utf8')).split('\n')[0]) as Record<

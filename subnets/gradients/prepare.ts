@@ -5,7 +5,6 @@
 // earlier preparation. Plain domain code: the trainingJob workflow calls it from an activity.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DatasetRef } from '../../common/types';
 import { isHeldOut } from '../../curation/curate';
@@ -143,7 +142,8 @@ export async function prepareJobData(input: PrepareJobDataInput, deps: PrepareDe
       errors,
       options,
     };
-    const dir = await fs.mkdtemp(path.join(deps.fetch.downloadDir || os.tmpdir(), '.prepare-'));
+    await fs.mkdir(deps.fetch.downloadDir, { recursive: true });
+    const dir = await fs.mkdtemp(path.join(deps.fetch.downloadDir, '.prepare-'));
     try {
       const files: [string, string][] = [
         ['train.jsonl', train.map((k) => k.line + '\n').join('')],
