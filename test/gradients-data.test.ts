@@ -11,11 +11,17 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { SftExample } from '../finetune/examples';
 import { offlineJobData, rowsToFile } from '../finetune/offline-data';
 import { FsStore } from '../infra/store/fs-store';
-import { fetchDatasetFile, parseCsv, parseDataset, type FetchOptions } from '../subnets/gradients/dataset';
+import {
+  fetchDatasetFile,
+  fetchOptionsFrom,
+  parseCsv,
+  parseDataset,
+  type FetchOptions,
+} from '../subnets/gradients/dataset';
 import { prepareJobData, type PrepareJobDataInput } from '../subnets/gradients/prepare';
 import { python } from './helpers/python';
 import { S3RVER_CREDENTIALS, startS3rver } from './helpers/s3';
-import { tempDir } from './helpers/settings';
+import { tempDir, testSettings } from './helpers/settings';
 
 const root = tempDir('minerflow-gradients-data-');
 const files: Record<string, Buffer> = {};
@@ -119,6 +125,12 @@ test('local datasets only inside the allowed folders; hf and unknown schemes ref
   await assert.rejects(fetchDatasetFile('/etc/passwd', 'csv', fetchOpts()), /is outside the folders/);
   await assert.rejects(fetchDatasetFile('org/data', 'hf', fetchOpts()), /file_format 'hf'.*not supported/);
   await assert.rejects(fetchDatasetFile('ftp://x/y', 'json', fetchOpts()), /unsupported scheme/);
+  // The worker's options: MINERFLOW_DATA_ROOTS (the data folder by default).
+  const settings = testSettings();
+  const fromSettings = fetchOptionsFrom(settings);
+  assert.deepEqual(fromSettings.roots, [settings.dataDir]);
+  await assert.rejects(fetchDatasetFile(inside, 'json', fromSettings), /is outside the folders/);
+  fromSettings.s3?.destroy();
 });
 
 test('s3:// datasets are read with the S3 client', async () => {

@@ -8,9 +8,10 @@ import { createWriteStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { checkInsideRoots } from '../../curation/sources';
 import type { Row } from '../../finetune/format';
+import type { Settings } from '../../infra/settings';
 
 export type FileFormat = 'csv' | 'json' | 'hf' | 's3';
 
@@ -46,6 +47,23 @@ export interface DatasetFile {
 }
 
 const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
+
+/**
+ * The worker's fetch options: local datasets only under MINERFLOW_DATA_ROOTS, downloads under the
+ * data folder, s3:// read with the store's S3 settings (credentials from the AWS SDK's own chain).
+ */
+export function fetchOptionsFrom(
+  settings: Pick<Settings, 'dataDir' | 'dataRoots' | 's3'>,
+  limits: { maxBytes?: number; timeoutMs?: number } = {},
+): FetchOptions {
+  const { endpoint, region, forcePathStyle } = settings.s3;
+  return {
+    roots: settings.dataRoots,
+    downloadDir: path.join(settings.dataDir, 'downloads'),
+    s3: new S3Client({ endpoint, region, forcePathStyle, followRegionRedirects: !endpoint }),
+    ...limits,
+  };
+}
 
 /** Brings the dataset to a local file and hashes it. */
 export async function fetchDatasetFile(dataset: string, format: FileFormat, opts: FetchOptions): Promise<DatasetFile> {
