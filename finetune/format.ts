@@ -66,10 +66,14 @@ export function rowFormatter(taskType: TaskType, datasetType: unknown): RowForma
 // ---------------------------------------------------------------- instruct
 
 export function formatInstruct(row: Row, t: InstructTextDatasetType, rowNumber: number): SftExample {
+  // G.O.D: no output column → axolotl's "completion" type on field_instruction (axolotl's own
+  // default column 'text' when that is unset too), the whole text trained.
+  if (!t.field_output) {
+    const column = t.field_instruction ?? 'text';
+    return { parts: [{ text: required(row, column, 'field_instruction', rowNumber), train: true }] };
+  }
   if (!t.field_instruction) throw new FormatError('dataset_type.field_instruction is not set');
   const instruction = required(row, t.field_instruction, 'field_instruction', rowNumber);
-  // G.O.D: no output column → axolotl's "completion" type, the whole text trained.
-  if (!t.field_output) return { parts: [{ text: instruction, train: true }] };
   const output = required(row, t.field_output, 'field_output', rowNumber);
   const input = t.field_input ? optional(row, t.field_input) : '';
   // axolotl: the row's system column when field_system is set, else the fixed system_prompt.
