@@ -172,7 +172,9 @@ test('prepareJobData: deterministic, reused when unchanged, drops counted, held-
   const downloads = () => fs.readdir(path.join(root, 'downloads')).catch(() => [] as string[]);
   const downloadsBefore = await downloads();
   const storeA = new FsStore(tempDir());
-  const a = await prepareJobData(input, { store: storeA, fetch: fetchOpts() });
+  const stages: string[] = [];
+  const a = await prepareJobData(input, { store: storeA, fetch: fetchOpts(), onProgress: (p) => stages.push(p.stage) });
+  assert.deepEqual(stages, ['fetching', 'formatting', 'storing']);
   assert.equal(a.kind, 'sft');
   assert.equal(a.reused, false);
   assert.equal(a.documentsIn, 63);
@@ -203,6 +205,12 @@ test('prepareJobData: deterministic, reused when unchanged, drops counted, held-
     await fs.readFile(await storeA.get(seeded.heldOutKey), 'utf8'),
     await fs.readFile(await storeA.get(a.heldOutKey), 'utf8'),
   );
+  // A cap on the held-out set moves the rest to train.
+  const capped = await prepareJobData(
+    { ...input, heldOutFraction: 0.5, maxHeldOut: 3 },
+    { store: storeA, fetch: fetchOpts() },
+  );
+  assert.deepEqual([capped.heldOutDocuments, capped.trainDocuments], [3, 57]);
   files['/job.csv'] = Buffer.from(rowsToFile(rows.slice(1), 'csv'));
   assert.notEqual((await prepareJobData(input, { store: storeA, fetch: fetchOpts() })).id, a.id);
   // Downloads are removed once prepared.

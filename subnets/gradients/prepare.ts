@@ -31,11 +31,15 @@ export interface PrepareJobDataInput {
   seed?: number;
   /** Examples longer than this many characters (all parts together) are dropped; default 32 000. */
   maxChars?: number;
+  /** At most this many held-out examples (evaluation time stays bounded); the rest train. Default 1000. */
+  maxHeldOut?: number;
 }
 
 export interface PrepareDeps {
   store: CheckpointStore;
   fetch: FetchOptions;
+  /** Called at each stage, e.g. to heartbeat from the activity. */
+  onProgress?: (p: { stage: 'fetching' | 'formatting' | 'storing'; rows?: number }) => void;
 }
 
 export type PrepareDropReason = 'malformed' | 'empty' | 'tooLong';
@@ -51,7 +55,7 @@ export interface PrepareReport {
   dropped: Record<PrepareDropReason, number>;
   /** The first few malformed rows' errors, to show what is wrong with the data. */
   errors: string[];
-  options: { heldOutFraction: number; seed: number; maxChars: number };
+  options: { heldOutFraction: number; seed: number; maxChars: number; maxHeldOut: number };
 }
 
 /** Fetches, formats, splits and stores a job's data; returns the store keys and counts. */
@@ -60,12 +64,16 @@ export async function prepareJobData(input: PrepareJobDataInput, deps: PrepareDe
     heldOutFraction: input.heldOutFraction ?? 0.1,
     seed: input.seed ?? 0,
     maxChars: input.maxChars ?? 32_000,
+    maxHeldOut: input.maxHeldOut ?? 1000,
   };
   if (!(options.heldOutFraction > 0 && options.heldOutFraction < 1))
     throw new DatasetError(`heldOutFraction ${options.heldOutFraction} must be between 0 and 1 (exclusive)`);
   if (!(options.maxChars > 0)) throw new DatasetError(`maxChars ${options.maxChars} must be positive`);
+  if (!(Number.isInteger(options.maxHeldOut) && options.maxHeldOut >= 1))
+    throw new DatasetError(`maxHeldOut ${options.maxHeldOut} must be a whole number ≥ 1`);
   const formatter = rowFormatter(input.taskType, input.datasetType); // bad dataset_type fails before the download
 
+  deps.onProgress?.({ stage: 'fetching' });
   const file = await fetchDatasetFile(input.dataset, input.fileFormat, deps.fetch);
   try {
     const id = createHash('sha256')
@@ -100,6 +108,7 @@ export async function prepareJobData(input: PrepareJobDataInput, deps: PrepareDe
     }
 
     const rows = parseDataset(await fs.readFile(file.path, 'utf8'), input.fileFormat, `dataset '${input.dataset}'`);
+    deps.onProgress?.({ stage: 'formatting', rows: rows.length });
     const dropped: Record<PrepareDropReason, number> = { malformed: 0, empty: 0, tooLong: 0 };
     const errors: string[] = [];
     const kept: { line: string; digest: string }[] = [];
@@ -129,6 +138,12 @@ export async function prepareJobData(input: PrepareJobDataInput, deps: PrepareDe
     // A small dataset may hash no example to the held-out side (or all): move the extreme one over.
     if (heldOut.length === 0) heldOut.push(train.splice(indexOfMin(train), 1)[0]);
     if (train.length === 0) train.push(heldOut.splice(indexOfMin(heldOut), 1)[0]);
+    // Over the cap, the held-out examples with the highest digests train instead (seed-independent order is fine:
+    // which examples were held out at all already depends on the seed).
+    if (heldOut.length > options.maxHeldOut) {
+      heldOut.sort((a, b) => (a.digest < b.digest ? -1 : 1));
+      train.push(...heldOut.splice(options.maxHeldOut));
+    }
 
     const report: PrepareReport = {
       version: PREPARE_VERSION,
@@ -143,6 +158,7 @@ export async function prepareJobData(input: PrepareJobDataInput, deps: PrepareDe
       options,
     };
     await fs.mkdir(deps.fetch.downloadDir, { recursive: true });
+    deps.onProgress?.({ stage: 'storing', rows: train.length + heldOut.length });
     const dir = await fs.mkdtemp(path.join(deps.fetch.downloadDir, '.prepare-'));
     try {
       const files: [string, string][] = [
