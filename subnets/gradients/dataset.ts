@@ -9,11 +9,14 @@ import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { z } from 'zod';
 import { checkInsideRoots } from '../../curation/sources';
 import type { Row } from '../../finetune/format';
 import type { Settings } from '../../infra/settings';
+import type { FileFormatSchema } from './protocol';
 
-export type FileFormat = 'csv' | 'json' | 'hf' | 's3';
+/** The train request's file_format. */
+export type FileFormat = z.infer<typeof FileFormatSchema>;
 
 /** The dataset cannot be had or read (missing, refused, too big, malformed): retrying will not help. */
 export class DatasetError extends Error {
