@@ -165,7 +165,7 @@ async function runOurs(root: string, corpusDir: string, referenceDir: string, bu
   }
 }
 
-/** CPU seconds of every supervisor.js process, sampled from /proc each second (they come and go with segments). */
+/** CPU seconds of every supervisor process (supervisor.sh and its watcher), sampled from /proc every 200 ms (they come and go with each command). */
 function sampleSupervisorCpu(): { stop(): number } {
   const last = new Map<number, number>();
   const tick = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat on Linux
@@ -173,7 +173,7 @@ function sampleSupervisorCpu(): { stop(): number } {
     const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
     for (const line of out.split('\n')) {
       const m = /^\s*(\d+)\s+(.*)$/.exec(line);
-      if (!m || !m[2].includes('supervisor.js')) continue;
+      if (!m || !m[2].includes('supervisor.sh')) continue;
       try {
         const stat = readFileSync(`/proc/${m[1]}/stat`, 'utf8');
         const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -183,7 +183,7 @@ function sampleSupervisorCpu(): { stop(): number } {
       }
     }
   };
-  const timer = setInterval(sample, 1000);
+  const timer = setInterval(sample, 200);
   return {
     stop() {
       clearInterval(timer);
