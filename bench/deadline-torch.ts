@@ -72,7 +72,7 @@ export async function deadlineTorchBench(work: string): Promise<void> {
     if (!Number.isFinite(loss)) throw new Error(`${who}: held-out loss ${loss}; no ratio from a broken run`);
   benchLine('deadline-loss-torch', oursLoss, 'nats', refLoss, 'nats', refLoss / oursLoss);
   note(
-    `supervision overhead: ${((100 * ours.supervisorCpuSeconds) / ours.windowSeconds).toFixed(2)}% of the window (${ours.supervisorCpuSeconds.toFixed(2)} CPU s of supervisor processes in ${ours.windowSeconds.toFixed(1)} s); outside the trainer (process starts, evaluations, LR range test): ${((100 * Math.max(0, ours.windowSeconds - ours.trainerSeconds)) / ours.windowSeconds).toFixed(1)}%`,
+    `supervision overhead: ${((100 * ours.supervisorCpuSeconds) / ours.windowSeconds).toFixed(2)}% of the window (${ours.supervisorCpuSeconds.toFixed(2)} CPU s of ${ours.supervisorProcesses} supervisor processes in ${ours.windowSeconds.toFixed(1)} s); outside the trainer (process starts, evaluations, LR range test): ${((100 * Math.max(0, ours.windowSeconds - ours.trainerSeconds)) / ours.windowSeconds).toFixed(1)}%`,
   );
 }
 
@@ -139,7 +139,7 @@ async function runOurs(root: string, corpusDir: string, referenceDir: string, bu
     note(`ours: miningCycle ${handle.workflowId}`);
     const supervisorCpu = sampleSupervisorCpu();
     const result: CycleResult = await handle.result();
-    const supervisorCpuSeconds = supervisorCpu.stop();
+    const supervisors = supervisorCpu.stop();
     const status = await handle.query(statusQuery);
     const events = status.events;
     const windowStart = Date.parse(
@@ -153,7 +153,8 @@ async function runOurs(root: string, corpusDir: string, referenceDir: string, bu
       windowSeconds,
       checkpointDir,
       trainerSeconds: result.segments.reduce((a, s) => a + s.seconds, 0),
-      supervisorCpuSeconds,
+      supervisorCpuSeconds: supervisors.cpuSeconds,
+      supervisorProcesses: supervisors.processes,
     };
   } finally {
     for (const w of workers) w.shutdown();
@@ -165,15 +166,15 @@ async function runOurs(root: string, corpusDir: string, referenceDir: string, bu
   }
 }
 
-/** CPU seconds of every supervisor.js process, sampled from /proc each second (they come and go with segments). */
-function sampleSupervisorCpu(): { stop(): number } {
+/** CPU seconds of every supervisor process (supervisor.sh and its watcher), sampled from /proc every 200 ms (they come and go with each command). */
+function sampleSupervisorCpu(): { stop(): { cpuSeconds: number; processes: number } } {
   const last = new Map<number, number>();
   const tick = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat on Linux
   const sample = () => {
     const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
     for (const line of out.split('\n')) {
       const m = /^\s*(\d+)\s+(.*)$/.exec(line);
-      if (!m || !m[2].includes('supervisor.js')) continue;
+      if (!m || !m[2].includes('supervisor.sh')) continue;
       try {
         const stat = readFileSync(`/proc/${m[1]}/stat`, 'utf8');
         const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -183,12 +184,12 @@ function sampleSupervisorCpu(): { stop(): number } {
       }
     }
   };
-  const timer = setInterval(sample, 1000);
+  const timer = setInterval(sample, 200);
   return {
     stop() {
       clearInterval(timer);
       sample();
-      return [...last.values()].reduce((a, b) => a + b, 0);
+      return { cpuSeconds: [...last.values()].reduce((a, b) => a + b, 0), processes: last.size };
     },
   };
 }

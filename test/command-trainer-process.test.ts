@@ -252,3 +252,81 @@ describe('command trainer with the PyTorch miner', () => {
     assert.deepEqual(processesWith(`-- ${PYTHON}`), [], 'no supervisor left either');
   });
 });
+
+describe("command trainer: the LR range test and the trainer's EMA weights", () => {
+  const lrFindTraining = (lrFind: object) =>
+    TrainingSchema.parse({ ...training, lrFind: { enabled: true, ...lrFind } });
+
+  it('the LR range test runs the command with a ramped LR, reads the curve from its log lines and returns a suggestion within the clamp', async () => {
+    const t = lrFindTraining({ steps: 40, minLr: 1e-4, maxLr: 0.3, floor: 1e-3, ceiling: 4e-3 });
+    const lrs: number[] = [];
+    const report = await trainer.findLearningRate(
+      { runId: 'lr-find', dataset, trainer: segment({ runId: 'x' }).trainer, model, training: t },
+      hooks(1, (p) => p.stage === 'lrFind' && lrs.push(p.lr as number)),
+    );
+    assert.equal(report.steps, 40);
+    assert.equal(report.diverged, false);
+    // The LRs read are train.py's ramp: minLr · (maxLr / minLr)^(i / (steps − 1)).
+    assert.equal(lrs.length, 40);
+    lrs.forEach((lr, i) => assert.ok(Math.abs(lr / (1e-4 * 3000 ** (i / 39)) - 1) < 1e-6, `LR ${i}: ${lr}`));
+    assert.ok(report.suggestedLr > 1e-4 && report.suggestedLr < 0.3, `suggested ${report.suggestedLr}`);
+    assert.equal(report.chosenLr, Math.min(4e-3, Math.max(1e-3, report.suggestedLr)));
+    // The curve went down: a trained model, not noise (its first point is the untrained model's loss).
+    assert.ok(report.curve.at(-1)!.loss < report.curve[0].loss - 0.5, JSON.stringify(report.curve));
+    const stored = (await fs.readFile(await store.get(report.curveKey), 'utf8')).trim().split('\n');
+    assert.equal(stored.length, 40);
+  });
+
+  it('a diverging LR range test is stopped and reported as diverged', async () => {
+    const t = lrFindTraining({ steps: 60, minLr: 1, maxLr: 10, floor: 1e-3, ceiling: 4e-3 });
+    const report = await trainer.findLearningRate(
+      { runId: 'lr-find-diverged', dataset, trainer: segment({ runId: 'x' }).trainer, model, training: t },
+      hooks(),
+    );
+    assert.equal(report.diverged, true);
+    assert.ok(report.steps < 60, `stopped after ${report.steps} points`);
+    assert.ok(report.chosenLr >= 1e-3 && report.chosenLr <= 4e-3);
+  });
+
+  it('an LR range test with too few points from the trainer is inconclusive, and says why', async () => {
+    const cfg = torchMinerTrainer({ python: PYTHON });
+    const t = lrFindTraining({ steps: 40 });
+    await assert.rejects(
+      trainer.findLearningRate(
+        {
+          runId: 'lr-find-short',
+          dataset,
+          trainer: { ...cfg, lrFindSet: { ...cfg.lrFindSet, 'train.max_steps': 5 } },
+          model,
+          training: t,
+        },
+        hooks(),
+      ),
+      (err: Error) => err.name === 'LrFindInconclusiveError' && /got 5 points.*it stopped/.test(err.message),
+    );
+  });
+
+  it("EMA weights the trainer writes in the checkpoint's ema/ folder are evaluated beside the raw ones, and the better is published", async () => {
+    const t = TrainingSchema.parse({ ...training, emaDecay: 0.8 });
+    const result = await trainer.trainSegment(segment({ runId: 'ema', training: t }), hooks());
+    for (const f of ['ema/model_expgroup_0.pt', 'ema/model_expgroup_1.pt', 'ema/model_shared.pt'])
+      assert.ok(await store.exists(`${result.state.key}/${f}`), f);
+    const exported = await trainer.exportModel(
+      { dataset, trainer: segment({ runId: 'x' }).trainer, model, eval: evalInput, state: result.state },
+      hooks(),
+    );
+    const ema = exported.emaHeldOutLoss!;
+    assert.ok(Number.isFinite(ema) && ema !== exported.rawHeldOutLoss, `raw ${exported.rawHeldOutLoss}, EMA ${ema}`);
+    assert.equal(exported.rawHeldOutLoss, result.heldOutLoss);
+    assert.equal(exported.weights, ema < exported.rawHeldOutLoss ? 'ema' : 'raw');
+    assert.equal(exported.heldOutLoss, Math.min(ema, exported.rawHeldOutLoss));
+    // The published file is the chosen weights: the validator's evaluator gives it the chosen loss.
+    await initBackend('auto', () => {});
+    const cfg = exported.model as unknown as Parameters<typeof loadWeights>[1];
+    const weights = await loadWeights(exported.weightsFile, cfg);
+    const tokens = new ByteTokenizer().encodeDocuments(await readSplit(await store.get(dataset.heldOutKey)));
+    const tfjsLoss = evaluate(weights, cfg, tokens, evalInput).loss;
+    disposeWeights(weights);
+    assert.ok(Math.abs(tfjsLoss - exported.heldOutLoss) < 2e-3, `tfjs ${tfjsLoss} vs ${exported.heldOutLoss}`);
+  });
+});

@@ -14,11 +14,13 @@ import { startLocalHub } from '../infra/hub/local-hub';
 import { openChain } from '../infra/runtime';
 import { loadHotkey } from '../infra/wallet';
 import { decodeLocationCommit } from '../subnets/connito/commitments';
+import { torchMinerTrainer } from '../trainers/command';
 import { pythonScriptAsync } from './helpers/python';
 import { SMALL_CYCLE, testSettings } from './helpers/settings';
 import { runCycle, useTemporal } from './helpers/temporal';
 
 const TOKEN = 'hf_minerflow_test_token';
+const PYTHON = path.join(__dirname, '..', '.tools', 'venv-torch', 'bin', 'python');
 const settings = testSettings({ MINERFLOW_VALIDATOR_CORPUS: 'sample:brown:ar' });
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundle;
@@ -130,5 +132,75 @@ test(
     assert.equal(c2?.v, d.globalVer, "commit 2's v is the global model's version");
     assert.ok(d.globalVer > 0);
     assert.equal(result.score.status, 'scored', JSON.stringify(result.score));
+  },
+);
+
+test(
+  "the command trainer's checkpoint in Connito's layout (the PyTorch miner standing in for train.py) goes through the same hub publish: its expert shard is uploaded and Connito's hash of it is committed",
+  { timeout: 300_000 },
+  async () => {
+    const input = {
+      ...SMALL_CYCLE,
+      trainer: {
+        ...torchMinerTrainer({ python: PYTHON, checkpointInterval: 10 }),
+        stop: { sigintGraceSeconds: 2, sigtermGraceSeconds: 1 },
+      },
+      model: { ...SMALL_CYCLE.model, nLayer: 2, moe: { experts: 4, topK: 2, every: 1 } },
+      corpus: { path: 'sample:brown:ar' },
+      curate: { heldOutFraction: 0.1 },
+      // Each evaluation and the export start Python: seconds on a loaded host.
+      commit: { minTrainSeconds: 4, reserveSeconds: 10 },
+      publish: { repo: 'miner/sn102-hub-command', expertGroup: 0, expertGroups: 2, dtype: 'bfloat16' },
+    };
+    const result = await runCycle(env, bundle, settings, `hub-command-${Date.now()}`, input);
+    assert.equal(result.score.status, 'scored', JSON.stringify(result.score));
+    assert.ok(result.segments.length > 0 && result.segments.every((s) => s.backend === 'command'));
+    assert.match(
+      result.training.best.key,
+      /\/globalver_0_inneropt_\d+$/,
+      'the published state is a train.py-layout checkpoint',
+    );
+    const published = result.checkpoint.hub!;
+    assert.equal(published.repo, 'miner/sn102-hub-command');
+    assert.equal(published.file, 'model_expgroup_0.pt');
+    const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
+
+    // Connito's side: both commitments through the Bittensor SDK, hf_hub_download at rv, torch.load,
+    // get_model_hash: the committed hash is Connito's hash of the uploaded shard, which holds expert
+    // group 0's experts only.
+    const local = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-fetched-command-'));
+    process.env.HF_ENDPOINT = hub.url;
+    try {
+      const [c1Block, c2Block] = result.commits.map((c) => String(c.block));
+      const seen = JSON.parse(
+        await pythonScriptAsync('connito_sdk_read.py', [
+          settings.chain.url,
+          '102',
+          hotkey.address,
+          c1Block,
+          c2Block,
+          local,
+        ]),
+      ) as { commit2: Record<string, unknown>; verifies: boolean; file: string };
+      assert.deepEqual(
+        ['expert_group', 'model_hash', 'hf_repo_id', 'hf_revision'].map((k) => seen.commit2[k]),
+        [0, result.checkpoint.hash, published.repo, published.commitSha.slice(0, 7)],
+      );
+      assert.equal(seen.verifies, true);
+      const expected = path.join(local, 'expected.json');
+      await fs.writeFile(expected, JSON.stringify({ tensors: {} }));
+      const loaded = JSON.parse(
+        await pythonScriptAsync('torch_shard.py', ['load', seen.file, expected], 'venv-torch'),
+      ) as {
+        hash: string;
+        tensors: Record<string, { dtype: string }>;
+      };
+      assert.equal(loaded.hash, result.checkpoint.hash, "Connito's hash of the downloaded shard is the committed hash");
+      const names = Object.keys(loaded.tensors);
+      assert.ok(names.length > 0 && names.every((n) => /^layers\.[01]\.mlp\.experts\.[02]\./.test(n)), names.join());
+    } finally {
+      delete process.env.HF_ENDPOINT;
+      await fs.rm(local, { recursive: true, force: true });
+    }
   },
 );

@@ -1,6 +1,7 @@
 # What train.py, evaluate.py and export.py share: the YAML config (Connito's section names where
 # Connito has the setting), the byte-level data, and Connito's checkpoint layout:
 #   <ckpt.checkpoint_path>/globalver_{v}_inneropt_{n}/model_expgroup_{g}.pt + model_shared.pt + …
+# (+ ema/model_expgroup_{g}.pt + ema/model_shared.pt with opt.ema_decay)
 # each .pt is torch.save({"model_state_dict": {name: tensor}}), written to .tmp_<name> and renamed.
 import os
 import re
@@ -11,6 +12,7 @@ import torch
 import yaml
 
 CHECKPOINT_DIR = re.compile(r"^globalver_(\d+)_inneropt_(\d+)$")
+EMA_DIR = "ema"  # a checkpoint's averaged weights, same layout: minerflow's signal that they exist
 
 
 def load_config(path):
@@ -85,23 +87,31 @@ def checkpoints(folder):
     return sorted(found)
 
 
-def save_checkpoint(folder, global_ver, inner_opt, state_dict, groups, extra):
+def save_checkpoint(folder, global_ver, inner_opt, state_dict, groups, extra, ema=None):
+    """With `ema` (a state dict of averaged weights), the same shards again in the checkpoint's ema/ folder."""
     path = Path(folder) / f"globalver_{global_ver}_inneropt_{inner_opt}"
     tmp = path.with_name(f".tmp_{path.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shards = {"shared": {}}
-    for name, t in state_dict.items():
-        g = expert_group(name, groups)
-        shards.setdefault(g if g is not None else "shared", {})[name] = t.detach().to("cpu")
-    for g in range(groups):
-        torch.save({"model_state_dict": shards.get(g, {})}, tmp / f"model_expgroup_{g}.pt")
-    torch.save({"model_state_dict": shards["shared"]}, tmp / "model_shared.pt")
+    save_shards(tmp, state_dict, groups)
+    if ema is not None:
+        (tmp / EMA_DIR).mkdir()
+        save_shards(tmp / EMA_DIR, ema, groups)
     for file, obj in extra.items():
         torch.save(obj, tmp / file)
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return str(path)
+
+
+def save_shards(folder, state_dict, groups):
+    shards = {"shared": {}}
+    for name, t in state_dict.items():
+        g = expert_group(name, groups)
+        shards.setdefault(g if g is not None else "shared", {})[name] = t.detach().to("cpu")
+    for g in range(groups):
+        torch.save({"model_state_dict": shards.get(g, {})}, folder / f"model_expgroup_{g}.pt")
+    torch.save({"model_state_dict": shards["shared"]}, folder / "model_shared.pt")
 
 
 def load_state_dict(checkpoint_dir):

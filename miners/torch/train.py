@@ -6,10 +6,13 @@
 # inner steps. With log.format: jsonl it speaks minerflow's JSON-lines protocol instead (README).
 # SIGINT or SIGTERM: it finishes the step, saves a checkpoint and exits 0 (a deadline loses nothing).
 # With sched.lr_ramp {min_lr, max_lr} the LR rises exponentially over sched.total_steps: the LR
-# range test. Runs on CUDA when available (model.device: auto).
+# range test. With opt.ema_decay > 0 it also keeps an exponential moving average of the weights and
+# writes it beside the raw ones, in the same layout, in the checkpoint's ema/ folder (minerflow
+# evaluates both and publishes the better). Runs on CUDA when available (model.device: auto).
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -18,7 +21,17 @@ from datetime import datetime, timezone
 import torch
 import yaml
 
-from common import checkpoints, device_for, get, load_config, load_state_dict, model_config, read_bytes, save_checkpoint
+from common import (
+    EMA_DIR,
+    checkpoints,
+    device_for,
+    get,
+    load_config,
+    load_state_dict,
+    model_config,
+    read_bytes,
+    save_checkpoint,
+)
 from model import Gpt, cross_entropy
 
 COLORS = {"info": "\x1b[32m", "warning": "\x1b[33m", "error": "\x1b[31m"}
@@ -102,13 +115,20 @@ def main():
         sys.exit(f"{args.path}: ckpt.checkpoint_path is required (where checkpoints are written)")
     global_ver = int(get(cfg, "run.global_ver", 0))
     groups = int(get(cfg, "moe.num_worker_groups", 1))
+    ema_decay = float(get(cfg, "opt.ema_decay", 0) or 0)
     start = 0
     found = checkpoints(folder)
+    resumed = None
     if found and get(cfg, "ckpt.resume_from_ckpt", True):
-        _, start, path = found[-1]
-        model.load_state_dict({k: v.to(device) for k, v in load_state_dict(path).items()})
-        opt.load_state_dict(torch.load(f"{path}/inner_optimizer.pt", map_location=device)["optimizer_state_dict"])
-        log.event("resumed from checkpoint", path=path, inner_opt_step=start)
+        _, start, resumed = found[-1]
+        model.load_state_dict({k: v.to(device) for k, v in load_state_dict(resumed).items()})
+        opt.load_state_dict(torch.load(f"{resumed}/inner_optimizer.pt", map_location=device)["optimizer_state_dict"])
+        log.event("resumed from checkpoint", path=resumed, inner_opt_step=start)
+    ema = None
+    if ema_decay > 0:  # float copies, continued from the checkpoint's ema/ when it has one
+        ema_dir = os.path.join(resumed, EMA_DIR) if resumed else None
+        source = load_state_dict(ema_dir) if ema_dir and os.path.isdir(ema_dir) else model.state_dict()
+        ema = {k: v.detach().to(device, torch.float32).clone() for k, v in source.items()}
     with open(f"{folder}/config.yaml", "w") as f:
         yaml.safe_dump(cfg, f)  # as Connito: the resolved config beside its checkpoints
 
@@ -131,6 +151,7 @@ def main():
             model.state_dict(),
             groups,
             {"inner_optimizer.pt": {"optimizer_state_dict": opt.state_dict()}, "global_state.pt": {"loss": loss}},
+            ema,
         )
         log.event(f"Checkpoint saved to {path}")
         log.protocol(type="checkpoint", step=step, path=path)
@@ -154,6 +175,10 @@ def main():
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
         if math.isfinite(loss_value) and math.isfinite(grad_norm):
             opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for k, v in model.state_dict().items():
+                        ema[k].lerp_(v.float(), 1 - ema_decay)
         else:
             log.event("Non-finite loss detected, skipping batch", level="warning", step=step)
         opt.zero_grad(set_to_none=True)

@@ -19,7 +19,7 @@ import type { ExportedModel, Trainer, TrainProgress } from '../trainer';
 import { attemptConfig, fill, toYaml, type PlaceholderValues } from './attempt-config';
 import { runSupervised } from './process';
 import { CommandTrainerSchema, type CommandTrainerInput } from './schema';
-import { latestState, publishCheckpoint, restoreCheckpoint, segmentKey } from './states';
+import { EMA_DIR, latestState, publishCheckpoint, restoreCheckpoint, segmentKey } from './states';
 import { watchTrainer } from './supervise';
 
 /** A segment failed more often than trainer.maxRestarts allows: the cycle stops retrying it. */
@@ -190,7 +190,6 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
         training,
       });
       values.config = await writeAttemptConfig(cfg, { ...cfg.config.set, ...cfg.lrFindSet }, values, dir);
-      const points: { lr: number; loss: number }[] = [];
       const curve = new SmoothedCurve();
       const watched = await watchTrainer(cfg, log, {
         argv: fill(cfg.command, values, 'trainer.command') as string[],
@@ -203,10 +202,9 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
         stopAt: req.stopAt,
         signal: hooks.signal,
         onProgress(t, u) {
-          if (u.lr === undefined || !Number.isFinite(t.loss)) return;
-          points.push({ lr: u.lr, loss: t.loss });
+          if (u.lr === undefined) return;
           curve.add(u.lr, t.loss);
-          hooks.progress({ stage: 'lrFind', step: points.length, steps: f.steps, lr: u.lr, loss: t.loss });
+          hooks.progress({ stage: 'lrFind', step: curve.points.length, steps: f.steps, lr: u.lr, loss: t.loss });
         },
         onCheckpoint: async () => undefined,
         shouldStop: () => curve.diverged,
@@ -215,10 +213,11 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
         throw new LrFindInconclusiveError(
           `LR range test got ${curve.points.length} points from the trainer's progress (${curve.diverged ? 'diverged: lower training.lrFind.minLr' : 'it stopped or the deadline came'}); at least 10 are needed`,
         );
-      const s = suggestFromCurve(curve.points, training.steps);
+      const centred = curve.centred();
+      const s = suggestFromCurve(centred, training.steps);
       const curveKey = `runs/${req.runId}/command/lr-find.jsonl`;
       const curveFile = path.join(dir, 'lr-find.jsonl');
-      await fs.writeFile(curveFile, curve.points.map((p) => JSON.stringify(p)).join('\n') + '\n');
+      await fs.writeFile(curveFile, centred.map((p) => JSON.stringify(p)).join('\n') + '\n');
       await store.put(curveKey, curveFile);
       const every = Math.max(1, Math.ceil(curve.points.length / REPORT_POINTS));
       return {
@@ -227,7 +226,7 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
         diverged: curve.diverged,
         steps: curve.points.length,
         seconds: watched.seconds,
-        curve: curve.points.filter((_, i) => i % every === 0).map((p) => ({ lr: p.lr, loss: p.smoothed })),
+        curve: centred.filter((_, i) => i % every === 0).map((p) => ({ lr: p.lr, loss: p.smoothed })),
         curveKey,
       };
     },
@@ -258,40 +257,57 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
       };
       values.config = await writeAttemptConfig(cfg, cfg.config.set, values, dir);
       hooks.progress({ stage: 'evaluating' });
-      // The segment evaluated this state with the same command and settings: reused, as is the
-      // untrained model's loss; export.py runs beside the baseline's evaluation (each is a Python start).
+      // The segment evaluated this state's raw weights with the same command and settings: reused, as
+      // is the untrained model's loss. Averaged weights in the checkpoint's ema/ folder (a trainer's
+      // signal that it keeps them) are evaluated here, beside the baseline, and published when better.
+      const emaDir = path.join(ckpt.dir, EMA_DIR);
+      const hasEma = await exists(emaDir);
       const out = path.join(dir, 'model.safetensors');
-      const exporting = runToEnd(
-        fill(cfg.export, { ...values, checkpoint: ckpt.dir, out }, 'trainer.export') as string[],
-        cfg,
-        log,
-        hooks.signal,
-      );
-      exporting.catch(() => undefined); // awaited below; a failed evaluation must not leave it unhandled
-      const [heldOutLoss, baselineLoss] = await Promise.all([
+      const exportOf = (checkpoint: string) =>
+        runToEnd(
+          fill(cfg.export!, { ...values, checkpoint, out }, 'trainer.export') as string[],
+          cfg,
+          log,
+          hooks.signal,
+        );
+      // Without EMA weights the choice is made: export.py runs beside the evaluations (each a process start).
+      const rawExport = hasEma ? undefined : exportOf(ckpt.dir);
+      rawExport?.catch(() => undefined); // awaited below; a failed evaluation must not leave it unhandled
+      const [heldOutLoss, baselineLoss, emaLoss] = await Promise.all([
         cachedLoss(store, cfg, values, `${req.state.key}/heldout`, dir, () =>
           runEvaluation(cfg, values, ckpt.dir, log, hooks.signal),
         ),
         cachedLoss(store, cfg, { ...values, model }, 'command/baselines/untrained', dir, () =>
           runEvaluation(cfg, values, '', log, hooks.signal),
         ),
+        hasEma
+          ? cachedLoss(store, cfg, values, `${req.state.key}/heldout-ema`, dir, () =>
+              runEvaluation(cfg, values, emaDir, log, hooks.signal),
+            )
+          : undefined,
       ]);
-      await exporting;
-      if (!Number.isFinite(heldOutLoss))
-        throw new CheckpointError(`held-out loss of ${req.state.key} is ${heldOutLoss}`);
-      if (!(heldOutLoss < baselineLoss))
+      const useEma = emaLoss !== undefined && Number.isFinite(emaLoss) && !(emaLoss >= heldOutLoss);
+      const best = useEma ? emaLoss : heldOutLoss;
+      if (!Number.isFinite(best)) throw new CheckpointError(`held-out loss of ${req.state.key} is ${best}`);
+      if (!(best < baselineLoss))
         throw new CheckpointError(
-          `held-out loss ${heldOutLoss.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}: nothing worth publishing`,
+          `held-out loss ${best.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}: nothing worth publishing`,
         );
+      await (rawExport ?? exportOf(useEma ? emaDir : ckpt.dir));
+      log.info(
+        { state: req.state.key, heldOutLoss: best, rawHeldOutLoss: heldOutLoss, emaHeldOutLoss: emaLoss, baselineLoss },
+        `publishing the ${useEma ? 'EMA' : 'raw'} weights`,
+      );
       return {
         weightsFile: out,
         modelHash: await hashSafetensorsFile(out),
         files: {},
-        heldOutLoss,
-        heldOutBitsPerByte: heldOutLoss / Math.LN2, // byte-level: one scored token is one byte
+        heldOutLoss: best,
+        heldOutBitsPerByte: best / Math.LN2, // byte-level: one scored token is one byte
         baselineLoss,
         rawHeldOutLoss: heldOutLoss,
-        weights: 'raw',
+        emaHeldOutLoss: emaLoss,
+        weights: useEma ? 'ema' : 'raw',
         tokenizer: 'bytes',
         vocabSize: 256,
         model: {
@@ -324,7 +340,12 @@ class LrFindInconclusiveError extends Error {
   override name = 'LrFindInconclusiveError';
 }
 
-/** The range test's smoothing (model/lr-finder.ts): debiased EMA, diverged past 4× the best. */
+/**
+ * The range test's curve. Divergence is watched as model/lr-finder.ts does (a debiased EMA, diverged
+ * past 4× the best), but the suggestion reads a centred moving average: an EMA lags its input by
+ * about 9 points, and over a short test (60 points spanning five decades) that shifts the steepest
+ * descent, and so the suggested LR, several-fold towards larger LRs.
+ */
 export class SmoothedCurve {
   points: { lr: number; loss: number; smoothed: number }[] = [];
   diverged = false;
@@ -332,11 +353,23 @@ export class SmoothedCurve {
   private best = Infinity;
   add(lr: number, loss: number): void {
     if (this.diverged) return;
+    if (!Number.isFinite(loss)) {
+      this.diverged = true; // a non-finite loss at this LR: as diverged as it gets
+      return;
+    }
     this.avg = 0.9 * this.avg + 0.1 * loss;
     const smoothed = this.avg / (1 - 0.9 ** (this.points.length + 1));
     this.points.push({ lr, loss, smoothed });
     this.best = Math.min(this.best, smoothed);
     if (this.points.length > 11 && smoothed > 4 * this.best) this.diverged = true;
+  }
+  /** Each point's loss averaged with its neighbours on both sides (fewer at the ends): no lag. */
+  centred(): { lr: number; loss: number; smoothed: number }[] {
+    const k = Math.max(2, Math.round(this.points.length / 12));
+    return this.points.map((p, i) => {
+      const window = this.points.slice(Math.max(0, i - k), i + k + 1);
+      return { lr: p.lr, loss: p.loss, smoothed: window.reduce((a, q) => a + q.loss, 0) / window.length };
+    });
   }
 }
 

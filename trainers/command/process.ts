@@ -1,4 +1,4 @@
-// Runs an external command under supervisor.js: in its own process group, its output as lines,
+// Runs an external command under supervisor.sh: in its own process group, its output as lines,
 // stopped by SIGINT → SIGTERM → SIGKILL with grace periods, and never outliving the worker.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
@@ -27,10 +27,11 @@ export interface RunOptions {
   orphanGraceMs?: number;
 }
 
-const SUPERVISOR = path.join(__dirname, 'supervisor.js');
+const SUPERVISOR = path.join(__dirname, 'supervisor.sh');
 
 export function runSupervised(opts: RunOptions): SupervisedProcess {
-  const child = spawn(process.execPath, [SUPERVISOR, String(opts.orphanGraceMs ?? 5000), '--', ...opts.argv], {
+  const graceSeconds = String((opts.orphanGraceMs ?? 5000) / 1000);
+  const child = spawn('/bin/sh', [SUPERVISOR, graceSeconds, '--', ...opts.argv], {
     cwd: opts.cwd,
     env: { ...process.env, PYTHONUNBUFFERED: '1', ...opts.env },
     detached: true, // setsid: the supervisor leads a new process group, and the trainer joins it

@@ -11,6 +11,8 @@ import type { FoundCheckpoint } from './checkpoints';
 
 export const CHECKPOINT_META = 'checkpoint.json';
 export const LATEST = 'latest.json';
+/** A checkpoint folder's subfolder with its averaged (EMA) weights in the same layout, when the trainer keeps them. */
+export const EMA_DIR = 'ema';
 
 export interface CheckpointMeta {
   name: string;

@@ -39,6 +39,7 @@ export function torchMinerTrainer(opts: TorchMinerOptions): CommandTrainerInput 
         'opt.beta1': '{training.beta1}',
         'opt.beta2': '{training.beta2}',
         'opt.grad_clip': '{training.gradClip}',
+        'opt.ema_decay': '{training.emaDecay}',
         'sched.warmup_steps': '{training.warmupSteps}',
         'sched.total_steps': '{plannedSteps}',
         'run.seed': '{training.seed}',
