@@ -4,14 +4,21 @@
 //                      …, ln_f.bias), [in, out] matrices; no optimizer state is needed
 //   tokenizer.json     the minerflow tokenizer its embeddings were trained with (absent: bytes)
 //   manifest.json      {format: 'minerflow-checkpoint', model: {vocabSize, seqLen, dModel, nLayer, nHead, moe?}, …}
-// The model.* config of the fine-tuning run must be the manifest's (seqLen may be smaller).
+// The model.* config of the fine-tuning run must be the manifest's (loading names any tensor that differs).
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { CheckpointStore } from '../infra/store/store';
-import { MANIFEST_FILE, readManifest, TOKENIZER_FILE, WEIGHTS_FILE } from '../model/checkpoint';
-import { weightShapes, type GptConfig } from '../model/gpt';
+import {
+  MANIFEST_FILE,
+  readManifest,
+  saveWeights,
+  TOKENIZER_FILE,
+  WEIGHTS_FILE,
+  writeManifest,
+} from '../model/checkpoint';
+import { weightShapes, type GptConfig, type Weights } from '../model/gpt';
 import { readSafetensors } from '../model/safetensors';
-import { loadTokenizer } from '../model/tokenizer';
+import { loadTokenizer, saveTokenizer, type Tokenizer } from '../model/tokenizer';
 
 /** A folder that is not a usable base model; the message names the file and, for weights, the tensor. */
 export class BaseModelError extends Error {
@@ -64,4 +71,30 @@ export async function importBaseModel(store: CheckpointStore, dir: string, key: 
   const cfg = await checkBaseModel(dir);
   for (const f of [WEIGHTS_FILE, TOKENIZER_FILE, MANIFEST_FILE]) await store.put(`${key}/${f}`, path.join(dir, f));
   return cfg;
+}
+
+/** Writes `weights` as a base model folder in `dir` (what a checkpoint or export holds), e.g. a model pre-trained here. */
+export async function saveBaseModel(
+  dir: string,
+  weights: Weights,
+  cfg: GptConfig,
+  tokenizer: Tokenizer,
+  seed = 0,
+): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
+  const modelHash = await saveWeights(path.join(dir, WEIGHTS_FILE), weights, { format: 'pt' });
+  await saveTokenizer(path.join(dir, TOKENIZER_FILE), tokenizer);
+  await writeManifest(dir, {
+    format: 'minerflow-checkpoint',
+    version: 1,
+    modelHash,
+    model: { ...cfg, seed },
+    tokenizer: tokenizer.type,
+    step: 0,
+    trainLoss: NaN,
+    backend: 'tfjs',
+    runId: 'base',
+    round: 0,
+  });
+  return modelHash;
 }
