@@ -4,7 +4,7 @@
 // weights in the built-in layout: adapters are merged into them (W + scale·A·B).
 import * as tf from '@tensorflow/tfjs-core';
 import { isMoeLayer } from '../model/moe';
-import { type Adapters, type GptConfig, type Weights } from '../model/gpt';
+import { variableOf, type Adapters, type GptConfig, type Weights } from '../model/gpt';
 import { Rng } from '../model/rng';
 import type { LoraMethodInput, MethodInput } from './config';
 
@@ -81,8 +81,8 @@ export function prepareFinetune(cfg: GptConfig, base: Weights, method: MethodInp
     const [fanIn, fanOut] = base.get(slot.weight)!.shape;
     // PEFT's default: A ~ kaiming_uniform(a=√5) = U(±1/√fan_in); B = 0, so A·B = 0 at the start.
     const a = Float32Array.from({ length: fanIn * slot.rank }, () => (2 * rng.next() - 1) / Math.sqrt(fanIn));
-    trainable.set(`${slot.weight}.lora_A`, tf.variable(tf.tensor2d(a, [fanIn, slot.rank]), true));
-    trainable.set(`${slot.weight}.lora_B`, tf.variable(tf.zeros([slot.rank, fanOut]), true));
+    trainable.set(`${slot.weight}.lora_A`, variableOf(tf.tensor2d(a, [fanIn, slot.rank]), true));
+    trainable.set(`${slot.weight}.lora_B`, variableOf(tf.zeros([slot.rank, fanOut]), true));
   }
   if (method.trainEmbeddings) for (const name of ['wte', 'wpe']) trainable.set(name, base.get(name)!);
   return { weights: base, trainable: new Map([...trainable].sort(([x], [y]) => (x < y ? -1 : 1))), lora };
@@ -111,10 +111,12 @@ export function mergedWeights(m: FinetuneModel, trainable: Weights = m.trainable
     const source = trainable.get(name) ?? w;
     out.set(
       name,
-      tf.variable(
-        adapter ? tf.tidy(() => tf.add(source, tf.mul(tf.matMul(adapter.a, adapter.b), adapter.scale))) : source,
-        false,
-      ),
+      adapter
+        ? variableOf(
+            tf.tidy(() => tf.add(source, tf.mul(tf.matMul(adapter.a, adapter.b), adapter.scale))),
+            false,
+          )
+        : tf.variable(source, false),
     );
   }
   return out;

@@ -172,18 +172,23 @@ export function evaluateSft(
   return { loss: nll / tokens, tokens };
 }
 
-/** Held-out DPO: mean loss, preference accuracy (chosen's implicit reward above rejected's) and mean reward margin. */
+/**
+ * Held-out DPO: mean loss, preference accuracy (the chosen response's implicit reward above the
+ * rejected's: 0 for the reference itself), mean reward margin, and chosenLikelier: the share of pairs
+ * whose chosen response the model finds more likely (meaningful before training too).
+ */
 export function evaluateDpo(
   weights: Weights,
   reference: Weights,
   cfg: GptConfig,
   pairs: PreferenceSequences[],
   opts: { batchSize: number; beta: number; lora?: Adapters },
-): { loss: number; preferenceAccuracy: number; rewardMargin: number } {
+): { loss: number; preferenceAccuracy: number; rewardMargin: number; chosenLikelier: number } {
   if (pairs.length === 0) throw new Error('held-out data has no preference pairs');
   let loss = 0;
   let right = 0;
   let margin = 0;
+  let likelier = 0;
   for (let i = 0; i < pairs.length; i += opts.batchSize) {
     const batch = pairs.slice(i, i + opts.batchSize);
     const B = batch.length;
@@ -192,13 +197,16 @@ export function evaluateDpo(
       const pol = sequenceLogProbs(forwardWithAux(weights, cfg, ids, opts.lora).logits, targets, mask, 2 * B);
       const ref = sequenceLogProbs(forwardWithAux(reference, cfg, ids).logits, targets, mask, 2 * B);
       const d = dpoLoss(tf.slice(pol, 0, B), tf.slice(pol, B, B), tf.slice(ref, 0, B), tf.slice(ref, B, B), opts.beta);
-      return { loss: d.loss.dataSync()[0], margins: d.margins.dataSync() };
+      const chosenAhead = tf.sum(tf.cast(tf.greater(tf.slice(pol, 0, B), tf.slice(pol, B, B)), 'float32'));
+      return { loss: d.loss.dataSync()[0], margins: d.margins.dataSync(), likelier: chosenAhead.dataSync()[0] };
     });
     tf.dispose([ids, targets, mask]);
     const m = marginMetrics(r.margins);
     loss += r.loss * B;
     right += m.preferenceAccuracy * B;
     margin += m.rewardMargin * B;
+    likelier += r.likelier;
   }
-  return { loss: loss / pairs.length, preferenceAccuracy: right / pairs.length, rewardMargin: margin / pairs.length };
+  const n = pairs.length;
+  return { loss: loss / n, preferenceAccuracy: right / n, rewardMargin: margin / n, chosenLikelier: likelier / n };
 }

@@ -68,6 +68,7 @@ export interface FinetuneEval {
   tokens?: number;
   preferenceAccuracy?: number; // DPO: share of pairs whose chosen reward beats the rejected one's
   rewardMargin?: number;
+  chosenLikelier?: number; // DPO: share of pairs whose chosen response the model finds more likely
 }
 
 export class FinetuneRun {

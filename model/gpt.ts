@@ -27,6 +27,16 @@ export type Weights = Map<string, tf.Variable>;
  */
 export type Adapters = Map<string, { a: tf.Tensor; b: tf.Tensor; scale: number }>;
 
+/**
+ * A variable holding `t`, which it takes over. tf.variable shares its initial tensor's buffer and
+ * leaves that tensor alive: disposing the variable alone would keep the buffer for good.
+ */
+export function variableOf(t: tf.Tensor, trainable = true): tf.Variable {
+  const v = tf.variable(t, trainable);
+  t.dispose();
+  return v;
+}
+
 export function parameterCount(weights: Weights): number {
   let n = 0;
   for (const w of weights.values()) n += w.size;
@@ -73,7 +83,7 @@ export function initWeights(cfg: GptConfig, seed: number): Weights {
       const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * cfg.nLayer) : 0.02;
       for (let i = 0; i < size; i++) data[i] = rng.normal() * std;
     }
-    weights.set(name, tf.variable(tf.tensor(data, shape), true));
+    weights.set(name, variableOf(tf.tensor(data, shape)));
   }
   return weights;
 }
@@ -98,7 +108,7 @@ export function weightsFrom(cfg: GptConfig, arrays: Map<string, { shape: number[
       disposeWeights(weights); // the ones built so far
       throw new CheckpointShapeError(`${problem}; is model.* the config the checkpoint was trained with?`);
     }
-    weights.set(name, tf.variable(tf.tensor(a.data, shape), true));
+    weights.set(name, variableOf(tf.tensor(a.data, shape)));
   }
   return weights;
 }

@@ -332,3 +332,30 @@ test('bad fine-tuning config is named by field', () => {
   );
   disposeWeights(base);
 });
+
+test('fine-tuning leaks no tensors: a DPO LoRA run trained, evaluated, saved and disposed leaves none behind', async () => {
+  const before = tf.memory().numTensors;
+  const base = initWeights(cfg, 6);
+  const run = new FinetuneRun(cfg, base, ft({ objective: 'dpo', method: { kind: 'lora', attention: { rank: 2 } } }));
+  const prefs = encodeExamples(
+    'preference',
+    examples(8).map((e) => ({ prompt: e.parts[0].text, chosen: e.parts[1].text, rejected: ' z z z.' })),
+    tokenizer,
+    cfg.seqLen,
+  ).encoded;
+  const trainer = new Trainer(cfg, run.model.trainable, schedule, run.objective(prefs));
+  const r = await trainer.run({ untilStep: 3 });
+  assert.ok(r.history.every((h) => typeof h.metrics?.rewardMargin === 'number'));
+  run.evaluate(prefs, 4, trainer.ema!.shadow);
+  await saveFinetuneState(
+    await tempDir('finetune-leak'),
+    run.model,
+    trainer,
+    { counters: trainer.counters(), trainLoss: 0, backend: tf.getBackend() },
+    tokenizer,
+  );
+  trainer.dispose();
+  run.dispose();
+  disposeWeights(base);
+  assert.equal(tf.memory().numTensors, before);
+});

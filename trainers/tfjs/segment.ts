@@ -294,6 +294,7 @@ async function train(
         heldOutMetrics: {
           preferenceAccuracy: finetuneEval.preferenceAccuracy,
           rewardMargin: finetuneEval.rewardMargin!,
+          chosenLikelier: finetuneEval.chosenLikelier!,
         },
       }),
       skippedBatches: skippedHere,
