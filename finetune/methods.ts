@@ -3,6 +3,7 @@
 // zero, so training starts exactly at the base). The model the subnet publishes is always plain
 // weights in the built-in layout: adapters are merged into them (W + scale·A·B).
 import * as tf from '@tensorflow/tfjs-core';
+import { InvalidInputError } from '../common/config';
 import { isMoeLayer } from '../model/moe';
 import { variableOf, type Adapters, type GptConfig, type Weights } from '../model/gpt';
 import { Rng } from '../model/rng';
@@ -30,7 +31,7 @@ export function layerRanks(rank: number | number[] | { first: number; last: numb
   if (typeof rank === 'number') return Array.from({ length: nLayer }, () => rank);
   if (Array.isArray(rank)) {
     if (rank.length !== nLayer)
-      throw new Error(
+      throw new InvalidInputError(
         `${where}.rank lists ${rank.length} ranks but the base model has ${nLayer} layers (model.nLayer)`,
       );
     return rank;
@@ -66,7 +67,7 @@ export function prepareFinetune(cfg: GptConfig, base: Weights, method: MethodInp
   if (method.kind === 'full') return { weights: base, trainable: base };
   if (method.kind === 'lastLayers') {
     if (method.layers > cfg.nLayer)
-      throw new Error(
+      throw new InvalidInputError(
         `${field}.layers (${method.layers}) is more than the base model's ${cfg.nLayer} layers (model.nLayer)`,
       );
     const first = cfg.nLayer - method.layers;

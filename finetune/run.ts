@@ -4,6 +4,7 @@
 import { createReadStream } from 'node:fs';
 import * as readline from 'node:readline';
 import * as tf from '@tensorflow/tfjs-core';
+import { InvalidInputError } from '../common/config';
 import type { GptConfig, Weights } from '../model/gpt';
 import type { Tokenizer } from '../model/tokenizer';
 import type { Objective } from '../model/trainer';
@@ -122,7 +123,7 @@ export class FinetuneRun {
 
   private check(data: Encoded, what: string): void {
     if (data.kind !== KIND_FOR[this.ft.objective])
-      throw new Error(
+      throw new InvalidInputError(
         `training.finetune.objective '${this.ft.objective}' needs ${KIND_FOR[this.ft.objective]} examples, but the ${what} data holds ${data.kind} examples (dataset.kind)`,
       );
   }
