@@ -359,3 +359,29 @@ test('fine-tuning leaks no tensors: a DPO LoRA run trained, evaluated, saved and
   disposeWeights(base);
   assert.equal(tf.memory().numTensors, before);
 });
+
+test('NaN guard under LoRA: non-finite steps are skipped, and skipLimit in a row restore the last good adapters', async () => {
+  const base = initWeights(cfg, 5);
+  const run = new FinetuneRun(cfg, base, ft({ objective: 'sft', method: { kind: 'lora', attention: { rank: 4 } } }));
+  const { encoded } = encodeExamples('sft', examples(16), tokenizer, cfg.seqLen);
+  const trainer = new Trainer(cfg, run.model.trainable, { ...schedule, skipLimit: 2 }, run.objective(encoded));
+  trainer.plantNonFinite = (step) => step >= 2;
+  // The last good state is where the last applied step started: after step 1 here.
+  await trainer.run({ untilStep: 1 });
+  const good = new Map([...run.model.trainable].map(([n, t]) => [n, t.dataSync().slice()]));
+  const r = await trainer.run({ untilStep: 4 });
+  assert.deepEqual(
+    r.history.map((h) => [h.skipped, h.restores]),
+    [
+      [0, 0],
+      [1, 0],
+      [2, 1],
+    ],
+  );
+  for (const [n, t] of run.model.trainable)
+    assert.deepEqual(t.dataSync(), good.get(n), `${n} is not the last good value`);
+  assert.equal(trainer.lrScale, 0.5);
+  trainer.dispose();
+  run.dispose();
+  disposeWeights(base);
+});
