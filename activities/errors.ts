@@ -23,6 +23,8 @@ const PERMANENT = new Set([
   'ModelTooLargeError', // the model and batch cannot fit this machine's memory
   'BackendAbortError', // the TensorFlow.js backend aborted (e.g. out of wasm memory); retrying the same task aborts again
   'TrainerRestartsExhaustedError', // an external trainer crashed more often than trainer.maxRestarts allows
+  'ExampleFormatError', // a fine-tuning dataset line that is not the example shape its kind needs
+  'BaseModelError', // a base model folder missing a file or with a tensor of the wrong shape
 ]);
 
 export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {

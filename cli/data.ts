@@ -134,7 +134,7 @@ export async function lrFindCommand(getSettings: () => Settings, args: string[])
     console.log(
       `note: training.lrFind.enabled is false in this config, so a cycle trains at training.learningRate = ${t.learningRate}; set it to true to use the range test`,
     );
-  else if (t.initFrom)
+  else if (t.initFrom && !t.finetune)
     console.log(
       `note: training.initFrom is set, so a cycle skips the range test and trains at training.learningRate = ${t.learningRate}`,
     );

@@ -1,6 +1,7 @@
 // The one input of a mining cycle, validated by zod wherever it crosses a boundary (CLI, workflow,
 // activity). Every field has a default, so `{}` is a valid cycle: the embedded demo.
 import { z } from 'zod';
+import { FinetuneSchema } from '../finetune/config';
 import { CommandTrainerSchema } from '../trainers/command/schema';
 
 export const int = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -153,10 +154,12 @@ export const TrainingSchema = z
       )
       .nullable()
       .default(null),
+    /** Fine-tune the base model training.initFrom (finetune/config.ts): SFT or DPO, full, last layers or LoRA; null: pre-train on text. */
+    finetune: FinetuneSchema.nullable().default(null),
     /** A dead gpu worker is noticed after this long without a heartbeat; its segment moves to another worker. */
     heartbeatTimeoutSeconds: int(2, 3600).default(120),
     /**
-     * LR range test before the first segment of a fresh model (not with initFrom): its suggestion,
+     * LR range test before the first segment of a fresh model (not with initFrom, unless fine-tuning: then it runs on the base): its suggestion,
      * clamped to [floor, ceiling], replaces learningRate. Costs `steps` training steps of the window.
      */
     lrFind: z
@@ -182,6 +185,13 @@ export const TrainingSchema = z
   })
   .strict()
   .superRefine((t, ctx) => {
+    if (t.finetune && !t.initFrom)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['initFrom'],
+        input: t.initFrom,
+        message: 'training.finetune needs a base model: set training.initFrom to its store key',
+      });
     if (t.warmupSteps > t.steps)
       ctx.addIssue({
         code: 'custom',

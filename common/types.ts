@@ -38,6 +38,7 @@ export interface SegmentResult {
   trainLoss: number;
   heldOutLoss: number; // NaN when non-finite
   emaHeldOutLoss?: number; // the EMA weights' held-out loss, when training.emaDecay is on
+  heldOutMetrics?: Record<string, number>; // fine-tuning's other held-out figures (DPO: preferenceAccuracy, rewardMargin)
   skippedBatches: number; // non-finite batches skipped in this segment
   nonFinite: boolean; // the segment ended in a NaN storm
   stoppedEarly: boolean; // stopped at the training deadline

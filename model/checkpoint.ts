@@ -90,10 +90,11 @@ export async function saveTrainingState(
   if (tokenizer) await saveTokenizer(path.join(dir, TOKENIZER_FILE), tokenizer);
   const modelHash = await saveWeights(path.join(dir, WEIGHTS_FILE), weights, { format: 'pt' });
   if (ema) await saveWeights(path.join(dir, EMA_FILE), ema, { format: 'pt' });
+  // The optimizer's own tensors: all of `weights` when pre-training, only the trained ones when fine-tuning.
   const moments = new Map<string, StoredTensor>();
-  for (const [name, w] of weights) {
-    moments.set(`m.${name}`, { shape: w.shape, data: optimizer.m.get(name)!.dataSync() as Float32Array });
-    moments.set(`v.${name}`, { shape: w.shape, data: optimizer.v.get(name)!.dataSync() as Float32Array });
+  for (const [name, m] of optimizer.m) {
+    moments.set(`m.${name}`, { shape: m.shape, data: m.dataSync() as Float32Array });
+    moments.set(`v.${name}`, { shape: m.shape, data: optimizer.v.get(name)!.dataSync() as Float32Array });
   }
   await writeSafetensors(path.join(dir, OPTIMIZER_FILE), moments);
   const full = { ...meta, modelHash };

@@ -1,7 +1,7 @@
 // An exponential moving average of the weights (Polyak averaging). Its decay warms up as
 // min(decay, (1 + n) / (10 + n)) so early averages are not dominated by the random init.
 import * as tf from '@tensorflow/tfjs-core';
-import type { Weights } from './gpt';
+import { variableOf, type Weights } from './gpt';
 
 export class Ema {
   readonly shadow: Weights = new Map();
@@ -11,7 +11,7 @@ export class Ema {
     readonly decay: number,
     public updates = 0,
   ) {
-    for (const [name, w] of weights) this.shadow.set(name, tf.variable(w.clone(), false));
+    for (const [name, w] of weights) this.shadow.set(name, variableOf(w.clone(), false));
   }
 
   update(weights: Weights): void {

@@ -21,6 +21,22 @@ export interface GptConfig {
 /** Every trainable tensor by name. Names sort into the checkpoint's (and the model hash's) order. */
 export type Weights = Map<string, tf.Variable>;
 
+/**
+ * LoRA adapters by the name of the weight matrix they adapt (e.g. 'h.0.attn.c_attn.weight'):
+ * that layer computes x·W + scale·(x·A)·B. Built and merged in finetune/lora.ts.
+ */
+export type Adapters = Map<string, { a: tf.Tensor; b: tf.Tensor; scale: number }>;
+
+/**
+ * A variable holding `t`, which it takes over. tf.variable shares its initial tensor's buffer and
+ * leaves that tensor alive: disposing the variable alone would keep the buffer for good.
+ */
+export function variableOf(t: tf.Tensor, trainable = true): tf.Variable {
+  const v = tf.variable(t, trainable);
+  t.dispose();
+  return v;
+}
+
 export function parameterCount(weights: Weights): number {
   let n = 0;
   for (const w of weights.values()) n += w.size;
@@ -67,7 +83,7 @@ export function initWeights(cfg: GptConfig, seed: number): Weights {
       const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * cfg.nLayer) : 0.02;
       for (let i = 0; i < size; i++) data[i] = rng.normal() * std;
     }
-    weights.set(name, tf.variable(tf.tensor(data, shape), true));
+    weights.set(name, variableOf(tf.tensor(data, shape)));
   }
   return weights;
 }
@@ -92,7 +108,7 @@ export function weightsFrom(cfg: GptConfig, arrays: Map<string, { shape: number[
       disposeWeights(weights); // the ones built so far
       throw new CheckpointShapeError(`${problem}; is model.* the config the checkpoint was trained with?`);
     }
-    weights.set(name, tf.variable(tf.tensor(a.data, shape), true));
+    weights.set(name, variableOf(tf.tensor(a.data, shape)));
   }
   return weights;
 }
@@ -116,8 +132,12 @@ function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b) as tf.Tensor2D;
 }
 
-function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(matmul(x, w), b) as tf.Tensor2D;
+/** The affine layer `name` (its .weight and .bias), plus its LoRA adapter's low-rank path if it has one. */
+function linear(x: tf.Tensor2D, w: Weights, name: string, lora?: Adapters): tf.Tensor2D {
+  const y = tf.add(matmul(x, w.get(name + '.weight')!), w.get(name + '.bias')!) as tf.Tensor2D;
+  const adapter = lora?.get(name + '.weight');
+  if (!adapter) return y;
+  return tf.add(y, tf.mul(matmul(matmul(x, adapter.a), adapter.b), adapter.scale)) as tf.Tensor2D;
 }
 
 function gelu(x: tf.Tensor): tf.Tensor {
@@ -135,11 +155,12 @@ function attention(
   B: number,
   T: number,
   mask: tf.Tensor,
+  lora?: Adapters,
 ): tf.Tensor2D {
   const d = cfg.dModel;
   const H = cfg.nHead;
   const hd = d / H;
-  const qkv = linear(x, w.get(p + 'attn.c_attn.weight')!, w.get(p + 'attn.c_attn.bias')!);
+  const qkv = linear(x, w, p + 'attn.c_attn', lora);
   const heads = (part: number) =>
     tf.reshape(tf.transpose(tf.reshape(tf.slice(qkv, [0, part * d], [B * T, d]), [B, T, H, hd]), [0, 2, 1, 3]), [
       B * H,
@@ -152,13 +173,13 @@ function attention(
   const scores = tf.add(tf.mul(matmul(q, swapLast(k)), 1 / Math.sqrt(hd)), mask);
   const y = matmul(tf.softmax(scores), v); // [B·H, T, hd]
   const merged = tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D;
-  return linear(merged, w.get(p + 'attn.c_proj.weight')!, w.get(p + 'attn.c_proj.bias')!);
+  return linear(merged, w, p + 'attn.c_proj', lora);
 }
 
 /** GPT-2 MLP (c_fc, gelu, c_proj) with the weights under `p`. */
-function mlp(w: Weights, p: string, x: tf.Tensor2D): tf.Tensor2D {
-  const hidden = gelu(linear(x, w.get(p + 'c_fc.weight')!, w.get(p + 'c_fc.bias')!)) as tf.Tensor2D;
-  return linear(hidden, w.get(p + 'c_proj.weight')!, w.get(p + 'c_proj.bias')!);
+function mlp(w: Weights, p: string, x: tf.Tensor2D, lora?: Adapters): tf.Tensor2D {
+  const hidden = gelu(linear(x, w, p + 'c_fc', lora)) as tf.Tensor2D;
+  return linear(hidden, w, p + 'c_proj', lora);
 }
 
 /**
@@ -171,12 +192,13 @@ function moeMlp(
   p: string,
   x: tf.Tensor2D,
   moe: MoeConfig,
+  lora?: Adapters,
 ): { y: tf.Tensor2D; aux: tf.Scalar; load: tf.Tensor1D } {
   const N = x.shape[0];
   const { gates, chosen, aux } = route(tf.softmax(matmul(x, w.get(p + 'moe.router.weight')!)), moe);
   let y = tf.zerosLike(x);
   for (let e = 0; e < moe.experts; e++) {
-    y = tf.add(y, tf.mul(tf.slice(gates, [0, e], [N, 1]), mlp(w, `${p}moe.experts.${e}.`, x)));
+    y = tf.add(y, tf.mul(tf.slice(gates, [0, e], [N, 1]), mlp(w, `${p}moe.experts.${e}.`, x, lora)));
   }
   return { y, aux, load: tf.sum(chosen, 0) };
 }
@@ -188,12 +210,12 @@ export interface ForwardResult {
 }
 
 /** Next-token logits [B·T, vocab] for token ids [B, T] (int32). */
-export function forward(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => forwardWithAux(w, cfg, ids).logits);
+export function forward(w: Weights, cfg: GptConfig, ids: tf.Tensor2D, lora?: Adapters): tf.Tensor2D {
+  return tf.tidy(() => forwardWithAux(w, cfg, ids, lora).logits);
 }
 
-/** The forward pass, with what the MoE layers add: their auxiliary loss and expert loads. */
-export function forwardWithAux(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): ForwardResult {
+/** The forward pass, with what the MoE layers add: their auxiliary loss and expert loads. `lora`: adapters on the linear layers. */
+export function forwardWithAux(w: Weights, cfg: GptConfig, ids: tf.Tensor2D, lora?: Adapters): ForwardResult {
   const [B, T] = ids.shape;
   if (T > cfg.seqLen) throw new Error(`sequence of ${T} tokens is longer than model.seqLen ${cfg.seqLen}`);
   const tok = tf.reshape(embed(w.get('wte')! as tf.Tensor2D, tf.reshape(ids, [B * T]) as tf.Tensor1D), [
@@ -209,14 +231,14 @@ export function forwardWithAux(w: Weights, cfg: GptConfig, ids: tf.Tensor2D): Fo
   for (let l = 0; l < cfg.nLayer; l++) {
     const p = `h.${l}.`;
     const a = layerNorm(x, w.get(p + 'ln_1.weight')!, w.get(p + 'ln_1.bias')!);
-    x = tf.add(x, attention(w, p, a, cfg, B, T, mask)) as tf.Tensor2D;
+    x = tf.add(x, attention(w, p, a, cfg, B, T, mask, lora)) as tf.Tensor2D;
     const m = layerNorm(x, w.get(p + 'ln_2.weight')!, w.get(p + 'ln_2.bias')!);
     if (isMoeLayer(cfg.moe, l)) {
-      const { y, aux, load } = moeMlp(w, p, m, cfg.moe!);
+      const { y, aux, load } = moeMlp(w, p, m, cfg.moe!, lora);
       x = tf.add(x, y) as tf.Tensor2D;
       auxes.push(aux);
       expertLoad.push(load);
-    } else x = tf.add(x, mlp(w, p + 'mlp.', m)) as tf.Tensor2D;
+    } else x = tf.add(x, mlp(w, p + 'mlp.', m, lora)) as tf.Tensor2D;
   }
   x = layerNorm(x, w.get('ln_f.weight')!, w.get('ln_f.bias')!);
   const logits = matmul(x, tf.transpose(w.get('wte')!)); // tied output head

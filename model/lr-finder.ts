@@ -8,8 +8,8 @@
 // (measured: default model, 120-step test, min/3 = 9e-2; a 300-step grid is best at 3e-3 and
 // 0.17 nats worse at 1e-2). There the steepest descent (2.4e-3) is the safe choice. Between
 // the two, the suggestion moves geometrically with the run's length relative to the test's.
-import { disposeWeights, initWeights, type GptConfig } from './gpt';
-import { Trainer, type TrainConfig } from './trainer';
+import { disposeWeights, initWeights, type GptConfig, type Weights } from './gpt';
+import { Trainer, type Objective, type TrainConfig } from './trainer';
 import type { TokenIds } from './tokenizer';
 
 export interface LrFindOptions {
@@ -28,6 +28,8 @@ export interface LrFindOptions {
   /** Steps the suggestion is for (the schedule's horizon); absent: a run as long as the test. */
   horizonSteps?: number;
   stopAt?: number; // epoch ms: stop with the points so far (a training deadline)
+  /** Fine-tuning: the tensors `data`'s objective trains (a base prepared by finetune/), instead of a fresh model. The caller owns them. */
+  trainable?: Weights;
   onStep?: (p: { step: number; steps: number; lr: number; loss: number; smoothed: number }) => void | Promise<void>;
 }
 
@@ -44,8 +46,12 @@ export interface LrFindResult {
   diverged: boolean; // stopped early because the loss blew up
 }
 
-export async function lrRangeTest(cfg: GptConfig, data: TokenIds, opts: LrFindOptions): Promise<LrFindResult> {
-  const weights = initWeights(cfg, opts.modelSeed);
+export async function lrRangeTest(
+  cfg: GptConfig,
+  data: TokenIds | Objective,
+  opts: LrFindOptions,
+): Promise<LrFindResult> {
+  const weights = opts.trainable ?? initWeights(cfg, opts.modelSeed);
   // A flat schedule (peak 1, no warmup, an endless horizon) so lrScale *is* the learning rate.
   const flat: TrainConfig = {
     steps: Number.MAX_SAFE_INTEGER,
@@ -89,7 +95,7 @@ export async function lrRangeTest(cfg: GptConfig, data: TokenIds, opts: LrFindOp
     }
   } finally {
     trainer.dispose();
-    disposeWeights(weights);
+    if (!opts.trainable) disposeWeights(weights);
   }
   if (curve.length < 10)
     throw new LrFindInconclusiveError(

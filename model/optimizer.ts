@@ -1,7 +1,7 @@
 // AdamW with decoupled weight decay, global-norm gradient clipping, and the learning-rate schedule
 // of Hugging Face's get_cosine_schedule_with_warmup (linear warmup, then cosine to zero).
 import * as tf from '@tensorflow/tfjs-core';
-import type { Weights } from './gpt';
+import { variableOf, type Weights } from './gpt';
 
 export interface AdamWOptions {
   beta1: number;
@@ -38,8 +38,8 @@ export class AdamW {
     private readonly opts: AdamWOptions,
   ) {
     for (const [name, w] of weights) {
-      this.m.set(name, tf.variable(tf.zerosLike(w), false));
-      this.v.set(name, tf.variable(tf.zerosLike(w), false));
+      this.m.set(name, variableOf(tf.zerosLike(w), false));
+      this.v.set(name, variableOf(tf.zerosLike(w), false));
     }
   }
 

@@ -5,6 +5,9 @@
 // gradient is skipped; after `skipLimit` in a row the trainer goes back to the last good state with
 // a lower LR. Its whole state (step, optimizer moments, RNG, LR scale) can be saved and restored, so
 // training N steps, stopping, and resuming for N more gives the same weights as 2N steps straight.
+// What a step minimises is an Objective over items drawn at random: text windows for pre-training
+// (the default), fine-tuning examples for SFT and DPO (finetune/objectives.ts); `weights` are the
+// tensors it trains (the whole model, or a fine-tuning method's subset or adapters).
 // Knows nothing about Temporal: the train activity calls it and heartbeats from onStep.
 import * as tf from '@tensorflow/tfjs-core';
 import { parameterCount, trainingLoss, type GptConfig, type Weights } from './gpt';
@@ -58,6 +61,20 @@ export interface TrainerCounters {
   consecutiveSkips?: number;
 }
 
+/**
+ * What a step minimises: each micro-batch is a list of items drawn uniformly from [0, size), and
+ * lossAndGrads returns the step's mean loss and the gradients of `weights` (weighted by each
+ * micro-batch's share of totalItems, as batchLossAndGrads), plus any metrics to report.
+ */
+export interface Objective {
+  size: number;
+  tokensPerItem: number; // for tokens/s
+  lossAndGrads(weights: Weights, microBatches: number[][], totalItems: number): LossAndGrads & { metrics?: Metrics };
+}
+
+/** Extra per-step figures an objective reports (DPO: reward margin, preference accuracy). */
+export type Metrics = Record<string, number>;
+
 export interface StepReport {
   step: number; // steps completed, 1-based
   totalSteps: number;
@@ -68,6 +85,7 @@ export interface StepReport {
   tokensPerSec: number;
   skipped: number; // non-finite steps skipped so far
   restores: number; // returns to the last good state so far (after skipLimit skips in a row)
+  metrics?: Metrics; // the objective's own figures for this step
 }
 
 export interface RunOptions {
@@ -97,6 +115,7 @@ export class Trainer {
   private readonly skipLimit: number;
   private readonly lrBackoff: number;
   private readonly replicas?: ReplicaPool; // worker threads; the main thread is the first replica
+  private readonly objective: Objective;
   private lastGood?: Snapshot;
   step = 0;
   skipped = 0;
@@ -107,16 +126,24 @@ export class Trainer {
   plantNonFinite?: (step: number) => boolean;
 
   constructor(
-    private readonly cfg: GptConfig,
+    cfg: GptConfig,
     private readonly weights: Weights,
     readonly train: TrainConfig,
-    private readonly data: TokenIds,
+    data: TokenIds | Objective,
     resume?: TrainerCounters,
   ) {
     checkTrainConfig(train);
-    if (data.length < cfg.seqLen + 2) {
+    if (!isObjective(data) && data.length < cfg.seqLen + 2) {
       throw new Error(`training data has ${data.length} tokens; at least ${cfg.seqLen + 2} are needed`);
     }
+    if (isObjective(data) && data.size < 1) throw new Error('training data has no examples');
+    this.objective = isObjective(data)
+      ? data
+      : {
+          size: data.length - cfg.seqLen - 1,
+          tokensPerItem: cfg.seqLen,
+          lossAndGrads: (w, microBatches, total) => batchLossAndGrads(w, cfg, data, microBatches, total),
+        };
     this.accumSteps = train.gradAccumSteps ?? 1;
     this.skipLimit = train.skipLimit ?? 8;
     this.lrBackoff = train.lrBackoff ?? 0.5;
@@ -138,12 +165,11 @@ export class Trainer {
       this.restores = resume.restores ?? 0;
       this.consecutiveSkips = resume.consecutiveSkips ?? 0;
     }
-    const replicas = replicaCount(
-      train.threads,
-      train.batchSize,
-      parameterCount(weights) * train.batchSize * cfg.seqLen,
-    );
-    if (replicas > 1) this.replicas = new ReplicaPool(cfg, weights, data, replicas - 1);
+    // Replicas split text windows only; fine-tuning objectives run on the main thread.
+    const replicas = isObjective(data)
+      ? 1
+      : replicaCount(train.threads, train.batchSize, parameterCount(weights) * train.batchSize * cfg.seqLen);
+    if (replicas > 1 && !isObjective(data)) this.replicas = new ReplicaPool(cfg, weights, data, replicas - 1);
   }
 
   /** Tensors held by the worker replicas (the main thread's are tf.memory()), for leak checks. */
@@ -171,13 +197,12 @@ export class Trainer {
 
   /** One optimisation step on fresh random micro-batches. */
   trainStep(): Omit<StepReport, 'tokensPerSec' | 'totalSteps'> {
-    const T = this.cfg.seqLen;
     const microBatches = Array.from({ length: this.accumSteps }, () =>
-      Array.from({ length: this.train.batchSize }, () => this.rng.int(this.data.length - T - 1)),
+      Array.from({ length: this.train.batchSize }, () => this.rng.int(this.objective.size)),
     );
     const lr =
       this.lrScale * cosineWithWarmup(this.step, this.train.learningRate, this.train.warmupSteps, this.train.steps);
-    const { aux, grads, ...rest } = this.lossAndGrads(microBatches);
+    const { aux, grads, metrics, ...rest } = this.lossAndGrads(microBatches);
     const loss = this.plantNonFinite?.(this.step) ? NaN : rest.loss;
     const gradNorm = Number.isFinite(loss) ? globalNorm(this.weights, grads) : NaN;
     if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
@@ -196,19 +221,28 @@ export class Trainer {
     }
     tf.dispose(grads);
     this.step += 1;
-    return { step: this.step, loss, auxLoss: aux, lr, gradNorm, skipped: this.skipped, restores: this.restores };
+    return {
+      step: this.step,
+      loss,
+      auxLoss: aux,
+      lr,
+      gradNorm,
+      skipped: this.skipped,
+      restores: this.restores,
+      ...(metrics ? { metrics } : {}),
+    };
   }
 
   /**
    * Mean loss and gradients over the step's micro-batches. With replicas, every micro-batch is split
    * across them: the workers start on their parts, the main thread computes its own, then adds theirs.
    */
-  private lossAndGrads(microBatches: number[][]): LossAndGrads {
+  private lossAndGrads(microBatches: number[][]): LossAndGrads & { metrics?: Metrics } {
     const windows = microBatches.length * this.train.batchSize;
-    if (!this.replicas) return batchLossAndGrads(this.weights, this.cfg, this.data, microBatches, windows);
+    if (!this.replicas) return this.objective.lossAndGrads(this.weights, microBatches, windows);
     const shares = splitAcross(microBatches, this.threads);
     this.replicas.start(this.weights, shares.slice(1), windows);
-    const local = batchLossAndGrads(this.weights, this.cfg, this.data, shares[0], windows);
+    const local = this.objective.lossAndGrads(this.weights, shares[0], windows);
     return this.replicas.finish(this.weights, local);
   }
 
@@ -232,7 +266,7 @@ export class Trainer {
   /** Trains until `untilStep` (or a stop condition), calling onStep after each step (await it: heartbeats go out there). */
   async run(opts: RunOptions = {}): Promise<TrainSummary> {
     const until = opts.untilStep ?? this.train.steps;
-    const tokensPerStep = this.train.batchSize * this.accumSteps * this.cfg.seqLen;
+    const tokensPerStep = this.train.batchSize * this.accumSteps * this.objective.tokensPerItem;
     const history: StepReport[] = [];
     const t0 = performance.now();
     let windowStart = t0;
@@ -276,6 +310,10 @@ export class Trainer {
   }
 }
 
+function isObjective(data: TokenIds | Objective): data is Objective {
+  return 'lossAndGrads' in data;
+}
+
 /**
  * A copy of the training state (weights, AdamW moments, EMA) taken before each applied step.
  * tfjs never changes a tensor's data in place (assign swaps buffers), so saving shares the live
@@ -315,28 +353,43 @@ export function batchLossAndGrads(
   microBatches: number[][],
   totalWindows: number,
 ): LossAndGrads {
+  return accumulate(weights, microBatches, totalWindows, (starts) => lossAndGrads(weights, cfg, data, starts));
+}
+
+/** Sums `part`'s loss, metrics and gradients over micro-batches, each weighted by its share of `totalItems`. */
+export function accumulate(
+  weights: Weights,
+  microBatches: number[][],
+  totalItems: number,
+  part: (items: number[]) => LossAndGrads & { metrics?: Metrics },
+): LossAndGrads & { metrics?: Metrics } {
   let loss = 0;
   let aux = 0;
+  let metrics: Metrics | undefined;
   let sums: tf.NamedTensorMap | undefined;
-  for (const starts of microBatches) {
-    const part = lossAndGrads(weights, cfg, data, starts);
-    const share = starts.length / totalWindows;
-    loss += part.loss * share;
-    aux += part.aux * share;
+  for (const items of microBatches) {
+    const p = part(items);
+    const share = items.length / totalItems;
+    loss += p.loss * share;
+    aux += p.aux * share;
+    if (p.metrics) {
+      metrics ??= {};
+      for (const [k, v] of Object.entries(p.metrics)) metrics[k] = (metrics[k] ?? 0) + v * share;
+    }
     const prev = sums;
     sums = tf.tidy(() => {
       const next: tf.NamedTensorMap = {};
       for (const w of weights.values()) {
-        const g = share === 1 ? part.grads[w.name] : tf.mul(part.grads[w.name], share);
+        const g = share === 1 ? p.grads[w.name] : tf.mul(p.grads[w.name], share);
         next[w.name] = prev ? tf.add(prev[w.name], g) : tf.keep(g);
       }
       return next;
     });
-    if (share !== 1) tf.dispose(part.grads);
+    if (share !== 1) tf.dispose(p.grads);
     if (prev) tf.dispose(prev);
   }
-  if (!sums) throw new Error('batchLossAndGrads needs at least one micro-batch');
-  return { loss, aux, grads: sums };
+  if (!sums) throw new Error('a step needs at least one micro-batch');
+  return { loss, aux, grads: sums, ...(metrics ? { metrics } : {}) };
 }
 
 /**

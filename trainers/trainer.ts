@@ -37,6 +37,8 @@ export interface ExportRequest {
   model: ModelInput;
   eval: EvalInput;
   state: StateRef;
+  /** A fine-tuned state (training.finetune): evaluated by its objective on the held-out examples, against the base (initFrom). */
+  training?: Pick<TrainingInput, 'initFrom' | 'finetune'>;
 }
 
 export interface ExportedModel {

@@ -100,7 +100,7 @@ export async function runTrainingLoop(
   opts: TrainingLoopOptions,
 ): Promise<void> {
   state.learningRate = input.training.learningRate;
-  if (input.training.lrFind.enabled && !input.training.initFrom) {
+  if (input.training.lrFind.enabled && (!input.training.initFrom || input.training.finetune)) {
     const found = await findLearningRate(input, state, opts);
     if (found) state.learningRate = found.chosenLr;
   }

@@ -2,7 +2,9 @@
 // with a state (or a dataset), kept in the store so every segment and the LR range test agree.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { ModelInput } from '../../common/config';
+import { InvalidInputError, type ModelInput } from '../../common/config';
+import type { FinetuneInput } from '../../finetune/config';
+import { encodeExamples, KIND_FOR, readExamples, type Encoded } from '../../finetune/run';
 import type { DatasetRef } from '../../common/types';
 import { readSplit } from '../../curation/curate';
 import type { CheckpointStore } from '../../infra/store/store';
@@ -60,6 +62,26 @@ export async function datasetTokenizer(
   await saveTokenizer(file, tokenizer);
   await store.put(key, file, { immutable: true });
   return tokenizer;
+}
+
+/** A fine-tuning dataset's train and held-out examples (DatasetRef.kind must fit the objective), as sequences for the model. */
+export async function readExampleSplits(
+  store: CheckpointStore,
+  dataset: DatasetRef,
+  ft: FinetuneInput,
+  tokenizer: Tokenizer,
+  seqLen: number,
+): Promise<{ train: Encoded; heldOut: Encoded; dropped: number }> {
+  const kind = KIND_FOR[ft.objective];
+  if (dataset.kind !== kind)
+    throw new InvalidInputError(
+      `training.finetune.objective '${ft.objective}' needs a dataset of ${kind} examples, but dataset.kind is ${JSON.stringify(dataset.kind ?? 'text')}`,
+    );
+  const split = async (key: string) =>
+    encodeExamples(kind, await readExamples(await store.get(key), kind), tokenizer, seqLen);
+  const train = await split(dataset.trainKey);
+  const heldOut = await split(dataset.heldOutKey);
+  return { train: train.encoded, heldOut: heldOut.encoded, dropped: train.dropped + heldOut.dropped };
 }
 
 /** A split of the dataset as token ids. */

@@ -1,6 +1,8 @@
 // The built-in trainer's export: evaluate a trained state on held-out data as a validator would,
 // pick the better of its raw and EMA weights, refuse anything unfit to publish (non-finite, no
 // better than the untrained model, a file changed since training), and hand the files to the subnet.
+// A fine-tuned state is judged by its objective on the held-out examples (masked CE, DPO loss), and
+// must beat the base it started from; its model.safetensors already has any LoRA adapters merged.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { EvalSchema, ModelSchema, parseOrExplain } from '../../common/config';
@@ -9,11 +11,12 @@ import type { CheckpointStore } from '../../infra/store/store';
 import { initBackend, withBackendRecovery } from '../../model/backend';
 import { EMA_FILE, loadWeights, TOKENIZER_FILE, WEIGHTS_FILE } from '../../model/checkpoint';
 import { evaluate } from '../../model/evaluate';
-import { disposeWeights, initWeights, type GptConfig, type Weights } from '../../model/gpt';
+import { disposeWeights, initWeights, type Weights } from '../../model/gpt';
 import { hashSafetensorsFile } from '../../model/hash';
-import { evaluationBitsPerByte, saveTokenizer, type TokenIds } from '../../model/tokenizer';
+import { evaluationBitsPerByte, saveTokenizer } from '../../model/tokenizer';
 import type { ExportedModel, ExportRequest, TrainerHooks } from '../trainer';
-import { modelConfig, readTokens, stateTokenizer } from './data';
+import { evaluateDpo, evaluateSft } from '../../finetune/objectives';
+import { modelConfig, readExampleSplits, readTokens, stateTokenizer } from './data';
 
 /** A state that must not be published (non-finite, untrained, changed after training). */
 export class CheckpointError extends Error {
@@ -58,24 +61,47 @@ async function exportState(
   // The state's own tokenizer: its weights were trained on its ids.
   const tokenizer = await stateTokenizer(store, input.state.key);
   const cfg = modelConfig(model, tokenizer);
-  const heldOut = await readTokens(store, input.dataset.heldOutKey, tokenizer);
+  const ft = input.training?.finetune ?? null;
+  const examples = ft ? await readExampleSplits(store, input.dataset, ft, tokenizer, cfg.seqLen) : undefined;
+  const heldOut = ft ? undefined : await readTokens(store, input.dataset.heldOutKey, tokenizer);
+  const baseFile = ft ? await store.get(`${input.training!.initFrom!}/${WEIGHTS_FILE}`) : undefined;
+  const reference = ft?.objective === 'dpo' ? await loadWeights(baseFile!, cfg) : undefined;
+  const score = (w: Weights): { loss: number; tokens: number } => {
+    if (!examples) return evaluate(w, cfg, heldOut!, evalOpts);
+    const h = examples.heldOut;
+    return h.kind === 'sft'
+      ? evaluateSft(w, cfg, h.examples, { batchSize: evalOpts.batchSize })
+      : {
+          tokens: 0,
+          ...evaluateDpo(w, reference!, cfg, h.examples, { batchSize: evalOpts.batchSize, beta: ft!.dpo.beta }),
+        };
+  };
   hooks.progress({ stage: 'evaluating' });
-  const evalOf = async (file: string) => evaluateWeights(await loadWeights(file, cfg), cfg, heldOut, evalOpts);
-  const raw = await evalOf(rawFile);
-  const ema = emaFile ? await evalOf(emaFile) : undefined;
+  const evalOf = async (file: string) => scoreAndDispose(await loadWeights(file, cfg), score);
+  let raw: { loss: number; tokens: number };
+  let ema: { loss: number; tokens: number } | undefined;
+  let baselineLoss: number;
+  try {
+    raw = await evalOf(rawFile);
+    ema = emaFile ? await evalOf(emaFile) : undefined;
+    // The bar to clear: the untrained model, or for fine-tuning the base it started from.
+    baselineLoss = (baseFile ? await evalOf(baseFile) : scoreAndDispose(initWeights(cfg, model.seed), score)).loss;
+  } finally {
+    if (reference) disposeWeights(reference);
+  }
   // Publish whichever of the raw and EMA weights does better on held-out data.
   const useEma = ema !== undefined && Number.isFinite(ema.loss) && !(ema.loss >= raw.loss);
   const weightsFile = useEma ? emaFile! : rawFile;
-  const best = useEma ? ema : raw;
-  const baselineLoss = evaluateWeights(initWeights(cfg, model.seed), cfg, heldOut, evalOpts).loss;
+  const best = useEma ? ema! : raw;
   if (!Number.isFinite(best.loss))
     throw new CheckpointError(`held-out loss is ${best.loss}; refusing to publish this checkpoint`);
   if (best.loss >= baselineLoss) {
     throw new CheckpointError(
-      `held-out loss ${best.loss.toFixed(4)} is no better than the untrained model's ${baselineLoss.toFixed(4)}; refusing to commit the base model`,
+      `held-out loss ${best.loss.toFixed(4)} is no better than the ${ft ? 'base model' : 'untrained model'}'s ${baselineLoss.toFixed(4)}; refusing to commit the base model`,
     );
   }
-  const heldOutBitsPerByte = evaluationBitsPerByte(tokenizer, heldOut, best.loss, best.tokens);
+  // Bits per byte is a text stream's measure; fine-tuning's held-out loss is over response tokens only.
+  const heldOutBitsPerByte = heldOut ? evaluationBitsPerByte(tokenizer, heldOut, best.loss, best.tokens) : NaN;
   log.info(
     {
       heldOutLoss: best.loss,
@@ -109,14 +135,9 @@ async function exportState(
   };
 }
 
-function evaluateWeights(
-  w: Weights,
-  cfg: GptConfig,
-  heldOut: TokenIds,
-  opts: { maxTokens: number; batchSize: number },
-) {
+function scoreAndDispose<R>(w: Weights, score: (w: Weights) => R): R {
   try {
-    return evaluate(w, cfg, heldOut, opts);
+    return score(w);
   } finally {
     disposeWeights(w);
   }

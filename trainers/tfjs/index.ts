@@ -28,7 +28,7 @@ export function createTfjsTrainer(dataDir: string, store: CheckpointStore, log: 
       // A warm start that is not in the store would only surface at the first segment, after curation.
       if (training.initFrom && !(await store.exists(`${training.initFrom}/${WEIGHTS_FILE}`))) {
         throw new ObjectNotFoundError(
-          `training.initFrom '${training.initFrom}': no saved training state there (${WEIGHTS_FILE} is not in ${store.uri})`,
+          `training.initFrom '${training.initFrom}': no model there (${WEIGHTS_FILE} is not in ${store.uri}; finetune/base-model.ts importBaseModel puts a base model in the store)`,
         );
       }
       const backend = await initBackend(model.backend, (m) => log.info(m));

@@ -2,6 +2,7 @@
 // while the LR grows; the loop then trains with the suggestion. Returns a small report (the
 // suggestion, the clamped LR training uses, the curve thinned to a few dozen points); the full
 // curve goes to the store beside the run's segments. The CLI's `lr-find` calls the same function.
+// When fine-tuning, the test trains the base (training.initFrom) with the run's method and objective.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ModelSchema, parseOrExplain, TrainingSchema, type ModelInput, type TrainingInput } from '../../common/config';
@@ -12,7 +13,11 @@ import { initBackend, withBackendRecovery } from '../../model/backend';
 import { lrRangeTest, type LrFindOptions, type LrFindResult } from '../../model/lr-finder';
 import type { TokenIds, Tokenizer } from '../../model/tokenizer';
 import type { LrFindRequest, TrainerHooks } from '../trainer';
-import { datasetTokenizer, modelConfig, readTokens } from './data';
+import { FinetuneRun } from '../../finetune/run';
+import { loadWeights, WEIGHTS_FILE } from '../../model/checkpoint';
+import { disposeWeights, type Weights } from '../../model/gpt';
+import type { Objective } from '../../model/trainer';
+import { datasetTokenizer, modelConfig, readExampleSplits, readTokens, stateTokenizer } from './data';
 import { checkFits } from './fits';
 
 /** Points kept in the report: enough to draw the curve, small enough for workflow history. */
@@ -23,8 +28,8 @@ export function runRangeTest(
   model: ModelInput,
   training: TrainingInput,
   tokenizer: Tokenizer,
-  data: TokenIds,
-  opts: Pick<LrFindOptions, 'stopAt' | 'onStep'> = {},
+  data: TokenIds | Objective,
+  opts: Pick<LrFindOptions, 'stopAt' | 'onStep' | 'trainable'> = {},
 ): Promise<LrFindResult> {
   const f = training.lrFind;
   return lrRangeTest(modelConfig(model, tokenizer), data, {
@@ -43,6 +48,7 @@ export function runRangeTest(
     gradAccumSteps: training.gradAccumSteps,
     stopAt: opts.stopAt,
     onStep: opts.onStep,
+    trainable: opts.trainable,
   });
 }
 
@@ -75,19 +81,38 @@ async function rangeTest(
   const training = parseOrExplain(TrainingSchema, input.training, 'lrFind input training');
   hooks.progress({ stage: 'loading' });
   await initBackend(model.backend, (m) => log.info(m));
-  // The tokenizer the first segment will train with (a fresh model's: the dataset's).
-  const tokenizer = await datasetTokenizer(workDir, store, input.dataset, model, hooks.progress);
-  checkFits(modelConfig(model, tokenizer), training);
-  const data = await readTokens(store, input.dataset.trainKey, tokenizer);
+  // The tokenizer the first segment will train with (a fresh model's: the dataset's; fine-tuning: the base's).
+  const ft = training.finetune;
+  const tokenizer = ft
+    ? await stateTokenizer(store, training.initFrom!)
+    : await datasetTokenizer(workDir, store, input.dataset, model, hooks.progress);
+  const cfg = modelConfig(model, tokenizer);
+  checkFits(cfg, training);
+  let run: FinetuneRun | undefined;
+  let base: Weights | undefined;
+  let data: TokenIds | Objective;
+  if (ft) {
+    const examples = await readExampleSplits(store, input.dataset, ft, tokenizer, cfg.seqLen);
+    base = await loadWeights(await store.get(`${training.initFrom!}/${WEIGHTS_FILE}`), cfg);
+    run = new FinetuneRun(cfg, base, ft);
+    data = run.objective(examples.train);
+  } else data = await readTokens(store, input.dataset.trainKey, tokenizer);
   const t0 = Date.now();
-  const r = await runRangeTest(model, training, tokenizer, data, {
-    stopAt: input.stopAt,
-    onStep: async (p) => {
-      hooks.progress({ stage: 'lrFind', ...p });
-      await new Promise((resolve) => setImmediate(resolve)); // let heartbeats and cancellation through
-      if (hooks.signal.aborted) throw hooks.signal.reason ?? new Error('cancelled');
-    },
-  });
+  let r: LrFindResult;
+  try {
+    r = await runRangeTest(model, training, tokenizer, data, {
+      stopAt: input.stopAt,
+      trainable: run?.model.trainable,
+      onStep: async (p) => {
+        hooks.progress({ stage: 'lrFind', ...p });
+        await new Promise((resolve) => setImmediate(resolve)); // let heartbeats and cancellation through
+        if (hooks.signal.aborted) throw hooks.signal.reason ?? new Error('cancelled');
+      },
+    });
+  } finally {
+    run?.dispose();
+    if (base) disposeWeights(base);
+  }
   const seconds = (Date.now() - t0) / 1000;
   const chosen = chosenLr(training, r.suggestedLr);
   const curveKey = `runs/${input.runId}/lr-find.json`;

@@ -1,6 +1,8 @@
 // One training segment of the built-in trainer: load the state it starts from (or a fresh model),
 // train to `untilStep` (or the deadline), evaluate held-out loss, save the new state to the store.
 // If the worker dies, the segment is retried elsewhere from the same starting state.
+// With training.finetune the model starts from the base (training.initFrom), the data are the
+// dataset's examples (dataset.kind) and the Trainer minimises the fine-tuning objective (finetune/).
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { EvalSchema, ModelSchema, parseOrExplain, TrainingSchema } from '../../common/config';
@@ -25,7 +27,9 @@ import { disposeWeights, initWeights, parameterCount } from '../../model/gpt';
 import { evaluationBitsPerByte } from '../../model/tokenizer';
 import { Trainer } from '../../model/trainer';
 import type { SegmentRequest, TrainerHooks, TrainProgress } from '../trainer';
-import { datasetTokenizer, modelConfig, readTokens, stateTokenizer } from './data';
+import { FinetuneRun, type FinetuneEval } from '../../finetune/run';
+import { LORA_FILE, loadFinetuneState, saveFinetuneState } from '../../finetune/state';
+import { datasetTokenizer, modelConfig, readExampleSplits, readTokens, stateTokenizer } from './data';
 import { checkFits } from './fits';
 
 export function trainSegment(
@@ -69,8 +73,15 @@ async function train(
   }
   const cfg = modelConfig(model, tokenizer);
   checkFits(cfg, training);
-  const data = await readTokens(store, input.dataset.trainKey, tokenizer);
-  const heldOut = await readTokens(store, input.dataset.heldOutKey, tokenizer);
+  const ft = training.finetune;
+  const examples = ft ? await readExampleSplits(store, input.dataset, ft, tokenizer, cfg.seqLen) : undefined;
+  if (examples?.dropped)
+    log.warn(
+      { dropped: examples.dropped },
+      'examples with no response token left after truncation to model.seqLen were dropped',
+    );
+  const data = ft ? undefined : await readTokens(store, input.dataset.trainKey, tokenizer);
+  const heldOut = ft ? undefined : await readTokens(store, input.dataset.heldOutKey, tokenizer);
   const schedule = { ...training, steps: input.plannedSteps };
 
   /** Saves a state into the store under `key` (files written locally first, then put). */
@@ -79,7 +90,7 @@ async function train(
     await fs.mkdir(dir, { recursive: true });
     const meta = await save(dir);
     const files = [WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE];
-    for (const f of [EMA_FILE, TOKENIZER_FILE])
+    for (const f of [EMA_FILE, TOKENIZER_FILE, LORA_FILE])
       if (
         await fs.access(path.join(dir, f)).then(
           () => true,
@@ -95,12 +106,49 @@ async function train(
   let from = input.from;
   let weights;
   let trainer: Trainer;
-  if (from) {
+  let run: FinetuneRun | undefined;
+  if (ft && examples) {
+    // Fine-tuning: LoRA resumes from the base plus its adapters; full and last-layers from the state's weights.
+    const baseKey = from && ft.method.kind !== 'lora' ? from.key : training.initFrom!;
+    weights = await loadWeights(await store.get(`${baseKey}/${WEIGHTS_FILE}`), cfg);
+    const reference =
+      from && FinetuneRun.needsSeparateReference(ft)
+        ? await loadWeights(await store.get(`${training.initFrom!}/${WEIGHTS_FILE}`), cfg)
+        : undefined;
+    run = new FinetuneRun(cfg, weights, ft, reference);
+    const r = run;
+    const counters = from
+      ? (JSON.parse(await fs.readFile(await store.get(`${from.key}/${STATE_FILE}`), 'utf8')) as TrainingStateMeta)
+          .counters
+      : undefined;
+    trainer = new Trainer(cfg, r.model.trainable, schedule, r.objective(examples.train), counters);
+    const t = trainer;
+    if (from) {
+      const key = from.key;
+      await loadFinetuneState(
+        async (f) => ((await store.exists(`${key}/${f}`)) ? store.get(`${key}/${f}`) : undefined),
+        r.model,
+        t,
+      );
+    } else
+      from = await publishState(`runs/${input.runId}/step-0`, (dir) =>
+        saveFinetuneState(dir, r.model, t, { counters: t.counters(), trainLoss: NaN, backend }, tokenizer),
+      );
+    log.info(
+      {
+        objective: ft.objective,
+        method: ft.method.kind,
+        ...r.memory(training.emaDecay > 0),
+        examples: examples.train.examples.length,
+      },
+      'fine-tuning',
+    );
+  } else if (from) {
     const counters = (
       JSON.parse(await fs.readFile(await store.get(`${from.key}/${STATE_FILE}`), 'utf8')) as TrainingStateMeta
     ).counters;
     weights = await loadWeights(await store.get(`${from.key}/${WEIGHTS_FILE}`), cfg);
-    trainer = new Trainer(cfg, weights, schedule, data, counters);
+    trainer = new Trainer(cfg, weights, schedule, data!, counters);
     await loadOptimizerMoments(await store.get(`${from.key}/${OPTIMIZER_FILE}`), trainer.optimizer);
     if (trainer.ema && (await store.exists(`${from.key}/${EMA_FILE}`)))
       await loadInto(await store.get(`${from.key}/${EMA_FILE}`), trainer.ema.shadow);
@@ -108,7 +156,7 @@ async function train(
     weights = training.initFrom
       ? await loadWeights(await store.get(`${training.initFrom}/${WEIGHTS_FILE}`), cfg)
       : initWeights(cfg, model.seed);
-    trainer = new Trainer(cfg, weights, schedule, data);
+    trainer = new Trainer(cfg, weights, schedule, data!);
     // The starting point is a state too: a NaN storm in the first segment can go back to it.
     const w = weights;
     const t = trainer;
@@ -172,6 +220,7 @@ async function train(
               tokensPerSec: Math.round(r.tokensPerSec),
               threads: trainer.threads,
               restores: r.restores,
+              ...r.metrics,
             },
             'step',
           );
@@ -182,28 +231,38 @@ async function train(
     await metrics.close();
     await store.put(metricsKey, path.join(segmentDir, 'metrics.jsonl'));
     const skippedHere = trainer.skipped - skippedBefore;
-    const weightsFinite = allFinite(weights);
-    const heldOutEval = weightsFinite ? evaluate(weights, cfg, heldOut, evalOpts) : undefined;
-    const heldOutLoss = heldOutEval?.loss ?? NaN;
-    // Per-token loss depends on the tokenizer; bits per byte compares across tokenizers.
-    const heldOutBitsPerByte = heldOutEval
-      ? evaluationBitsPerByte(tokenizer, heldOut, heldOutEval.loss, heldOutEval.tokens)
-      : NaN;
-    const emaHeldOutLoss = trainer.ema ? evaluate(trainer.ema.shadow, cfg, heldOut, evalOpts).loss : undefined;
+    const weightsFinite = allFinite(run ? run.model.trainable : weights);
+    let heldOutLoss: number;
+    let heldOutBitsPerByte = NaN;
+    let emaHeldOutLoss: number | undefined;
+    let finetuneEval: FinetuneEval | undefined;
+    if (run && examples) {
+      // Fine-tuning's evaluation is its own objective on the held-out examples (masked CE, or DPO loss and accuracy).
+      finetuneEval = weightsFinite ? run.evaluate(examples.heldOut, evalOpts.batchSize) : undefined;
+      heldOutLoss = finetuneEval?.loss ?? NaN;
+      emaHeldOutLoss = trainer.ema
+        ? run.evaluate(examples.heldOut, evalOpts.batchSize, trainer.ema.shadow).loss
+        : undefined;
+    } else {
+      const heldOutEval = weightsFinite ? evaluate(weights, cfg, heldOut!, evalOpts) : undefined;
+      heldOutLoss = heldOutEval?.loss ?? NaN;
+      // Per-token loss depends on the tokenizer; bits per byte compares across tokenizers.
+      heldOutBitsPerByte = heldOutEval
+        ? evaluationBitsPerByte(tokenizer, heldOut!, heldOutEval.loss, heldOutEval.tokens)
+        : NaN;
+      emaHeldOutLoss = trainer.ema ? evaluate(trainer.ema.shadow, cfg, heldOut!, evalOpts).loss : undefined;
+    }
     // A NaN storm: most of the segment's batches were skipped, or the weights or loss went non-finite.
     const nonFinite = !Number.isFinite(heldOutLoss) || (summary.stepsRun > 0 && skippedHere > summary.stepsRun / 2);
     let state = from;
     if (!nonFinite && summary.stepsRun > 0) {
       const w = weights;
+      const r = run;
+      const meta = { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend };
       state = await publishState(`runs/${input.runId}/step-${trainer.step}-s${input.segment}`, (dir) =>
-        saveTrainingState(
-          dir,
-          w,
-          trainer.optimizer,
-          { counters: trainer.counters(), trainLoss: summary.finalLoss, heldOutLoss, backend },
-          trainer.ema?.shadow,
-          tokenizer,
-        ),
+        r
+          ? saveFinetuneState(dir, r.model, trainer, meta, tokenizer)
+          : saveTrainingState(dir, w, trainer.optimizer, meta, trainer.ema?.shadow, tokenizer),
       );
     }
     log.info(
@@ -216,6 +275,7 @@ async function train(
         tokenizer: tokenizer.type,
         vocabSize: tokenizer.vocabSize,
         emaHeldOutLoss,
+        ...(finetuneEval && { heldOut: finetuneEval }),
         nonFinite,
         stoppedEarly: summary.stoppedEarly,
       },
@@ -230,6 +290,13 @@ async function train(
       trainLoss: summary.finalLoss,
       heldOutLoss,
       emaHeldOutLoss,
+      ...(finetuneEval?.preferenceAccuracy !== undefined && {
+        heldOutMetrics: {
+          preferenceAccuracy: finetuneEval.preferenceAccuracy,
+          rewardMargin: finetuneEval.rewardMargin!,
+          chosenLikelier: finetuneEval.chosenLikelier!,
+        },
+      }),
       skippedBatches: skippedHere,
       nonFinite,
       stoppedEarly: summary.stoppedEarly,
@@ -242,6 +309,7 @@ async function train(
   } finally {
     await metrics.close().catch(() => undefined);
     trainer.dispose();
+    run?.dispose();
     disposeWeights(weights);
   }
 }
