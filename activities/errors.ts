@@ -23,6 +23,8 @@ const PERMANENT = new Set([
   'ModelTooLargeError', // the model and batch cannot fit this machine's memory
   'BackendAbortError', // the TensorFlow.js backend aborted (e.g. out of wasm memory); retrying the same task aborts again
   'TrainerRestartsExhaustedError', // an external trainer crashed more often than trainer.maxRestarts allows
+  'BaseModelError', // a Gradients job's base model is absent from the hub or not one the trainer can fine-tune
+  'DataPreparationUnavailableError', // this build cannot prepare Gradients datasets
 ]);
 
 export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
