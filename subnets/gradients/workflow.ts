@@ -58,6 +58,7 @@ export interface PoolSchedulerInput {
   pool: string;
   slots: number;
   state?: PoolSlots; // carried over by continueAsNew
+  maxHistory?: number; // history events before continuing as new (tests make it small)
 }
 
 /** How often the scheduler checks that its slot holders still live (a terminated job runs no `finally`). */
@@ -109,9 +110,12 @@ export async function poolScheduler(input: PoolSchedulerInput): Promise<void> {
     setCurrentDetails(
       `**pool ${s.pool}:** ${s.running.length}/${s.slots} slots busy (${s.running.map((j) => j.taskId).join(', ') || '-'}); queued: ${s.queued.map((j) => j.taskId).join(', ') || '-'}`,
     );
-    if (!changed && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY)) {
+    if (
+      !changed &&
+      (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.maxHistory ?? MAX_HISTORY))
+    ) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof poolScheduler>({ pool: s.pool, slots: s.slots, state: s });
+      await continueAsNew<typeof poolScheduler>({ ...input, slots: s.slots, state: s });
     }
   }
 }
@@ -277,7 +281,8 @@ export async function trainingJob(rawInput: TrainingJobInput): Promise<TrainingJ
       state.submission = published.submission;
       heldOutLoss = published.heldOutLoss;
       const late = Date.now() > deadline;
-      outcome = late ? 'late' : 'finished';
+      // A job whose training broke still delivers, but the record counts it as failed.
+      outcome = late ? 'late' : failure ? 'failed' : 'finished';
       reason = failure
         ? `submitted ${best ? 'the best state' : 'the base model'} after training stopped: ${reason}`
         : best
@@ -308,8 +313,7 @@ export async function trainingJob(rawInput: TrainingJobInput): Promise<TrainingJ
     }),
   ).catch(() => undefined); // the record is advisory: losing one outcome must not fail a delivered job
 
-  if (outcome === 'failed' && !state.submission)
-    throw ApplicationFailure.nonRetryable(`job ${taskId}: ${reason}`, 'JobFailedError', undefined);
+  if (!state.submission) throw ApplicationFailure.nonRetryable(`job ${taskId}: ${reason}`, 'JobFailedError', undefined);
   return {
     taskId,
     pool: pool.name,
