@@ -23,6 +23,7 @@ import { temporalJobStarter, temporalPoolView } from '../subnets/gradients/tempo
 import { createControlWorker } from '../workers/control';
 import { createGpuWorker } from '../workers/gpu';
 import { jobStatusQuery } from '../workflows';
+import { pythonScriptAsync } from './helpers/python';
 import { testSettings } from './helpers/settings';
 import { spawnWorker, useTemporal, waitFor } from './helpers/temporal';
 
@@ -100,6 +101,9 @@ before(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-gradients-'));
   hub = await startLocalHub({ dir: path.join(dir, 'hub'), token: TOKEN });
   settings.hub = { endpoint: hub.url, token: TOKEN };
+  // For G.O.D's own hash code (Python huggingface_hub): this hub, and a cache of its own.
+  process.env.HF_ENDPOINT = hub.url;
+  process.env.HF_HOME = path.join(dir, 'hf-home');
   await publishBase();
   dataset = await prepareBrown();
 });
@@ -195,6 +199,12 @@ test(
     assert.equal(
       createHash('sha256').update(`model.safetensors:${got.sha256}`).digest('hex'),
       result.submission!.model_hash,
+    );
+    const god = (await pythonScriptAsync('god_model_hash.py', [result.submission!.repo])).trim();
+    assert.equal(
+      god,
+      result.submission!.model_hash,
+      "G.O.D's calculate_model_hash agrees with the submitted model_hash",
     );
     assert.ok(result.heldOutLoss! < Math.log(256), `held-out loss ${result.heldOutLoss} is below chance`);
   },
