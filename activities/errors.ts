@@ -24,7 +24,9 @@ const PERMANENT = new Set([
   'BackendAbortError', // the TensorFlow.js backend aborted (e.g. out of wasm memory); retrying the same task aborts again
   'TrainerRestartsExhaustedError', // an external trainer crashed more often than trainer.maxRestarts allows
   'ExampleFormatError', // a fine-tuning dataset line that is not the example shape its kind needs
-  'BaseModelError', // a base model folder missing a file or with a tensor of the wrong shape
+  'BaseModelError', // a base model absent from the hub, missing a file, or with a tensor of the wrong shape
+  'DatasetError', // a Gradients dataset that cannot be read: 4xx, too big, malformed, outside the allowed roots
+  'FormatError', // a dataset row that does not fit its dataset_type (names the row and column)
 ]);
 
 export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {

@@ -4,7 +4,7 @@ import type { Chain } from '../infra/chain/chain';
 import type { Logger } from '../infra/log';
 import type { Settings } from '../infra/settings';
 import type { CheckpointStore } from '../infra/store/store';
-import { connito } from '../subnets';
+import { connito, gradients } from '../subnets';
 import type { SubnetContext } from '../subnets/subnet';
 import { createTrainers } from '../trainers';
 import { makeCurate } from './curate';
@@ -25,6 +25,7 @@ export function createControlActivities(
   return {
     curateCorpus: makeCurate(settings, store),
     ...connito.controlActivities(ctx),
+    ...gradients.controlActivities(ctx),
   };
 }
 
@@ -34,6 +35,7 @@ export function createGpuActivities(settings: Settings, store: CheckpointStore, 
   return {
     ...makeTrainActivities(ctx.trainerFor),
     ...connito.gpuActivities(ctx),
+    ...gradients.gpuActivities(ctx),
   };
 }
 

@@ -12,7 +12,10 @@ import { openChain } from '../infra/runtime';
 import type { Settings } from '../infra/settings';
 import { checkWalletName, loadHotkey } from '../infra/wallet';
 import { AcceptancePolicySchema } from '../subnets/gradients/acceptance';
-import { PoolSchema, type Pool } from '../subnets/gradients/config';
+import { PoolSchema } from '../subnets/gradients/config';
+import { JobConfigSchema, type JobConfig } from '../subnets/gradients/job';
+import { temporalJobStarter, temporalPoolView } from '../subnets/gradients/temporal-ports';
+import { connectClient } from '../infra/temporal';
 import { DEFAULT_MIN_STAKE, Metagraph } from '../subnets/gradients/fiber';
 import { FileJobRecord } from '../subnets/gradients/job-record';
 import type { JobStarter, PoolView } from '../subnets/gradients/ports';
@@ -33,6 +36,8 @@ export const GradientsServeConfigSchema = z
     metagraphRefreshSeconds: z.number().int().min(10).default(300),
     /** Overrides of the acceptance policy (acceptance.ts DEFAULT_POLICY). */
     policy: AcceptancePolicySchema.default({}),
+    /** How accepted jobs train and are submitted: trainer, training, policy, eval, reserveSeconds, hubNamespace. */
+    jobs: JobConfigSchema.omit({ pools: true, hotkey: true }).prefault({}),
   })
   .strict()
   .refine((c) => new Set(c.pools.map((p) => p.name)).size === c.pools.length, {
@@ -44,8 +49,23 @@ export type GradientsServeConfig = z.infer<typeof GradientsServeConfigSchema>;
 /** The training side: starts jobs and tells the pools' load (the trainingJob and poolScheduler workflows). */
 export type JobsWiring = (
   settings: Settings,
-  pools: Pool[],
+  config: GradientsServeConfig,
 ) => Promise<{ jobs: JobStarter; poolView: PoolView; close(): Promise<void> }>;
+
+/** The trainingJob config the service starts jobs with: the pools, the job settings and the hotkey's label. */
+export function jobConfigOf(config: GradientsServeConfig): JobConfig {
+  return { ...config.jobs, pools: config.pools, hotkey: `${config.wallet}/${config.hotkey}` };
+}
+
+/** Jobs start as trainingJob workflows on the control queue; the pools' load comes from their schedulers. */
+export const temporalWiring: JobsWiring = async (settings, config) => {
+  const client = await connectClient(settings);
+  return {
+    jobs: temporalJobStarter(client, jobConfigOf(config)),
+    poolView: temporalPoolView(client, config.pools),
+    close: () => client.connection.close(),
+  };
+};
 
 export interface MinerService {
   service: RunningService;
@@ -123,7 +143,7 @@ export async function serveCommand(getSettings: () => Settings, args: string[], 
   const host = typeof values.host === 'string' ? values.host : '0.0.0.0';
   const settings = getSettings();
   const chain = await openChain(settings);
-  const training = await wiring(settings, config.pools);
+  const training = await wiring(settings, config);
   const miner = await startMinerService({ settings, config, chain, ...training, host, port });
   const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'gradients' });
   logger.info(
@@ -142,17 +162,9 @@ export async function serveCommand(getSettings: () => Settings, args: string[], 
   await chain.close();
 }
 
-/** Until the Temporal-backed JobStarter and PoolView are merged, serving would accept jobs nobody trains. */
-const noTrainingYet: JobsWiring = () =>
-  Promise.reject(
-    new Error(
-      'gradients serve: no training side is wired (the trainingJob client: JobStarter and PoolView over Temporal); pass it to serveCommand',
-    ),
-  );
-
 export async function gradientsCommand(getSettings: () => Settings, args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   if (sub === undefined) throw new UsageError("'gradients' needs a command: serve");
   if (sub !== 'serve') throw new UsageError(`unknown 'gradients' command '${sub}' (there is: serve)`);
-  return serveCommand(getSettings, rest, noTrainingYet);
+  return serveCommand(getSettings, rest, temporalWiring);
 }

@@ -5,3 +5,8 @@ export const TASK_QUEUES = {
   /** Training, evaluation and checkpoint writing: run these workers on GPU hosts. */
   gpu: 'minerflow-gpu',
 } as const;
+
+/** The gpu task queue of one Gradients pool (subnets/gradients/config.ts PoolSchema): `minerflow-gpu-<pool>`. */
+export function poolQueue(pool: string): string {
+  return `${TASK_QUEUES.gpu}-${pool}`;
+}

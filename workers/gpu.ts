@@ -1,9 +1,11 @@
 // Entry point of the minerflow-gpu worker: training, evaluation and checkpoint writing. Run it on
 // the hosts with accelerators; it picks tfjs-node-gpu there and falls back (and says so) elsewhere.
+// With a pool (`--pool <name>` or MINERFLOW_GPU_POOL) it serves that Gradients pool's queue,
+// minerflow-gpu-<pool>, instead of the shared minerflow-gpu.
 import { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import { createGpuActivities } from '../activities';
-import { TASK_QUEUES } from '../common/queues';
+import { poolQueue, TASK_QUEUES } from '../common/queues';
 import { openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
 import { runUntilStopped } from '../infra/shutdown';
@@ -11,11 +13,20 @@ import { connectWorker } from '../infra/temporal';
 import { logger } from '../infra/log';
 import { startMetricsServer } from '../infra/metrics';
 
-export async function createGpuWorker(settings: Settings, connection: NativeConnection): Promise<Worker> {
+/** The queue a gpu worker polls: its pool's, or the shared one. */
+export function gpuQueue(pool?: string): string {
+  return pool ? poolQueue(pool) : TASK_QUEUES.gpu;
+}
+
+export async function createGpuWorker(
+  settings: Settings,
+  connection: NativeConnection,
+  opts: { pool?: string } = {},
+): Promise<Worker> {
   return Worker.create({
     connection,
     namespace: settings.temporal.namespace,
-    taskQueue: TASK_QUEUES.gpu,
+    taskQueue: gpuQueue(opts.pool),
     activities: createGpuActivities(settings, openStore(settings.store), logger.child({ worker: 'gpu' })),
     // Training is CPU-bound and single-threaded per process: one at a time keeps heartbeats timely.
     maxConcurrentActivityTaskExecutions: 1,
@@ -28,11 +39,15 @@ export async function createGpuWorker(settings: Settings, connection: NativeConn
 if (require.main === module) {
   void (async () => {
     const settings = loadSettings();
+    const at = process.argv.indexOf('--pool');
+    const pool = (at >= 0 ? process.argv[at + 1] : undefined) ?? (process.env.MINERFLOW_GPU_POOL || undefined);
+    if (pool !== undefined && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(pool))
+      throw new Error(`--pool / MINERFLOW_GPU_POOL '${pool}': lowercase letters, digits and - (1–32 characters)`);
     const connection = await connectWorker(settings);
-    const worker = await createGpuWorker(settings, connection);
+    const worker = await createGpuWorker(settings, connection, { pool });
     const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'gpu' });
     if (metrics) logger.info({ url: metrics.url }, 'metrics for Prometheus');
-    logger.info({ taskQueue: TASK_QUEUES.gpu, temporal: settings.temporal.address }, 'gpu worker polling');
+    logger.info({ taskQueue: gpuQueue(pool), temporal: settings.temporal.address }, 'gpu worker polling');
     // Exits on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS, chain sockets and connection closed.
     await runUntilStopped(worker, connection, { name: 'gpu' });
   })().catch((err) => {

@@ -2,3 +2,12 @@
 export { pauseSignal, resumeSignal, stopTrainingSignal, extendTrainingUpdate } from './training-loop';
 export { miningCycle, statusQuery } from '../subnets/connito/workflow';
 export { minerLoop, loopStatusQuery, stopLoopSignal } from './miner-loop';
+export {
+  trainingJob,
+  poolScheduler,
+  submissionQuery,
+  jobStatusQuery,
+  poolLoadQuery,
+  requestSlotSignal,
+  releaseSlotSignal,
+} from '../subnets/gradients/workflow';

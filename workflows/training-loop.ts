@@ -87,6 +87,8 @@ export interface TrainingLoopOptions {
   labels?: Telemetry['labels'];
   /** Re-derives `state.trainingDeadline` before each segment after the first (from the chain's blocks, not a wall clock computed once). */
   replanDeadline?: () => Promise<void>;
+  /** Where trainer segments run: a Gradients job trains on its pool's queue (common/queues.ts poolQueue). */
+  taskQueue?: string;
 }
 
 /**
@@ -114,7 +116,7 @@ async function findLearningRate(
   opts: TrainingLoopOptions,
 ): Promise<LrFindReport | undefined> {
   const { lrFind } = proxyActivities<GpuActivities>({
-    taskQueue: TASK_QUEUES.gpu,
+    taskQueue: opts.taskQueue ?? TASK_QUEUES.gpu,
     startToCloseTimeout: '24 hours',
     heartbeatTimeout: `${input.training.heartbeatTimeoutSeconds}s`,
     retry: { initialInterval: '1s', maximumAttempts: 5 },
@@ -156,8 +158,9 @@ async function findLearningRate(
 async function trainSegments(input: TrainingLoopInput, state: TrainingState, opts: TrainingLoopOptions): Promise<void> {
   // Training heartbeats every few seconds: a dead gpu worker is noticed within the heartbeat
   // timeout and its segment moves to another worker, from the same saved state.
+  const queue = opts.taskQueue ?? TASK_QUEUES.gpu;
   const { trainSegment } = proxyActivities<GpuActivities>({
-    taskQueue: TASK_QUEUES.gpu,
+    taskQueue: queue,
     startToCloseTimeout: '24 hours',
     heartbeatTimeout: `${input.training.heartbeatTimeoutSeconds}s`,
     retry: { initialInterval: '1s', maximumAttempts: 5 },
@@ -165,7 +168,7 @@ async function trainSegments(input: TrainingLoopInput, state: TrainingState, opt
   const until = state.trainingDeadline ? `, until ${new Date(state.trainingDeadline).toISOString()}` : '';
   state.enter(
     'train',
-    `training ${state.plannedSteps} steps in segments of ${input.training.segmentSteps} on ${TASK_QUEUES.gpu}${until}`,
+    `training ${state.plannedSteps} steps in segments of ${input.training.segmentSteps} on ${queue}${until}`,
   );
   opts.show();
   for (let segment = 1; ; segment++) {
