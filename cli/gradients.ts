@@ -11,7 +11,8 @@ import { startMetricsServer } from '../infra/metrics';
 import { openChain } from '../infra/runtime';
 import type { Settings } from '../infra/settings';
 import { checkWalletName, loadHotkey } from '../infra/wallet';
-import { AcceptancePolicySchema } from '../subnets/gradients/acceptance';
+import { AcceptancePolicySchema, DEFAULT_POLICY } from '../subnets/gradients/acceptance';
+import { watchPools } from '../subnets/gradients/metrics';
 import { PoolSchema } from '../subnets/gradients/config';
 import { JobConfigSchema, type JobConfig } from '../subnets/gradients/job';
 import { temporalJobStarter, temporalPoolView } from '../subnets/gradients/temporal-ports';
@@ -145,6 +146,7 @@ export async function serveCommand(getSettings: () => Settings, args: string[], 
   const chain = await openChain(settings);
   const training = await wiring(settings, config);
   const miner = await startMinerService({ settings, config, chain, ...training, host, port });
+  watchPools(training.poolView, config.pools, { ...DEFAULT_POLICY, ...config.policy });
   const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'gradients' });
   logger.info(
     { url: miner.service.url, hotkey: `${config.wallet}/${config.hotkey}`, pools: config.pools.map((p) => p.name) },

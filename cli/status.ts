@@ -6,7 +6,8 @@ import { FLEET_ATTRIBUTES } from '../common/search-attributes';
 import type { Settings } from '../infra/settings';
 import { connectClient } from '../infra/temporal';
 import type { CycleResult, CycleStatus, ScoreReport } from '../subnets/connito/types';
-import { statusQuery } from '../workflows';
+import type { TrainingJobStatus } from '../subnets/gradients/job';
+import { jobStatusQuery, statusQuery } from '../workflows';
 import { numberFlag, parseCommand, stringFlag, UsageError } from './args';
 
 export interface FleetRow {
@@ -14,6 +15,8 @@ export interface FleetRow {
   subnet: string;
   hotkey: string;
   round?: number;
+  job?: string; // Gradients: the task id
+  pool?: string; // Gradients: the GPU pool
   phase: string;
   step?: number;
   plannedSteps?: number;
@@ -54,16 +57,23 @@ export async function fleetRows(
       subnet: sa.get(FLEET_ATTRIBUTES.subnet) ?? '?',
       hotkey: sa.get(FLEET_ATTRIBUTES.hotkey) ?? '?',
       round: sa.get(FLEET_ATTRIBUTES.round),
+      job: sa.get(FLEET_ATTRIBUTES.job),
+      pool: sa.get(FLEET_ATTRIBUTES.pool),
       phase: sa.get(FLEET_ATTRIBUTES.phase) ?? '?',
     };
-    const status = await client.workflow
-      .getHandle(wf.workflowId, wf.runId)
-      .query(statusQuery)
-      .catch((err: unknown) => {
-        row.note = `no status: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
-        return undefined;
-      });
-    if (status) Object.assign(row, details(status, now));
+    const handle = client.workflow.getHandle(wf.workflowId, wf.runId);
+    const noStatus = (err: unknown) => {
+      row.note = `no status: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+      return undefined;
+    };
+    // A Gradients job answers jobStatus; a phase-clock cycle answers status.
+    if (row.job !== undefined) {
+      const status = await handle.query(jobStatusQuery).catch(noStatus);
+      if (status) Object.assign(row, jobDetails(status, now));
+    } else {
+      const status = await handle.query(statusQuery).catch(noStatus);
+      if (status) Object.assign(row, details(status, now));
+    }
     rows.push(row);
   }
   await addLastScores(client, rows);
@@ -90,9 +100,22 @@ function details(s: CycleStatus, now: number): Partial<FleetRow> {
   };
 }
 
+/** A job's slack is to its submission deadline: what the validator waits for. */
+function jobDetails(s: TrainingJobStatus, now: number): Partial<FleetRow> {
+  return {
+    phase: s.phase,
+    pool: s.pool,
+    step: s.steps,
+    bestHeldOut: s.bestHeldOutLoss ?? undefined,
+    slackMs: s.submission ? undefined : s.deadline - now,
+  };
+}
+
 /** A running cycle has no score yet: show its hotkey's latest finished cycle's. */
 async function addLastScores(client: Client, rows: FleetRow[]): Promise<void> {
-  const wanted = new Set(rows.filter((r) => !r.lastScore).map((r) => `${r.subnet}\0${r.hotkey}`));
+  const wanted = new Set(
+    rows.filter((r) => !r.lastScore && r.job === undefined).map((r) => `${r.subnet}\0${r.hotkey}`),
+  );
   if (wanted.size === 0) return;
   const latest = new Map<string, { closed: number; workflowId: string; runId: string }>();
   let seen = 0;
@@ -113,22 +136,39 @@ async function addLastScores(client: Client, rows: FleetRow[]): Promise<void> {
   }
 }
 
-const HEADER = ['WORKFLOW', 'SUBNET', 'HOTKEY', 'ROUND', 'PHASE', 'STEP', 'BEST HELD-OUT', 'SLACK', 'LAST SCORE'];
+const HEADER = [
+  'WORKFLOW',
+  'SUBNET',
+  'HOTKEY',
+  'ROUND/JOB',
+  'POOL',
+  'PHASE',
+  'STEP',
+  'BEST HELD-OUT',
+  'SLACK',
+  'LAST SCORE',
+];
 
 export function renderFleet(rows: FleetRow[], at = new Date()): string {
   const lines = [
-    `minerflow status — ${rows.length} running cycle${rows.length === 1 ? '' : 's'} at ${at.toISOString()}`,
+    `minerflow status — ${count(rows.filter((r) => r.job === undefined).length, 'running cycle')}, ${count(rows.filter((r) => r.job !== undefined).length, 'job')} at ${at.toISOString()}`,
   ];
-  if (rows.length === 0) return lines.concat('(none: start one with `minerflow cycle start`)').join('\n');
+  if (rows.length === 0)
+    return lines
+      .concat(
+        '(none: start a cycle with `minerflow cycle start`, or serve Gradients jobs with `minerflow gradients serve`)',
+      )
+      .join('\n');
   const table = [
     HEADER,
     ...rows.map((r) => [
       r.workflowId,
       r.subnet,
       r.hotkey,
-      r.round === undefined ? '-' : String(r.round),
+      r.job ?? (r.round === undefined ? '-' : String(r.round)),
+      r.pool ?? '-',
       r.phase,
-      r.step === undefined ? '-' : `${r.step}/${r.plannedSteps}`,
+      r.step === undefined ? '-' : r.plannedSteps === undefined ? String(r.step) : `${r.step}/${r.plannedSteps}`,
       r.bestHeldOut === undefined ? '-' : r.bestHeldOut.toFixed(4),
       r.slackMs === undefined ? '-' : slack(r.slackMs),
       score(r.lastScore),
@@ -145,6 +185,10 @@ export function renderFleet(rows: FleetRow[], at = new Date()): string {
   );
   for (const r of rows) if (r.note) lines.push(`  ${r.workflowId}: ${r.note}`);
   return lines.join('\n');
+}
+
+function count(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
 }
 
 function slack(ms: number): string {

@@ -15,14 +15,12 @@ import { exportBrown } from '../curation/brown';
 import { openHub } from '../infra/hub/hub';
 import { startLocalHub } from '../infra/hub/local-hub';
 import { openStore } from '../infra/runtime';
-import { initBackend } from '../model/backend';
-import { saveWeights, writeManifest } from '../model/checkpoint';
-import { initWeights } from '../model/gpt';
 import { jobWorkflowId, type TrainingJobInput, type TrainingJobResult } from '../subnets/gradients/job';
 import { temporalJobStarter, temporalPoolView } from '../subnets/gradients/temporal-ports';
 import { createControlWorker } from '../workers/control';
 import { createGpuWorker } from '../workers/gpu';
 import { jobStatusQuery } from '../workflows';
+import { publishTinyBase } from './helpers/gradients';
 import { pythonScriptAsync } from './helpers/python';
 import { testSettings } from './helpers/settings';
 import { spawnWorker, useTemporal, waitFor } from './helpers/temporal';
@@ -67,36 +65,6 @@ async function prepareBrown(): Promise<DatasetRef> {
   };
 }
 
-/** A fresh tiny GPT published as a base model, as `minerflow gradients demo` publishes its own. */
-async function publishBase(): Promise<void> {
-  await initBackend('auto', () => undefined);
-  const cfg = { vocabSize: 256, seqLen: 32, dModel: 32, nLayer: 1, nHead: 2 };
-  const out = path.join(dir, 'base');
-  await fs.mkdir(out, { recursive: true });
-  const weights = path.join(out, 'model.safetensors');
-  const modelHash = await saveWeights(weights, initWeights(cfg, 7));
-  const manifest = await writeManifest(out, {
-    format: 'minerflow-checkpoint',
-    version: 1,
-    modelHash,
-    model: { ...cfg, seed: 7 },
-    tokenizer: 'bytes',
-    step: 0,
-    trainLoss: NaN,
-    backend: 'init',
-    runId: 'base',
-    round: 0,
-  });
-  await openHub(settings.hub).upload(
-    BASE,
-    [
-      { path: 'model.safetensors', file: weights },
-      { path: 'manifest.json', file: manifest },
-    ],
-    'base model',
-  );
-}
-
 before(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-gradients-'));
   hub = await startLocalHub({ dir: path.join(dir, 'hub'), token: TOKEN });
@@ -104,7 +72,7 @@ before(async () => {
   // For G.O.D's own hash code (Python huggingface_hub): this hub, and a cache of its own.
   process.env.HF_ENDPOINT = hub.url;
   process.env.HF_HOME = path.join(dir, 'hf-home');
-  await publishBase();
+  await publishTinyBase(settings.hub, dir, BASE);
   dataset = await prepareBrown();
 });
 after(async () => {
