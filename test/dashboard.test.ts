@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { registry } from '../infra/metrics';
+import { watchPools } from '../subnets/gradients/metrics';
 import { metricNames } from './helpers/promql';
 import { python } from './helpers/python';
 
@@ -93,12 +94,14 @@ test('the dashboard is a Grafana dashboard model that file provisioning loads', 
 });
 
 test('every metric the dashboard queries is one the workers export', () => {
+  watchPools({ loads: async () => [] }, []); // the Gradients service's pool gauges
   const exported = new Set(registry.getMetricsAsArray().map((m) => m.name));
   const exprs = [
     ...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)),
     ...dashboard.templating.list.map((v) => v.query.query.replace(/^label_values\((.*),\s*\w+\)$/, '$1')),
   ];
-  const used = new Set(exprs.flatMap(metricNames));
+  // A histogram is queried through its _bucket / _sum / _count series.
+  const used = new Set(exprs.flatMap(metricNames).map((m) => m.replace(/_(bucket|sum|count)$/, '')));
   assert.ok(used.size >= 15, `the dashboard reads ${used.size} metrics`);
   const unknown = [...used].filter((m) => !exported.has(m));
   assert.deepEqual(unknown, [], `metrics no worker exports: ${unknown.join(', ')}`);
