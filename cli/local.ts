@@ -16,7 +16,7 @@ import type { Settings } from '../infra/settings';
 import { connectClient, connectWorker } from '../infra/temporal';
 import { CycleInputSchema } from '../subnets/connito/config';
 import { createControlWorker } from '../workers/control';
-import { createGpuWorker } from '../workers/gpu';
+import { checkPool, createGpuWorker, gpuQueue } from '../workers/gpu';
 import { intFlag, parseCommand, UsageError } from './args';
 import { startCycle } from './cycle';
 import { printResult, printStarted, watchCycle, writeLossPlot } from './watch';
@@ -199,17 +199,38 @@ export async function devnetCommand(getSettings: () => Settings, args: string[])
 }
 
 export async function worker(getSettings: () => Settings, args: string[]): Promise<void> {
-  const { positionals } = parseCommand('worker', args, {}, { min: 1, max: 1, names: "'control' or 'gpu'" });
+  const { positionals, values } = parseCommand(
+    'worker',
+    args,
+    { pool: { type: 'string' } },
+    { min: 1, max: 1, names: "'control' or 'gpu'" },
+  );
   const which = positionals[0];
   if (which !== 'control' && which !== 'gpu') throw new UsageError(`'worker' takes 'control' or 'gpu', not '${which}'`);
+  let pool: string | undefined;
+  try {
+    pool = checkPool(typeof values.pool === 'string' ? values.pool : process.env.MINERFLOW_GPU_POOL);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (pool && which !== 'gpu') throw new UsageError('--pool is for a gpu worker (a Gradients pool)');
   const settings = getSettings();
   installSdkLogger();
   const connection = await connectWorker(settings);
   const w =
-    which === 'control' ? await createControlWorker(settings, connection) : await createGpuWorker(settings, connection);
+    which === 'control'
+      ? await createControlWorker(settings, connection)
+      : await createGpuWorker(settings, connection, { pool });
   const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: which });
   if (metrics) log.info({ url: metrics.url }, 'metrics for Prometheus');
-  log.info({ worker: which, taskQueue: TASK_QUEUES[which], temporal: settings.temporal.address }, 'worker polling');
+  log.info(
+    {
+      worker: which,
+      taskQueue: which === 'gpu' ? gpuQueue(pool) : TASK_QUEUES.control,
+      temporal: settings.temporal.address,
+    },
+    'worker polling',
+  );
   await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   await metrics?.close();
   await connection.close();

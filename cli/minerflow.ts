@@ -10,7 +10,7 @@ export const USAGE = `minerflow — durable mining cycles for Bittensor training
   minerflow dev                               Temporal dev server (Web UI :8233) + devnet + both workers
   minerflow devnet [--port N]                 the local devnet alone (subtensor JSON-RPC on ws://127.0.0.1:9944)
   minerflow hub serve [--dir DIR] [--port N]  a local Hugging Face Hub (HF_ENDPOINT for huggingface_hub)
-  minerflow worker control|gpu                one worker (run them on different hosts)
+  minerflow worker control|gpu [--pool P]    one worker (run them on different hosts; --pool: a Gradients pool)
   minerflow cycle start [--config FILE] [--id ID] [--wait]
                                               default id miningCycle-<netuid>-<wallet>.<hotkey>: one cycle per hotkey
   minerflow cycle status <workflowId>          phase, segments, decisions, deadline, loss curve

@@ -14,6 +14,14 @@ import { logger } from '../infra/log';
 import { startMetricsServer } from '../infra/metrics';
 
 /** The queue a gpu worker polls: its pool's, or the shared one. */
+/** A pool name from a flag or MINERFLOW_GPU_POOL (empty: none), checked as the pool config checks it. */
+export function checkPool(pool: string | undefined): string | undefined {
+  if (!pool) return undefined;
+  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(pool))
+    throw new Error(`--pool / MINERFLOW_GPU_POOL '${pool}': lowercase letters, digits and - (1–32 characters)`);
+  return pool;
+}
+
 export function gpuQueue(pool?: string): string {
   return pool ? poolQueue(pool) : TASK_QUEUES.gpu;
 }
@@ -40,9 +48,7 @@ if (require.main === module) {
   void (async () => {
     const settings = loadSettings();
     const at = process.argv.indexOf('--pool');
-    const pool = (at >= 0 ? process.argv[at + 1] : undefined) ?? (process.env.MINERFLOW_GPU_POOL || undefined);
-    if (pool !== undefined && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(pool))
-      throw new Error(`--pool / MINERFLOW_GPU_POOL '${pool}': lowercase letters, digits and - (1–32 characters)`);
+    const pool = checkPool((at >= 0 ? process.argv[at + 1] : undefined) ?? process.env.MINERFLOW_GPU_POOL);
     const connection = await connectWorker(settings);
     const worker = await createGpuWorker(settings, connection, { pool });
     const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'gpu' });
