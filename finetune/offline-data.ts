@@ -13,7 +13,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { BROWN_GENRES, brownPackageDir, detag } from '../curation/brown';
 import type { TaskType } from '../subnets/gradients/protocol';
+import { Rng } from '../model/rng';
 import type { Row } from './format';
+import { shuffleWords } from './recipes';
 
 export type OfflineTask = 'instruct' | 'chat' | 'dpo';
 
@@ -99,7 +101,7 @@ export function offlineJobData(
       });
     } else {
       const other = genres[(i + 1) % genres.length];
-      const rejected = n % 2 === 1 && other !== g ? passage(other, k)[3] : shuffleWords(w[3], n);
+      const rejected = n % 2 === 1 && other !== g ? passage(other, k)[3] : differentOrder(w[3], n);
       rows.push({ prompt: `Continue this passage: ${w.slice(0, 3).join(' ')}`, chosen: w[3], rejected, system: '' });
     }
   }
@@ -155,18 +157,11 @@ function sentenceWindows(genres: string): Map<string, string[][]> {
 }
 
 /** The sentence's words in a seeded order that is never the original one (for 2+ distinct words). */
-function shuffleWords(sentence: string, seed: number): string {
-  const words = sentence.split(' ');
-  let state = (seed * 2654435761 + 1) >>> 0;
-  const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+function differentOrder(sentence: string, seed: number): string {
+  const rng = new Rng(seed);
   for (let attempt = 0; attempt < 10; attempt++) {
-    const out = [...words];
-    for (let i = out.length - 1; i > 0; i--) {
-      const j = Math.floor(next() * (i + 1));
-      [out[i], out[j]] = [out[j], out[i]];
-    }
-    const text = out.join(' ');
+    const text = shuffleWords(sentence, rng);
     if (text !== sentence) return text;
   }
-  return [...words].reverse().join(' ');
+  return sentence.split(' ').reverse().join(' ');
 }
