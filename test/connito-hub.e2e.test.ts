@@ -28,6 +28,19 @@ let hub: { url: string; close(): Promise<void> };
 let hubDir: string;
 let first: { input: object; hash: string; round: number } | undefined;
 
+/** Both commitments read through the Bittensor SDK and Connito's models (test/python/connito_sdk_read.py), the shard downloaded into `local`. */
+async function readWithConnitoSdk(commits: { block: number }[], hotkey: string, local: string) {
+  const [c1Block, c2Block] = commits.map((c) => String(c.block));
+  return JSON.parse(
+    await pythonScriptAsync('connito_sdk_read.py', [settings.chain.url, '102', hotkey, c1Block, c2Block, local]),
+  ) as {
+    commit1: { signed_model_hash: string | null };
+    commit2: Record<string, unknown>;
+    verifies: boolean;
+    file: string;
+  };
+}
+
 before(async () => {
   hubDir = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-hub-'));
   hub = await startLocalHub({ dir: hubDir, token: TOKEN });
@@ -74,22 +87,7 @@ test(
     const local = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-fetched-'));
     process.env.HF_ENDPOINT = hub.url;
     try {
-      const [c1Block, c2Block] = result.commits.map((c) => String(c.block));
-      const seen = JSON.parse(
-        await pythonScriptAsync('connito_sdk_read.py', [
-          settings.chain.url,
-          '102',
-          hotkey.address,
-          c1Block,
-          c2Block,
-          local,
-        ]),
-      ) as {
-        commit1: { signed_model_hash: string | null };
-        commit2: Record<string, unknown>;
-        verifies: boolean;
-        file: string;
-      };
+      const seen = await readWithConnitoSdk(result.commits, hotkey.address, local);
       assert.ok(seen.commit1.signed_model_hash, 'commit 1 has its signature');
       assert.deepEqual(
         ['expert_group', 'model_hash', 'global_ver', 'hf_repo_id', 'hf_revision'].map((k) => seen.commit2[k]),
@@ -171,17 +169,7 @@ test(
     const local = await fs.mkdtemp(path.join(os.tmpdir(), 'minerflow-fetched-command-'));
     process.env.HF_ENDPOINT = hub.url;
     try {
-      const [c1Block, c2Block] = result.commits.map((c) => String(c.block));
-      const seen = JSON.parse(
-        await pythonScriptAsync('connito_sdk_read.py', [
-          settings.chain.url,
-          '102',
-          hotkey.address,
-          c1Block,
-          c2Block,
-          local,
-        ]),
-      ) as { commit2: Record<string, unknown>; verifies: boolean; file: string };
+      const seen = await readWithConnitoSdk(result.commits, hotkey.address, local);
       assert.deepEqual(
         ['expert_group', 'model_hash', 'hf_repo_id', 'hf_revision'].map((k) => seen.commit2[k]),
         [0, result.checkpoint.hash, published.repo, published.commitSha.slice(0, 7)],
