@@ -71,7 +71,7 @@ export const DEMO_CONFIG = GradientsServeConfigSchema.parse({
   ],
   policy: { tokensPerRow: 128, overheadSeconds: 15, reserveSeconds: 20, reserveFraction: 0.1 },
   jobs: {
-    training: { steps: 120, segmentSteps: 40, batchSize: 8, learningRate: 3e-3, warmupSteps: 10 },
+    training: { steps: 120, segmentSteps: 40, batchSize: 8, learningRate: 1e-3, warmupSteps: 10 },
     eval: { maxTokens: 8192 },
     reserveSeconds: 20,
     hubNamespace: HUB_NAMESPACE,
@@ -83,7 +83,7 @@ const M = DEMO_BASES[1].repo;
 const text = (task: 'instruct' | 'chat' | 'dpo', format: 'json' | 'csv' = 'json') => ({
   task,
   trainRows: 240,
-  testRows: 24,
+  testRows: 40,
   format,
 });
 
@@ -112,7 +112,7 @@ export function demoTasks(params: Record<string, number>): Omit<ValidatorTask, '
       paramsCount: 3.5e9,
       hoursToComplete: 1,
     },
-    // Too close for their size: the small base needs more than 40 s, the larger one more than 80 s.
+    // Too close: 42 s and 45 s, less the policy's reserve (20 s + 10%), leave less than either base's job takes.
     {
       taskType: 'InstructTextTask',
       model: S,
@@ -120,7 +120,7 @@ export function demoTasks(params: Record<string, number>): Omit<ValidatorTask, '
       hoursToComplete: min(0.7),
       data: text('instruct'),
     },
-    { taskType: 'ChatTask', model: M, paramsCount: params[M], hoursToComplete: min(1.4), data: text('chat') },
+    { taskType: 'ChatTask', model: M, paramsCount: params[M], hoursToComplete: min(0.75), data: text('chat') },
   ];
 }
 
@@ -386,7 +386,7 @@ export function summaryTable(report: DemoReport): string {
         ? (o.failure ?? 'not delivered')
         : '',
     fmtLoss(o),
-    o.accepted ? (o.job ? `${o.job.steps} steps` : '') : o.reason.slice(0, 110),
+    o.accepted ? (o.job ? `step ${o.job.steps} (best held-out)` : '') : o.reason.slice(0, 110),
   ]);
   const head = [
     'job',
@@ -396,7 +396,7 @@ export function summaryTable(report: DemoReport): string {
     'pool',
     'finished / deadline',
     'test loss before → after',
-    'steps / reason',
+    'submitted / reason (in full above)',
   ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
