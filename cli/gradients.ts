@@ -166,7 +166,9 @@ export async function serveCommand(getSettings: () => Settings, args: string[], 
 
 export async function gradientsCommand(getSettings: () => Settings, args: string[]): Promise<void> {
   const [sub, ...rest] = args;
-  if (sub === undefined) throw new UsageError("'gradients' needs a command: serve");
-  if (sub !== 'serve') throw new UsageError(`unknown 'gradients' command '${sub}' (there is: serve)`);
-  return serveCommand(getSettings, rest, temporalWiring);
+  if (sub === undefined) throw new UsageError("'gradients' needs a command: serve or demo");
+  if (sub === 'serve') return serveCommand(getSettings, rest, temporalWiring);
+  if (sub === 'demo')
+    return (require('./gradients-demo') as typeof import('./gradients-demo')).gradientsDemo(getSettings, rest);
+  throw new UsageError(`unknown 'gradients' command '${sub}' (there are: serve, demo)`);
 }

@@ -26,6 +26,7 @@ export const USAGE = `minerflow — durable mining cycles for Bittensor training
   minerflow lr-find [--config FILE] [--steps N] [--min-lr X] [--max-lr Y]   LR range test on the cycle's data and model
   minerflow wallet create [--wallet NAME] [--hotkey NAME]
   minerflow gradients serve --config FILE [--port N] [--host H]   the Gradients miner's intake (signed offers, training requests)
+  minerflow gradients demo [--short]                              a local validator offers 12 jobs to a two-pool miner
 
 Settings come from the environment (TEMPORAL_ADDRESS, MINERFLOW_DATA_DIR, …): see README.md.
 Logs (JSON lines, MINERFLOW_LOG_LEVEL) go to stderr; command output to stdout.`;

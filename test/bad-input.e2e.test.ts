@@ -233,7 +233,8 @@ const CASES: BadCase[] = [
   {
     name: "initFrom 'runs/nope/step-1' (missing)",
     input: { ...SMALL, training: { ...SMALL.training, initFrom: 'runs/nope/step-1' } },
-    expect: /^preflight failed: training\.initFrom 'runs\/nope\/step-1': no model there \(model\.safetensors is not in /,
+    expect:
+      /^preflight failed: training\.initFrom 'runs\/nope\/step-1': no model there \(model\.safetensors is not in /,
   },
 
   // --- a model that cannot fit (the gpu worker's capacity check, at preflight)

@@ -47,12 +47,12 @@ test('model family and size are read from the model name', () => {
   const table: [string, string, number | null, string][] = [
     ['unsloth/Llama-3.2-1B', 'llama', 1e9, '1-3B'],
     ['TinyLlama/TinyLlama-1.1B-Chat-v1.0', 'llama', 1.1e9, '1-3B'],
-    ['Qwen/Qwen2.5-0.5B-Instruct', 'qwen2', 0.5e9, '<1B'],
-    ['HuggingFaceTB/SmolLM2-135M', 'smollm', 135e6, '<1B'],
+    ['Qwen/Qwen2.5-0.5B-Instruct', 'qwen2', 0.5e9, '100M-1B'],
+    ['HuggingFaceTB/SmolLM2-135M', 'smollm', 135e6, '100M-1B'],
     ['mistralai/Mistral-7B-v0.1', 'mistral', 7e9, '3-8B'],
     ['NousResearch/Meta-Llama-3-70b', 'llama', 70e9, '40B+'],
     ['openai-community/gpt2', 'gpt2', null, 'unknown'],
-    ['local/minerflow-gpt-2M', 'minerflow-gpt', 2e6, '<1B'],
+    ['local/minerflow-gpt-2M', 'minerflow-gpt', 2e6, '1-10M'],
     ['acme/Zephyr-7B', 'zephyr', 7e9, '3-8B'],
   ];
   for (const [name, family, params, bucket] of table) {
@@ -125,7 +125,7 @@ test('a job whose deadline is too close for its size is declined; the same job w
   const tight = decideOffer(offer({ hours_to_complete: 0.3 }), ctx());
   assert.equal(tight.accepted, false);
   assert.equal(tight.reasonClass, 'deadline');
-  assert.match(tight.reason, /cannot finish in 0.3 h: cpu: would finish .* after the deadline/);
+  assert.match(tight.reason, /cannot finish in 18 min: cpu: would finish .* after the deadline/);
   const roomy = decideOffer(offer({ hours_to_complete: 1 }), ctx());
   assert.equal(roomy.accepted, true, roomy.reason);
   assert.equal(roomy.estimatedSeconds, Math.ceil((10_000 * 256) / 3000 + 300));

@@ -45,7 +45,11 @@ test('20 offers are answered well inside the validator’s 3 s while every core 
       PoolSchema.parse({ name: 'b', memoryBytes: 4 * 1024 ** 3 }),
     ],
     poolView: { loads: () => Promise.resolve(load) },
-    jobs: { start: () => Promise.resolve(), submission: () => Promise.resolve(undefined) },
+    jobs: {
+      start: () => Promise.resolve(),
+      running: () => Promise.resolve(false),
+      submission: () => Promise.resolve(undefined),
+    },
     record: new FileJobRecord(path.join(dir, 'jobs.jsonl')),
     offers: await new OfferBook(path.join(dir, 'offers.json')).load(),
     log: createLogger({ level: 'silent' }),

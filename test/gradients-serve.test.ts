@@ -58,7 +58,11 @@ before(async () => {
     settings,
     config: await readServeConfig(configFile),
     chain,
-    jobs: { start: () => Promise.resolve(), submission: () => Promise.resolve(undefined) },
+    jobs: {
+      start: () => Promise.resolve(),
+      running: () => Promise.resolve(false),
+      submission: () => Promise.resolve(undefined),
+    },
     poolView: { loads: () => Promise.resolve([]) },
     host: '127.0.0.1',
     port: 0,

@@ -35,6 +35,10 @@ class MemoryJobs implements JobStarter, PoolView {
     this.submissions.set(job.request.task_id, this.submissions.get(job.request.task_id) ?? null);
     return Promise.resolve();
   }
+  finished = new Set<string>();
+  running(taskId: string): Promise<boolean> {
+    return Promise.resolve(this.submissions.has(taskId) && !this.finished.has(taskId));
+  }
   submission(taskId: string): Promise<MinerSubmission | null | undefined> {
     return Promise.resolve(this.submissions.get(taskId));
   }
@@ -54,15 +58,15 @@ let stakes: Map<string, number>;
 const quiet = createLogger({ level: 'silent' });
 const pools = [PoolSchema.parse({ name: 'cpu', memoryBytes: 8 * GB, tokensPerSecPerBillion: 2_000 })];
 
-async function startService(): Promise<RunningService> {
+async function startService(training = jobs, offersFile = path.join(dir, 'offers.json')): Promise<RunningService> {
   const deps: ServiceDeps = {
     minerHotkey: miner.address,
     stakeOf: (h) => stakes.get(h),
     pools,
-    poolView: jobs,
-    jobs,
+    poolView: training,
+    jobs: training,
     record: new FileJobRecord(path.join(dir, 'jobs.jsonl')),
-    offers: await new OfferBook(path.join(dir, 'offers.json')).load(),
+    offers: await new OfferBook(offersFile).load(),
     log: quiet,
   };
   return startGradientsService(deps);
@@ -364,3 +368,27 @@ for (const lib of ['substrateinterface', 'bittensor_wallet']) {
     });
   });
 }
+
+test('a started job still preparing its data (not yet on its pool) holds its place until it has finished', async () => {
+  // A service of its own: an empty pool and offer book. Each offer is ~1.5 h of work; by 3 h less the
+  // reserve there is room for one.
+  const own = new MemoryJobs();
+  const svc = await startService(own, path.join(dir, 'offers-preparing.json'));
+  try {
+    const v = new ValidatorClient(validator, svc.url, miner.address);
+    const slow = { ds_size: 60_000, hours_to_complete: 3 };
+    const first = offer(slow);
+    const firstAnswer = await v.offer(first);
+    assert.equal(firstAnswer.accepted, true, firstAnswer.message);
+    assert.equal((await v.startTraining('InstructTextTask', trainRequest(first.task_id)))?.task_id, first.task_id);
+    // Started, preparing its data: its pool does not list it yet, and it still counts.
+    const second = await v.offer(offer(slow));
+    assert.equal(second.accepted, false, `overbooked while the first job prepares: ${second.message}`);
+    // Finished: its place is free again.
+    own.finished.add(first.task_id);
+    const third = await v.offer(offer(slow));
+    assert.equal(third.accepted, true, third.message);
+  } finally {
+    await svc.close();
+  }
+});

@@ -119,7 +119,11 @@ export function offerParams(offer: Pick<MinerTaskOffer, 'model' | 'model_params_
 export function sizeBucket(params: number | null): string {
   if (params === null) return 'unknown';
   const b = params / 1e9;
-  if (b < 1) return '<1B';
+  // Small models differ by orders of magnitude in speed: their buckets are decades, not one '<1B'.
+  if (params < 1e6) return '<1M';
+  if (params < 1e7) return '1-10M';
+  if (params < 1e8) return '10-100M';
+  if (b < 1) return '100M-1B';
   if (b < 3) return '1-3B';
   if (b < 8) return '3-8B';
   if (b < 15) return '8-15B';
@@ -260,7 +264,7 @@ export function decideOffer(offer: MinerTaskOffer, ctx: DecisionContext): Decisi
     if (late) {
       misses.push(
         late === job
-          ? `${pool.name}: would finish ${iso(finish.get(job.taskId)!)}, after the deadline ${iso(deadline)} less the reserve (${method}, ~${estimatedSeconds} s of work${load.running.length + load.queued.length ? `, ${load.running.length + load.queued.length} jobs ahead or running` : ''})`
+          ? `${pool.name}: would finish ${iso(finish.get(job.taskId)!)}, after the deadline ${iso(deadline)} less the reserve (${method}, ~${estimatedSeconds} s of work${load.running.length + load.queued.length ? `, ${plural(load.running.length + load.queued.length, 'job')} ahead or running` : ''})`
           : `${pool.name}: would push accepted job ${late.taskId} past its deadline`,
       );
       continue;
@@ -277,5 +281,17 @@ export function decideOffer(offer: MinerTaskOffer, ctx: DecisionContext): Decisi
         estimatedFinish,
       };
   }
-  return best ?? declined('deadline', `cannot finish in ${hours} h: ${misses.join('; ')}`);
+  return best ?? declined('deadline', `cannot finish in ${duration(hours * 3600)}: ${misses.join('; ')}`);
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** 0.0117 h → "42 s", 1.5 h → "1 h 30 min": what people read in a decline. */
+function duration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }

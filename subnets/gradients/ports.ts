@@ -38,6 +38,8 @@ export interface JobStarter {
     decision: OfferDecision;
     receivedAt: number;
   }): Promise<void>;
+  /** Whether the task's job is still running (preparing, waiting, training or submitting). */
+  running(taskId: string): Promise<boolean>;
   /** The job's latest submission, null while there is none; undefined for an unknown task. */
   submission(taskId: string): Promise<MinerSubmission | null | undefined>;
 }
@@ -50,7 +52,7 @@ export interface PoolView {
 /** Key of the record of past jobs: what throughput and outcomes are grouped by. */
 export interface JobKind {
   family: string; // model family, e.g. 'llama', 'qwen2', 'minerflow-gpt'
-  sizeBucket: string; // parameter count bucket, e.g. '<1B', '1-3B'
+  sizeBucket: string; // parameter count bucket, e.g. '10-100M', '1-3B'
   taskType: TaskType;
 }
 

@@ -176,14 +176,24 @@ export function createHandler(deps: ServiceDeps): http.RequestListener {
   // Offers are decided one at a time: two answered from the same load could overbook a pool.
   let deciding: Promise<unknown> = Promise.resolve();
 
-  /** The pools' load plus accepted offers whose training has not been started yet (they hold their place). */
+  /**
+   * The pools' load plus accepted offers the pools do not list yet (they hold their place): not yet
+   * started, or started and still preparing data before the job asks its pool for a slot.
+   */
   async function loads(): Promise<PoolLoad[]> {
-    const seen = await withTimeout(deps.poolView.loads(), LOAD_TIMEOUT_MS, 'reading the pools’ load');
-    const known = new Set(seen.flatMap((l) => [...l.running, ...l.queued].map((j) => j.taskId)));
-    const t = now();
-    const held = deps.offers
-      .all()
-      .filter((o) => !o.started && o.deadline > t && o.decision.pool && !known.has(o.offer.task_id));
+    const read = async () => {
+      const seen = await deps.poolView.loads();
+      const known = new Set(seen.flatMap((l) => [...l.running, ...l.queued].map((j) => j.taskId)));
+      const t = now();
+      const unlisted = deps.offers
+        .all()
+        .filter((o) => o.deadline > t && o.decision.pool && !known.has(o.offer.task_id));
+      const stillRunning = await Promise.all(
+        unlisted.map((o) => (o.started ? deps.jobs.running(o.offer.task_id) : Promise.resolve(true))),
+      );
+      return { seen, held: unlisted.filter((_, i) => stillRunning[i]) };
+    };
+    const { seen, held } = await withTimeout(read(), LOAD_TIMEOUT_MS, 'reading the pools’ load');
     return deps.pools.map((pool) => {
       const load = seen.find((l) => l.pool === pool.name) ?? { pool: pool.name, running: [], queued: [] };
       const extra: PoolJob[] = held

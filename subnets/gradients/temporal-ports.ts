@@ -24,6 +24,14 @@ export function temporalJobStarter(client: Client, config: TrainingJobInput['con
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       }
     },
+    async running(taskId): Promise<boolean> {
+      try {
+        return (await client.workflow.getHandle(jobWorkflowId(taskId)).describe()).status.name === 'RUNNING';
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }
+    },
     async submission(taskId): Promise<MinerSubmission | null | undefined> {
       try {
         return await client.workflow.getHandle(jobWorkflowId(taskId)).query<MinerSubmission | null>('submission');
