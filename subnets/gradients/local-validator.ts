@@ -11,14 +11,14 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import * as tf from '@tensorflow/tfjs-core';
+import { checkBaseModel } from '../../finetune/base-model';
 import { FinetuneSchema } from '../../finetune/config';
 import type { PreferenceExample, SftExample } from '../../finetune/examples';
 import { rowFormatter, type Row } from '../../finetune/format';
 import { offlineJobData, rowsToFile, type OfflineTask } from '../../finetune/offline-data';
 import { encodeExamples, FinetuneRun, type FinetuneEval } from '../../finetune/run';
 import type { ModelHub } from '../../infra/hub/hub';
-import { MANIFEST_FILE, loadWeights, readManifest, TOKENIZER_FILE, WEIGHTS_FILE } from '../../model/checkpoint';
-import type { GptConfig } from '../../model/gpt';
+import { MANIFEST_FILE, loadWeights, TOKENIZER_FILE, WEIGHTS_FILE } from '../../model/checkpoint';
 import { loadTokenizer } from '../../model/tokenizer';
 import type { MinerSubmission, MinerTaskOffer, TaskType } from './protocol';
 import { godModelHash } from './publish';
@@ -234,15 +234,7 @@ export async function evaluateOnTest(
   baseDir: string,
   submissionDir: string,
 ): Promise<TaskScore> {
-  const manifest = await readManifest(path.join(baseDir, MANIFEST_FILE));
-  const m = manifest.model;
-  const cfg: GptConfig = {
-    vocabSize: m.vocabSize,
-    seqLen: m.seqLen,
-    dModel: m.dModel,
-    nLayer: m.nLayer,
-    nHead: m.nHead,
-  };
+  const cfg = await checkBaseModel(baseDir); // the base's architecture, checked
   const tokenizer = await loadTokenizer(path.join(baseDir, TOKENIZER_FILE));
   const formatter = rowFormatter(taskType, served.datasetType);
   const examples: (SftExample | PreferenceExample)[] = served.testRows.map((r, i) => formatter.format(r, i + 1));
