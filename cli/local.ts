@@ -17,6 +17,7 @@ import { connectClient, connectWorker } from '../infra/temporal';
 import { CycleInputSchema } from '../subnets/connito/config';
 import { createControlWorker } from '../workers/control';
 import { checkPool, createGpuWorker, gpuQueue } from '../workers/gpu';
+import { serveWorker } from '../workers/serve';
 import { intFlag, parseCommand, UsageError } from './args';
 import { startCycle } from './cycle';
 import { printResult, printStarted, watchCycle, writeLossPlot } from './watch';
@@ -216,22 +217,8 @@ export async function worker(getSettings: () => Settings, args: string[]): Promi
   if (pool && which !== 'gpu') throw new UsageError('--pool is for a gpu worker (a Gradients pool)');
   const settings = getSettings();
   installSdkLogger();
-  const connection = await connectWorker(settings);
-  const w =
-    which === 'control'
-      ? await createControlWorker(settings, connection)
-      : await createGpuWorker(settings, connection, { pool });
-  const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: which });
-  if (metrics) log.info({ url: metrics.url }, 'metrics for Prometheus');
-  log.info(
-    {
-      worker: which,
-      taskQueue: which === 'gpu' ? gpuQueue(pool) : TASK_QUEUES.control,
-      temporal: settings.temporal.address,
-    },
-    'worker polling',
+  // The same process life as workers/*.ts: exits on SIGTERM/SIGINT with its chain sockets closed.
+  await serveWorker(settings, which, which === 'gpu' ? gpuQueue(pool) : TASK_QUEUES.control, (c) =>
+    which === 'control' ? createControlWorker(settings, c) : createGpuWorker(settings, c, { pool }),
   );
-  await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
-  await metrics?.close();
-  await connection.close();
 }

@@ -19,11 +19,12 @@ useTemporal(settings, (t) => ({ env, bundle } = t));
 // A correctness bound, not a speed measurement: the worker's own hard stop is at 10 s.
 const EXIT_BOUND_MS = 20_000;
 
-async function pollersOf(queue: string): Promise<number> {
+/** Pollers of `queue`'s workflow tasks (the control worker) or activity tasks (a gpu worker polls only those). */
+async function pollersOf(queue: string, tasks: 'workflow' | 'activity' = 'workflow'): Promise<number> {
   const r = await env.client.workflowService.describeTaskQueue({
     namespace: settings.temporal.namespace,
     taskQueue: { name: queue },
-    taskQueueType: 1,
+    taskQueueType: tasks === 'workflow' ? 1 : 2,
   });
   return r.pollers?.length ?? 0;
 }
@@ -60,11 +61,27 @@ test('an idle control worker exits with code 0 after SIGTERM', { timeout: 120_00
   }
 });
 
+test('an idle `minerflow worker gpu` exits with code 0 after SIGTERM', { timeout: 120_000 }, async () => {
+  const gpu = spawnWorker('gpu', env, settings, {}, 'cli');
+  try {
+    await waitFor(
+      'the gpu worker to poll',
+      async () => ((await pollersOf(TASK_QUEUES.gpu, 'activity')) > 0 ? true : undefined),
+      60_000,
+    );
+    await expectExitOnSigterm(gpu);
+  } finally {
+    gpu.kill('SIGKILL');
+  }
+});
+
 test(
-  'a control worker that has used the chain (open WebSocket) exits with code 0 after SIGTERM',
+  '`minerflow worker control` that has used the chain (open WebSocket) exits with code 0 after SIGTERM',
   { timeout: 300_000 },
   async () => {
-    const control = spawnWorker('control', env, settings);
+    // Through the CLI, the command operators run (and the one that once lived on after STOPPED);
+    // workers/control.ts shares its process life (workers/serve.ts) and is covered above.
+    const control = spawnWorker('control', env, settings, {}, 'cli');
     try {
       // A whole cycle: curate, train (an in-process gpu worker), commit and score on the devnet, so the
       // control worker's chain connection is open when the signal comes.

@@ -7,10 +7,10 @@ import { TASK_QUEUES } from '../common/queues';
 import type { Chain } from '../infra/chain/chain';
 import { openChain, openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
-import { runUntilStopped } from '../infra/shutdown';
-import { connectWorker, ensureSearchAttributes } from '../infra/temporal';
+import { ensureSearchAttributes } from '../infra/temporal';
 import { logger } from '../infra/log';
-import { observeChain, startMetricsServer } from '../infra/metrics';
+import { observeChain } from '../infra/metrics';
+import { runEntry, serveWorker } from './serve';
 
 /** `overrides` swaps single activities (tests use it to make a commit deliberately slow). */
 export async function createControlWorker(
@@ -45,17 +45,8 @@ export async function createControlWorker(
 }
 
 if (require.main === module) {
-  void (async () => {
+  runEntry('control', () => {
     const settings = loadSettings();
-    const connection = await connectWorker(settings);
-    const worker = await createControlWorker(settings, connection);
-    const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'control' });
-    if (metrics) logger.info({ url: metrics.url }, 'metrics for Prometheus');
-    logger.info({ taskQueue: TASK_QUEUES.control, temporal: settings.temporal.address }, 'control worker polling');
-    // Exits on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS, chain sockets and connection closed.
-    await runUntilStopped(worker, connection, { name: 'control' });
-  })().catch((err) => {
-    logger.error({ err }, 'control worker failed');
-    process.exit(1);
+    return serveWorker(settings, 'control', TASK_QUEUES.control, (c) => createControlWorker(settings, c));
   });
 }

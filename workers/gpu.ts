@@ -8,10 +8,8 @@ import { createGpuActivities } from '../activities';
 import { poolQueue, TASK_QUEUES } from '../common/queues';
 import { openStore } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
-import { runUntilStopped } from '../infra/shutdown';
-import { connectWorker } from '../infra/temporal';
 import { logger } from '../infra/log';
-import { startMetricsServer } from '../infra/metrics';
+import { runEntry, serveWorker } from './serve';
 
 /** The queue a gpu worker polls: its pool's, or the shared one. */
 /** A pool name from a flag or MINERFLOW_GPU_POOL (empty: none), checked as the pool config checks it. */
@@ -45,19 +43,10 @@ export async function createGpuWorker(
 }
 
 if (require.main === module) {
-  void (async () => {
+  runEntry('gpu', () => {
     const settings = loadSettings();
     const at = process.argv.indexOf('--pool');
     const pool = checkPool((at >= 0 ? process.argv[at + 1] : undefined) ?? process.env.MINERFLOW_GPU_POOL);
-    const connection = await connectWorker(settings);
-    const worker = await createGpuWorker(settings, connection, { pool });
-    const metrics = await startMetricsServer({ ...settings.metrics, dataDir: settings.dataDir, worker: 'gpu' });
-    if (metrics) logger.info({ url: metrics.url }, 'metrics for Prometheus');
-    logger.info({ taskQueue: gpuQueue(pool), temporal: settings.temporal.address }, 'gpu worker polling');
-    // Exits on SIGTERM/SIGINT within SHUTDOWN_GRACE_MS, chain sockets and connection closed.
-    await runUntilStopped(worker, connection, { name: 'gpu' });
-  })().catch((err) => {
-    logger.error({ err }, 'gpu worker failed');
-    process.exit(1);
+    return serveWorker(settings, 'gpu', gpuQueue(pool), (c) => createGpuWorker(settings, c, { pool }));
   });
 }

@@ -98,14 +98,21 @@ export function runCycle(
 }
 
 /** A worker in its own process (so a test can SIGKILL it), pointed at `env` with `settings`' folders and chain. */
+/** A worker process from its entry file (workers/<which>.ts), or with `via: 'cli'` as `minerflow worker <which>`. */
 export function spawnWorker(
   which: 'control' | 'gpu',
   env: TestWorkflowEnvironment,
   settings: Settings,
   extraEnv: Record<string, string> = {},
+  via: 'entry' | 'cli' = 'entry',
 ): ChildProcess {
   const local = settings.chain.local;
-  return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'workers', `${which}.ts`)], {
+  const root = path.join(__dirname, '..', '..');
+  const argv =
+    via === 'cli'
+      ? [path.join(root, 'bin', 'minerflow.js'), 'worker', which]
+      : ['--import', 'tsx', path.join(root, 'workers', `${which}.ts`)];
+  return spawn(process.execPath, argv, {
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: env.address,
