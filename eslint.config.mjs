@@ -1,18 +1,35 @@
 // Lint rules in the spirit of the Temporal TypeScript samples: no floating promises anywhere, and
 // no Node built-ins (or worker/activity/client SDK packages) in code that runs inside the workflow
 // sandbox — workflows, the modules they import, and each subnet's workflow and state.
+import { existsSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const WORKFLOW_CODE = [
-  'workflows/**/*.ts',
-  'subnets/*/workflow.ts',
-  'subnets/*/cycle-state.ts',
-  'subnets/*/config.ts',
-  'subnets/*/types.ts',
-  'common/**/*.ts',
-];
+/**
+ * Every module the workflow bundle pulls in: the relative value imports reachable from
+ * workflows/index.ts (type-only imports are erased), found when the config loads, so a new module a
+ * workflow imports is checked without anyone remembering to list it.
+ */
+function workflowCode(entry) {
+  const root = path.dirname(fileURLToPath(import.meta.url));
+  const seen = new Set();
+  const visit = (file) => {
+    if (seen.has(file) || !existsSync(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?from\s+'(\.[^']+)'/gms)) {
+      const base = path.resolve(path.dirname(file), m[1]);
+      visit([`${base}.ts`, path.join(base, 'index.ts')].find((f) => existsSync(f)) ?? `${base}.ts`);
+    }
+  };
+  visit(path.join(root, entry));
+  return [...seen].map((f) => path.relative(root, f));
+}
+
+const WORKFLOW_CODE = workflowCode('workflows/index.ts');
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.tools/**', '.minerflow/**', 'bin/**', 'model/replica-worker.js'] },
