@@ -3,7 +3,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle 
 import { TASK_QUEUES } from '../common/queues';
 import type { Settings } from '../infra/settings';
 import { connectClient, workflowUrl } from '../infra/temporal';
-import type { CycleInput, MinerInput } from '../subnets/connito/config';
+import { cycleWorkflowId, type CycleInput } from '../subnets/connito/config';
 import {
   extendTrainingUpdate,
   miningCycle,
@@ -24,11 +24,6 @@ import {
   watchCycle,
   writeLossPlot,
 } from './watch';
-
-/** One cycle per hotkey at a time: the id names the hotkey, so Temporal refuses a second while one runs. */
-export function cycleWorkflowId(miner: MinerInput): string {
-  return `miningCycle-${miner.netuid}-${miner.wallet}.${miner.hotkey}`;
-}
 
 /** Starts a cycle; a cycle already running under that id (the same hotkey, by default) is refused. */
 export async function startCycle(

@@ -127,6 +127,12 @@ export const TrainingSchema = z
     steps: int(1, 10_000_000).default(300),
     /** Training runs in segments of this many steps; each ends with a saved state and a held-out evaluation. */
     segmentSteps: int(1, 10_000_000).default(100),
+    /**
+     * With a training deadline: after each segment the planned steps become what fits before it at the
+     * speed measured so far (process starts and evaluations included), at most `steps`, so the LR
+     * schedule's decay ends at the deadline instead of being cut off at its peak.
+     */
+    fitToDeadline: z.boolean().default(false),
     batchSize: int(1, 4096).default(16),
     learningRate: z.number().gt(0).max(1).default(3e-3),
     warmupSteps: int(0, 10_000_000).default(20),

@@ -7,10 +7,13 @@ import { test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundle } from '@temporalio/worker';
+import { startCycle } from '../cli/cycle';
 import { TASK_QUEUES } from '../common/queues';
+import { CycleInputSchema, cycleWorkflowId } from '../subnets/connito/config';
 import type { CycleResult, CycleStatus } from '../subnets/connito/types';
 import {
   extendTrainingUpdate,
+  minerLoop,
   miningCycle,
   pauseSignal,
   resumeSignal,
@@ -274,6 +277,86 @@ test('d. pause / resume / extend: nothing trains while paused, extend adds exact
     [100, 200, 300, 350],
   );
   assert.equal(result.decisions.at(-1)!.action, 'finish');
+});
+
+test('d. training.fitToDeadline: the planned steps follow the deadline, so the schedule ends there instead of being cut off', async () => {
+  // 12 s blocks: training must stop by commit 1's opening (block 320) minus reserveSeconds 15 = 3825 s,
+  // and at 1 s per step about 3800 steps fit. steps 100 000 is only an upper bound here.
+  const training = { steps: 100_000, segmentSteps: 500 };
+  const deadlineOf = (s: Scenario) => s.chain.originMs + 320 * 12_000 - 15_000;
+  const improving = { loss: ({ endStep }: { endStep: number }) => ({ heldOutLoss: 5 - endStep / 1000 }) };
+  const fitted = await cycle('fit', { training: { ...training, fitToDeadline: true } }, improving, async (h) => {
+    await advanceUntil(env, 'segment 1', async () => ((await status(h)).segments.length >= 1 ? true : undefined));
+    await assert.rejects(
+      sendUpdate(env, h.workflowId, extendTrainingUpdate.name, { steps: 10 }),
+      /^Error: (extendTraining rejected: training.fitToDeadline is on|update extendTraining rejected \(stage)/,
+    );
+  });
+  const result = ok(fitted);
+  const trains = fitted.s.trains;
+  const deadline = deadlineOf(fitted.s);
+  // Segment 1 measures the speed; from then on the plan is what fits before the deadline.
+  assert.equal(trains[0]!.plannedSteps, 100_000);
+  for (const t of trains.slice(1)) {
+    assert.ok(t.plannedSteps < 100_000, `segment ${t.segment} planned ${t.plannedSteps}`);
+    assert.ok(
+      t.startMs + (t.plannedSteps - t.fromStep) * 1000 <= deadline,
+      `segment ${t.segment}: ${t.plannedSteps} planned steps from step ${t.fromStep} end after the deadline`,
+    );
+  }
+  const last = trains.at(-1)!;
+  assert.equal(last.result.endStep, last.plannedSteps, 'the last segment ends where the schedule ends');
+  assert.equal(last.result.stoppedEarly, false);
+  assert.ok(deadline - last.endMs < 0.05 * (deadline - trains[0]!.startMs), 'the plan used the time it had');
+  assert.equal(result.decisions.at(-1)!.action, 'finish');
+  assert.equal(result.score.status, 'scored');
+
+  // Without it, the same cycle trains at the peak of a 100 000-step schedule until the deadline stops it.
+  const cut = await cycle('nofit', { training }, improving);
+  ok(cut);
+  assert.ok(cut.s.trains.every((t) => t.plannedSteps === 100_000));
+  assert.equal(cut.s.trains.at(-1)!.result.stoppedEarly, true);
+});
+
+test('one cycle per hotkey: a second cycle on the hotkey is refused, and a minerLoop waits until the running one ends', async () => {
+  const input = { training: { steps: 200, segmentSteps: 100 } };
+  const parsed = CycleInputSchema.parse(input);
+  const id = cycleWorkflowId(parsed.miner);
+  const s = new Scenario({ chain: new SimChain(await env.currentTimeMs()) });
+  scenarios.set(id, s);
+  await withStubWorkers(env, bundle, createStubActivities(env, scenarios), async () => {
+    const first = await startCycle(env.client, input, parsed, undefined);
+    const firstRunId = (await first.describe()).runId;
+    const firstRun = env.client.workflow.getHandle(id, firstRunId);
+    await assert.rejects(
+      startCycle(env.client, input, parsed, undefined),
+      /a cycle for hotkey default\.default on netuid 102 is already running: miningCycle-102-default\.default/,
+    );
+    // The loop's cycles take the hotkey's id too: its first try finds the hotkey busy and waits.
+    const loop = await env.client.workflow.start(minerLoop, {
+      taskQueue: TASK_QUEUES.control,
+      workflowId: `loop-${++seq}`,
+      args: [{ cycle: input, cycles: 1 }],
+    });
+    const carry = await loop.result();
+    const firstResult = (await firstRun.result()) as CycleResult;
+    assert.equal(firstResult.score.status, 'scored');
+    assert.ok(
+      carry.scores.some((x) => x.status === 'busy'),
+      JSON.stringify(carry.scores),
+    );
+    const ran = carry.scores.filter((x) => x.status !== 'busy');
+    assert.deepEqual(
+      ran.map((x) => [x.workflowId, x.status]),
+      [[id, 'scored']],
+    );
+    assert.equal(carry.completed, 1);
+    // Never side by side: the loop's cycle started after the hand-started one had closed.
+    const firstEnd = (await firstRun.describe()).closeTime!;
+    const loopCycle = await env.client.workflow.getHandle(id).describe();
+    assert.notEqual(loopCycle.runId, firstRunId);
+    assert.ok(loopCycle.startTime >= firstEnd, `${loopCycle.startTime.toISOString()} < ${firstEnd.toISOString()}`);
+  });
 });
 
 test('e. policy: no improvement for policy.patience evaluations stops early and commits the best', async () => {

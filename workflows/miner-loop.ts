@@ -7,11 +7,14 @@ import {
   defineQuery,
   defineSignal,
   executeChild,
+  patched,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { InvalidInputError, parseOrExplain } from '../common/config';
-import { CycleInputSchema } from '../subnets/connito/config';
+import { CycleInputSchema, cycleWorkflowId } from '../subnets/connito/config';
 import { TASK_QUEUES } from '../common/queues';
 import { miningCycle } from '../subnets/connito/workflow';
 
@@ -44,9 +47,13 @@ export const stopLoopSignal = defineSignal('stopLoop');
 const SCORE_HISTORY = 50;
 const MAX_FAILURES_IN_A_ROW = 3;
 
+/** How long the loop waits before trying again when another cycle holds the hotkey. */
+const HOTKEY_BUSY_WAIT = '1 minute';
+
 export async function minerLoop(input: MinerLoopInput): Promise<MinerLoopCarry> {
+  let miner;
   try {
-    parseOrExplain(CycleInputSchema, input.cycle ?? {}, 'minerLoop input cycle');
+    miner = parseOrExplain(CycleInputSchema, input.cycle ?? {}, 'minerLoop input cycle').miner;
   } catch (err) {
     if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInputError');
     throw err;
@@ -67,7 +74,9 @@ export async function minerLoop(input: MinerLoopInput): Promise<MinerLoopCarry> 
       ...((base.training as Record<string, unknown> | undefined) ?? {}),
       ...(carry.best ? { initFrom: carry.best.key } : {}),
     };
-    const workflowId = `${workflowInfo().workflowId}-cycle-${n}`;
+    // The hotkey's cycle id (as the CLI's): a cycle started by hand on this hotkey and the loop's
+    // cannot run at once. Histories from before it keep their per-loop ids (patched).
+    const workflowId = patched('hotkey-cycle-id') ? cycleWorkflowId(miner) : `${workflowInfo().workflowId}-cycle-${n}`;
     try {
       const r = await executeChild(miningCycle, {
         args: [{ ...base, training }],
@@ -92,6 +101,20 @@ export async function minerLoop(input: MinerLoopInput): Promise<MinerLoopCarry> 
         };
       }
     } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        // Not a failed cycle: the hotkey is busy with one started elsewhere; it commits for this round.
+        carry.scores.push({
+          cycle: n,
+          workflowId,
+          status: 'busy',
+          round: -1,
+          error: `${workflowId} is already running`,
+        });
+        carry.scores.splice(0, Math.max(0, carry.scores.length - SCORE_HISTORY));
+        await sleep(HOTKEY_BUSY_WAIT);
+        inThisRun -= 1;
+        continue;
+      }
       // A miner must submit every cycle: one failed cycle does not stop the loop, a streak does.
       carry.failedInARow += 1;
       carry.scores.push({

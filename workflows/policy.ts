@@ -90,6 +90,24 @@ export function decide(cfg: PolicyInput, s: PolicyState): Decision {
   return d('continue', `held-out ${fmt(last.heldOutLoss)} (best ${fmt(s.best?.heldOutLoss ?? NaN)})`);
 }
 
+/**
+ * training.fitToDeadline: the planned steps that end training at the deadline, i.e. the steps done
+ * plus what fits in the time left at the wall-clock speed measured so far (process starts,
+ * evaluations and queueing included, so it errs short), never more than `limit`.
+ */
+export function stepsFittingDeadline(s: {
+  stepsDone: number;
+  stepsTrained: number;
+  wallMs: number;
+  now: number;
+  deadline: number;
+  limit: number;
+}): number {
+  const perStep = s.wallMs / s.stepsTrained;
+  const fit = Math.floor(Math.max(0, s.deadline - s.now) / perStep);
+  return Math.min(s.limit, s.stepsDone + fit);
+}
+
 /** Why extending by `steps` is not possible, or undefined when it is. */
 export function extensionProblem(
   steps: number,

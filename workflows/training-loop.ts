@@ -15,7 +15,7 @@ import type { GpuActivities } from '../activities';
 import type { TrainingLoopInput } from '../common/config';
 import { TASK_QUEUES } from '../common/queues';
 import type { DatasetRef, LrFindReport, Telemetry } from '../common/types';
-import { decide, extensionProblem, msPerStep } from './policy';
+import { decide, extensionProblem, msPerStep, stepsFittingDeadline } from './policy';
 import type { TrainingState } from './training-state';
 
 // --- Messages (the same names on every subnet's workflow) ----------------------------------------
@@ -63,6 +63,10 @@ export function handleTrainingMessages(state: TrainingState, show: () => void): 
       validator: (req) => {
         if (!TRAINING_PHASES.has(state.phase))
           throw new Error(`extendTraining: training is over (phase ${state.phase})`);
+        if (state.fitToDeadline && state.trainingDeadline !== undefined)
+          throw new Error(
+            'extendTraining rejected: training.fitToDeadline is on, so the planned steps already fill the time until the deadline',
+          );
         const problem = extensionProblem(
           stepsFor(req, state),
           {
@@ -102,6 +106,7 @@ export async function runTrainingLoop(
   opts: TrainingLoopOptions,
 ): Promise<void> {
   state.learningRate = input.training.learningRate;
+  state.fitToDeadline = input.training.fitToDeadline;
   if (input.training.lrFind.enabled && (!input.training.initFrom || input.training.finetune)) {
     const found = await findLearningRate(input, state, opts);
     if (found) state.learningRate = found.chosenLr;
@@ -171,6 +176,22 @@ async function trainSegments(input: TrainingLoopInput, state: TrainingState, opt
     `training ${state.plannedSteps} steps in segments of ${input.training.segmentSteps} on ${queue}${until}`,
   );
   opts.show();
+  const measured = { stepsTrained: 0, wallMs: 0 }; // for training.fitToDeadline
+  const fit = () => {
+    if (!input.training.fitToDeadline || state.trainingDeadline === undefined || measured.stepsTrained === 0) return;
+    const planned = stepsFittingDeadline({
+      ...measured,
+      stepsDone: state.stepsDone,
+      now: Date.now(),
+      deadline: state.trainingDeadline,
+      limit: input.training.steps + state.extraStepsTaken,
+    });
+    if (planned === state.plannedSteps) return;
+    state.event(
+      `planned steps ${state.plannedSteps} → ${planned}: what fits before the deadline at ${(measured.wallMs / measured.stepsTrained).toFixed(0)} ms/step (training.fitToDeadline)`,
+    );
+    state.plannedSteps = planned;
+  };
   for (let segment = 1; ; segment++) {
     if (state.paused && !state.stopRequested) {
       state.enter('paused', `paused at step ${state.stepsDone}`);
@@ -184,8 +205,10 @@ async function trainSegments(input: TrainingLoopInput, state: TrainingState, opt
       return;
     }
     if (segment > 1 && opts.replanDeadline) await opts.replanDeadline();
+    fit();
     const spike = input.training.drill.lrSpikeSegment === segment ? input.training.drill.lrSpikeFactor : 1;
     if (spike !== 1) state.event(`DRILL: LR × ${spike} in segment ${segment}`);
+    const startedAt = Date.now();
     const result = await stage(
       'train',
       trainSegment({
@@ -204,7 +227,10 @@ async function trainSegments(input: TrainingLoopInput, state: TrainingState, opt
         telemetry: opts.labels && { labels: opts.labels, backtrack: state.decisions.at(-1)?.action === 'backtrack' },
       }),
     );
+    measured.wallMs += Date.now() - startedAt;
+    measured.stepsTrained += Math.max(0, result.endStep - result.startStep);
     state.addSegment(result);
+    fit();
     const decision = decide(input.policy, {
       segments: state.segments,
       best: state.best,

@@ -12,6 +12,7 @@ export class TrainingState {
   extraStepsTaken = 0;
   backtracks = 0;
   lrScale = 1;
+  fitToDeadline = false; // training.fitToDeadline: plannedSteps follows the deadline, not the operator
   trainingDeadline?: number; // epoch ms: training stops by then (re-derived from the chain between segments)
   learningRate?: number; // peak LR of training: the input's, or the LR range test's
   lrFind?: LrFindReport;

@@ -87,5 +87,13 @@ export const CycleInputSchema = z
 
 export type CycleInput = z.infer<typeof CycleInputSchema>;
 export type MinerInput = z.infer<typeof MinerSchema>;
+
+/**
+ * One cycle per hotkey at a time: the CLI and minerLoop start cycles under this id, which names the
+ * hotkey, so Temporal refuses a second cycle on the hotkey while one runs (whoever started it).
+ */
+export function cycleWorkflowId(miner: MinerInput): string {
+  return `miningCycle-${miner.netuid}-${miner.wallet}.${miner.hotkey}`;
+}
 export type CommitInput = z.infer<typeof CommitSchema>;
 export type PublishInput = z.infer<typeof PublishSchema>;

@@ -127,6 +127,7 @@ export interface TrainCall {
   fromStep: number;
   fromKey: string | null;
   untilStep: number;
+  plannedSteps: number;
   stopAt?: number;
   lrScale: number;
   startMs: number;
@@ -453,6 +454,7 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
           fromStep: startStep,
           fromKey: input.from?.key ?? null,
           untilStep: input.untilStep,
+          plannedSteps: input.plannedSteps,
           stopAt: input.stopAt,
           lrScale: input.lrScale,
           startMs: t0,
