@@ -14,7 +14,6 @@ const PERMANENT = new Set([
   'CheckpointError',
   'CheckpointShapeError', // e.g. training.initFrom saved with another model config
   'TokenizerFileError',
-  'PreflightError',
   'CommitOverwrittenError', // another cycle on the hotkey committed over our commit 1
   'ChainResetError',
   'LrFindInconclusiveError', // too few points to read a suggestion: the loop trains at the configured LR

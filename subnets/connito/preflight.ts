@@ -1,7 +1,9 @@
 // Connito's preflight (control queue), at cycle start: everything the commit stage will need,
 // checked before a minute of curation and training is spent — the hotkey loads, it is registered
-// on the netuid, the chain answers, the store takes a write. Each failure is permanent and named;
-// found here it costs seconds, found at commit time it costs the round.
+// on the netuid, the chain answers, the store takes a write. Each failure is named; found here it
+// costs seconds, found at commit time it costs the round. A bad wallet or an unregistered hotkey is
+// permanent; a chain or store that does not answer is retried a few times (a blip) before the cycle
+// fails naming it.
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -21,7 +23,7 @@ export interface PreflightReport {
   store: string;
 }
 
-/** The store or the chain could not be used at all: an operator must fix the worker's settings. */
+/** The store or the chain could not be used: retried (the workflow's preflight policy), then the cycle fails naming it. */
 export class PreflightError extends Error {
   override name = 'PreflightError';
 }

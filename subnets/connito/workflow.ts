@@ -36,8 +36,8 @@ const { curateCorpus } = proxyActivities<ControlActivities>({
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '2s', maximumAttempts: 5 },
 });
-// Preflight fails fast: its errors are permanent (a bad wallet, an unregistered hotkey), or the
-// chain/store is down, which a few quick retries tell apart from a blip.
+// Preflight fails fast: a bad wallet or an unregistered hotkey at once (permanent errors); a chain
+// or store that does not answer after a few quick retries (about 12 s), which tell it from a blip.
 const { distribute } = proxyActivities<ControlActivities>({
   taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '30 minutes',
