@@ -434,6 +434,28 @@ test('f. no time to train (0 steps before the deadline): the base state is never
   assert.deepEqual(r.s.chain.commitments, []);
 });
 
+test('a validator that refused the checkpoint: the cycle ends rejected with the reason, in the result, the events and the UI', async () => {
+  const reason = 'checkpoint hash 5f0870a6 differs from the committed 9c1e22b4';
+  let details = '';
+  let events: string[] = [];
+  const r = await cycle(
+    'rejected',
+    { training: { steps: 200, segmentSteps: 100 } },
+    { score: () => ({ status: 'rejected', reason, incentiveShare: 0, validatorLoss: undefined, rank: undefined }) },
+    async (h) => {
+      await advanceUntil(env, 'the cycle to end', async () => ((await status(h)).phase === 'done' ? true : undefined));
+      // The Temporal Web UI's "current details" panel.
+      details = ((await h.query('__temporal_workflow_metadata')) as { currentDetails?: string }).currentDetails ?? '';
+      events = (await status(h)).events;
+    },
+  );
+  const result = ok(r);
+  assert.equal(result.score.status, 'rejected');
+  assert.equal(result.score.reason, reason);
+  assert.match(events.at(-1)!, new RegExp(`score: rejected, incentive share 0 \\(${reason}\\)$`));
+  assert.match(details, new RegExp(`\\*\\*score:\\*\\* rejected, incentive share 0, validator loss - \\(${reason}\\)`));
+});
+
 test('a chain that goes backwards (a reset devnet) fails the cycle by name instead of training for, or committing into, rounds that no longer exist', async () => {
   // 2 s steps: a segment takes 200 s (~17 blocks). Reset after segment 2 (the last plan saw block ~33):
   // the re-plan after segment 3 sees block ~16.

@@ -160,6 +160,8 @@ export interface ScenarioOptions {
     endStep: number;
     lrScale: number;
   }) => SegmentOverride | undefined;
+  /** What the validators report for a round (e.g. a rejection); undefined: scored with the committed state's loss. */
+  score?: (round: number) => Partial<ScoreReport> | undefined;
   /** Simulated time an activity attempt takes before doing its work (for commits: before the chain sees it). */
   delay?: (activity: ActivityName, callIndex: number, attempt: number) => number;
   /** A simulated worker restart: the attempt fails retryably after its delay, and Temporal retries it. */
@@ -404,6 +406,7 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
           validatorLoss: state?.heldOutLoss,
           rank: 1,
           reward: 2.25,
+          ...s.opts.score?.(input.round),
         };
       });
     },
