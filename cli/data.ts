@@ -1,20 +1,17 @@
 // `minerflow curate`, `minerflow lr-find` and `minerflow wallet create`: the data side without a
-// server. lr-find runs the very code the cycle's lrFind activity runs (trainers/tfjs/lr-find.ts)
-// on the dataset and tokenizer the cycle would use, kept in the same store.
+// server. lr-find makes the very call the cycle's lrFind activity makes (Trainer.findLearningRate
+// of the trainer the config names, trainers/) on the dataset the cycle would use, in the same store.
 import * as path from 'node:path';
 import type { ModelInput, TrainingInput } from '../common/config';
-import type { DatasetRef } from '../common/types';
+import type { DatasetRef, LrFindReport } from '../common/types';
 import { curate, formatReport, nonZero } from '../curation/curate';
 import { logger } from '../infra/log';
 import { curateIntoStore } from '../activities/curate';
 import { curationPlan, openStore } from '../infra/runtime';
 import type { Settings } from '../infra/settings';
 import { createHotkey } from '../infra/wallet';
-import { initBackend } from '../model/backend';
-import type { LrFindResult } from '../model/lr-finder';
 import type { CycleInput } from '../subnets/connito/config';
-import { chosenLr, datasetTokenizer, runRangeTest } from '../trainers/tfjs';
-import { readTokens } from '../trainers/tfjs/data';
+import { createTrainers } from '../trainers';
 import { intFlag, loadCycleConfig, numberFlag, parseCommand, str, stringFlag, UsageError } from './args';
 import { asciiPlot } from './plot';
 
@@ -72,7 +69,7 @@ export function lrFindOverrides(values: Record<string, string | boolean | undefi
 }
 
 /**
- * What lr-find hands runRangeTest: the cycle's model and training (what the workflow sends the
+ * What lr-find hands the trainer: the cycle's model and training (what the workflow sends the
  * lrFind activity), training.lrFind's steps and LR bounds replaced by the flags given.
  */
 export function lrFindInputs(
@@ -86,21 +83,26 @@ export function lrFindInputs(
   return { model: cycle.model, training: { ...cycle.training, lrFind } };
 }
 
-/** The range test as the cycle runs it: same dataset, tokenizer (trainers/tfjs), options and clamp. */
+/**
+ * The range test as the cycle runs it: the activity's call (trainer.findLearningRate) on the trainer
+ * the config names, so a command trainer, or fine-tuning from training.initFrom, is tested as in a cycle.
+ */
 export async function rangeTest(
   settings: Settings,
   cycle: CycleInput,
   overrides: LrFindOverrides = {},
-): Promise<{ result: LrFindResult; chosenLr: number; training: TrainingInput; dataset: DatasetRef }> {
+): Promise<{ report: LrFindReport; training: TrainingInput; dataset: DatasetRef }> {
   const { model, training } = lrFindInputs(cycle, overrides);
   const store = openStore(settings.store, settings);
   const dataset = await curateIntoStore(settings, store, cycle.corpus, cycle.curate);
   log.info({ dataset: dataset.id, reused: dataset.reused, train: dataset.trainDocuments }, 'curated corpus');
-  await initBackend(model.backend, (m) => log.info(m));
-  const tokenizer = await datasetTokenizer(path.join(settings.dataDir, 'work'), store, dataset, model); // the trainer's workDir
-  const data = await readTokens(store, dataset.trainKey, tokenizer);
-  const result = await runRangeTest(model, training, tokenizer, data);
-  return { result, chosenLr: chosenLr(training, result.suggestedLr), training, dataset };
+  const trainer = createTrainers(settings.dataDir, store, log)(cycle.trainer);
+  const report = await trainer.findLearningRate(
+    // One run id per dataset: the curve in the store is that of the last lr-find on it.
+    { runId: `lr-find-${dataset.id.slice(0, 12)}`, dataset, trainer: cycle.trainer, model, training },
+    { progress: () => undefined, signal: new AbortController().signal, attempt: 1 },
+  );
+  return { report, training, dataset };
 }
 
 export async function lrFindCommand(getSettings: () => Settings, args: string[]): Promise<void> {
@@ -113,14 +115,15 @@ export async function lrFindCommand(getSettings: () => Settings, args: string[])
   const overrides = lrFindOverrides(values);
   const { cycle } = await loadCycleConfig(str(values.config));
   lrFindInputs(cycle, overrides); // the LR bounds, checked before any work
-  const { result: r, chosenLr: chosen, training: t } = await rangeTest(getSettings(), cycle, overrides);
+  const settings = getSettings();
+  const { report: r, training: t } = await rangeTest(settings, cycle, overrides);
   const f = t.lrFind;
   console.log(
-    `smoothed loss while the LR grows from ${r.curve[0].lr.toExponential(1)} to ${r.curve.at(-1)!.lr.toExponential(1)} in ${r.curve.length} of ${f.steps} steps${r.diverged ? ' (stopped: diverged)' : ''}`,
+    `smoothed loss while the LR grows from ${r.curve[0].lr.toExponential(1)} to ${r.curve.at(-1)!.lr.toExponential(1)} in ${r.steps} of ${f.steps} steps${r.diverged ? ' (stopped: diverged)' : ''}`,
   );
   console.log(
     asciiPlot(
-      r.curve.map((p) => p.smoothed),
+      r.curve.map((p) => p.loss),
       { label: 'log LR →' },
     ),
   );
@@ -128,8 +131,9 @@ export async function lrFindCommand(getSettings: () => Settings, args: string[])
     `suggested LR for ${t.steps} steps: ${r.suggestedLr.toExponential(2)} (lowest loss at ${r.minLossLr.toExponential(2)}, steepest descent at ${r.steepestLr.toExponential(2)})`,
   );
   console.log(
-    `chosen training LR: ${chosen.toExponential(2)} (the suggestion clamped to training.lrFind [${f.floor}, ${f.ceiling}], as the cycle chooses it)`,
+    `chosen training LR: ${r.chosenLr.toExponential(2)} (the suggestion clamped to training.lrFind [${f.floor}, ${f.ceiling}], as the cycle chooses it)`,
   );
+  console.log(`every point of the curve: ${r.curveKey} in ${settings.store}`);
   if (!f.enabled)
     console.log(
       `note: training.lrFind.enabled is false in this config, so a cycle trains at training.learningRate = ${t.learningRate}; set it to true to use the range test`,

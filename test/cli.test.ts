@@ -12,7 +12,12 @@ import { ModelSchema, parseOrExplain, TrainingSchema } from '../common/config';
 import type { DatasetRef, LrFindReport } from '../common/types';
 import { lrFindInputs, lrFindOverrides, rangeTest } from '../cli/data';
 import { openStore } from '../infra/runtime';
+import { importBaseModel, saveBaseModel } from '../finetune/base-model';
+import { initBackend } from '../model/backend';
+import { disposeWeights, initWeights } from '../model/gpt';
+import { ByteTokenizer } from '../model/tokenizer';
 import { CycleInputSchema } from '../subnets/connito/config';
+import { torchMinerTrainer } from '../trainers/command';
 import { gpuActivities } from './helpers/activities';
 import { tempDir, testSettings } from './helpers/settings';
 
@@ -96,7 +101,7 @@ test('a failure that is not a usage error exits with 1', () => {
   assert.equal(r.code, 1, r.stderr);
 });
 
-test('lr-find hands runRangeTest the model and training the lrFind activity parses, flags replacing only lrFind steps and LR bounds', () => {
+test('lr-find hands the trainer the model and training the lrFind activity parses, flags replacing only lrFind steps and LR bounds', () => {
   const cycle = CycleInputSchema.parse({
     model: { seqLen: 16, dModel: 16 },
     training: { batchSize: 4, threads: 2, gradAccumSteps: 3, lrFind: { enabled: true, steps: 50 } },
@@ -137,7 +142,46 @@ test('lr-find and the lrFind activity find the same LR on the same config', asyn
   });
   const ours = await rangeTest(settings, cycle);
   assert.equal(ours.dataset.id, dataset.id);
-  assert.equal(ours.result.suggestedLr, activity.suggestedLr);
-  assert.equal(ours.chosenLr, activity.chosenLr);
-  assert.equal(ours.result.curve.length, activity.steps);
+  // The same report, the same curve: only the time taken and the run the curve is kept under differ.
+  const same = (r: LrFindReport) => ({ ...r, seconds: 0, curveKey: '' });
+  assert.deepEqual(same(ours.report), same(activity));
+  assert.equal(ours.report.steps, 30);
+  assert.ok(await store.exists(ours.report.curveKey), ours.report.curveKey);
+});
+
+test("lr-find honours training.finetune: the range test is the base model's, which needs the examples a text corpus lacks, as in a cycle", async () => {
+  // The fresh-model range test would run on this text corpus and suggest an LR for a model the cycle never trains.
+  const settings = testSettings();
+  await initBackend('auto', () => undefined);
+  const cfg = { vocabSize: 256, seqLen: 16, dModel: 16, nLayer: 1, nHead: 2 };
+  const base = initWeights(cfg, 1);
+  const dir = path.join(settings.dataDir, 'base');
+  await saveBaseModel(dir, base, cfg, new ByteTokenizer());
+  disposeWeights(base);
+  await importBaseModel(openStore(settings.store), dir, 'bases/tiny');
+  const cycle = CycleInputSchema.parse({
+    corpus: { path: 'sample:brown:r' },
+    curate: { heldOutFraction: 0.2 },
+    model: { seqLen: 16, dModel: 16, nLayer: 1, nHead: 2, tokenizer: 'bytes' },
+    training: { initFrom: 'bases/tiny', finetune: { objective: 'sft' }, lrFind: { enabled: true, steps: 20 } },
+  });
+  await assert.rejects(
+    rangeTest(settings, cycle),
+    /training\.finetune\.objective 'sft' needs a dataset of sft examples, but dataset\.kind is "text"/,
+  );
+});
+
+test('lr-find runs the trainer the config names: a command trainer with no way to ramp the LR is refused as in a cycle', async () => {
+  // The built-in range test would run here and suggest an LR the command trainer never tried.
+  const cycle = CycleInputSchema.parse({
+    corpus: { path: 'sample:brown:r' },
+    curate: { heldOutFraction: 0.2 },
+    trainer: { ...torchMinerTrainer({ python: 'python3' }), lrFindSet: null },
+    training: { lrFind: { enabled: true, steps: 30 } },
+  });
+  await assert.rejects(rangeTest(testSettings(), cycle), (err: Error) => {
+    assert.equal(err.name, 'InvalidInputError');
+    assert.match(err.message, /training\.lrFind\.enabled is true but trainer\.lrFindSet is null/);
+    return true;
+  });
 });

@@ -456,6 +456,48 @@ test('a validator that refused the checkpoint: the cycle ends rejected with the 
   assert.match(details, new RegExp(`\\*\\*score:\\*\\* rejected, incentive share 0, validator loss - \\(${reason}\\)`));
 });
 
+test('the training deadline follows the chain: blocks slowing to 15 s (or speeding up to 10 s) mid-training move it later (earlier), and commit 1 still lands in MinerCommit1', async () => {
+  // At 12 s blocks round 0's commit 1 opens at block 320 (3840 s), so training stops by 3825 s
+  // (reserveSeconds 15). From block 50 (600 s, in segment 2) the chain makes a block every 15 s (10 s):
+  // block 320 then comes at 600 + 270 × 15 = 4650 s (3300 s). The re-plan after segment 2 (1000 s)
+  // sees 26 (40) blocks at the new rate, more than the 20 the block time is measured over.
+  const firstDeadline = 320 * 12_000 - 15_000;
+  // Still improving at every segment, so the policy trains until the deadline.
+  const improving = { loss: ({ endStep }: { endStep: number }) => ({ heldOutLoss: 5 - endStep / 1000 }) };
+  for (const blockMs of [15_000, 10_000]) {
+    const r = await cycle(
+      `drift-${blockMs}`,
+      { training: { steps: 100_000, segmentSteps: 500 } },
+      improving,
+      async (_h, s) => s.chain.slowDown(s.chain.originMs + 600_000, blockMs),
+    );
+    const result = ok(r);
+    const { chain, trains } = r.s;
+    const since = (ms: number) => ms - chain.originMs;
+    const deadline = since(chain.timeOfBlock(320)) - 15_000;
+    assert.equal(deadline, 600_000 + 270 * blockMs - 15_000);
+    // Segments 1 and 2 were sent the deadline planned at 12 s blocks; every later one the chain's.
+    assert.ok(trains.length > 3, `${trains.length} segments`);
+    assert.deepEqual(
+      trains.map((t) => since(t.stopAt!)),
+      trains.map((_, i) => (i < 2 ? firstDeadline : deadline)),
+    );
+    // Training ran up to the moved deadline: past the first plan's when the chain slowed, short of it
+    // when it sped up (training to 3825 s would have missed a window that closes at block 330, 3400 s).
+    const end = since(trains.at(-1)!.endMs);
+    assert.ok(trains.every((t) => since(t.endMs) <= deadline));
+    assert.ok(deadline - end < 500_000, `training ended at ${end} ms, a segment or more before ${deadline}`);
+    if (blockMs > 12_000) assert.ok(end > firstDeadline, `training ended at ${end} ms, not after ${firstDeadline}`);
+    const c1 = chain.commitments.find((c) => c.phase === 'commit1');
+    assert.ok(c1, 'commit 1 was made');
+    assert.equal(c1.round, 0);
+    assert.ok(c1.block >= 320 && c1.block < 330, `commit 1 at block ${c1.block}`);
+    assert.deepEqual(result.missedWindows, []);
+    assert.equal(result.score.status, 'scored');
+    assert.equal(result.score.round, 0);
+  }
+});
+
 test('a chain that goes backwards (a reset devnet) fails the cycle by name instead of training for, or committing into, rounds that no longer exist', async () => {
   // 2 s steps: a segment takes 200 s (~17 blocks). Reset after segment 2 (the last plan saw block ~33):
   // the re-plan after segment 3 sees block ~16.

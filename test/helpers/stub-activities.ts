@@ -4,7 +4,8 @@
 // skips time, so wall time says nothing about blocks. An activity "takes" simulated time with
 // env.sleep(ms), which unlocks time skipping for that long (the server jumps its clock; timers that
 // fall due on the way fire). The chain is the real phase arithmetic of common/phases.ts (planCommit,
-// phaseWindow, roundOf) over block = floor((now − originMs) / blockMs).
+// phaseWindow, roundOf) over the blocks of a SimChain: one every blockMs from originMs, at a rate
+// a test may change (SimChain.slowDown).
 //
 // Each workflow gets its own Scenario (looked up by the activity's workflow id), so cycles can run
 // side by side on one server. Keep every activity the workflow calls here, with the real
@@ -56,27 +57,84 @@ export interface Commitment {
   payload: string;
 }
 
-/** A chain whose clock is the test server's. */
+/** How many recent blocks infra/chain/subtensor.ts measures the chain's block time over (its OBSERVED_BLOCKS). */
+export const OBSERVED_BLOCKS = 20;
+
+/** From block `fromBlock`, made at `fromMs`, the chain makes a block every `blockMs`. */
+interface BlockRate {
+  fromBlock: number;
+  fromMs: number;
+  blockMs: number;
+}
+
+/**
+ * A chain whose clock is the test server's. Its block time can change (slowDown): each change
+ * starts at a block boundary, so block numbers and block times stay exact integers.
+ */
 export class SimChain {
   readonly commitments: Commitment[] = [];
+  private rates: BlockRate[];
   constructor(
     public originMs: number,
-    readonly blockMs = 12_000,
+    blockMs = 12_000,
     readonly phases: PhaseSpec[] = CONNITO_PHASES,
-  ) {}
+  ) {
+    this.rates = [{ fromBlock: 0, fromMs: originMs, blockMs }];
+  }
 
-  /** The chain starts over at block 0 (a devnet restarted, a node pointed at another chain). */
+  /** The chain starts over at block 0 (a devnet restarted, a node pointed at another chain), at the rate it made last. */
   reset(nowMs: number): void {
     this.originMs = nowMs;
+    this.rates = [{ fromBlock: 0, fromMs: nowMs, blockMs: this.rates.at(-1)!.blockMs }];
   }
 
+  /**
+   * From the first block made at or after `atMs` on, a block every `blockMs` (slower or faster: a
+   * busy devnet, a real chain drifting); blocks before keep the old rate. `atMs` may be in the future.
+   */
+  slowDown(atMs: number, blockMs: number): void {
+    const last = this.rates.at(-1)!;
+    if (!(blockMs > 0)) throw new Error(`SimChain.slowDown: blockMs must be > 0, got ${blockMs}`);
+    if (atMs < last.fromMs)
+      throw new Error(`SimChain.slowDown: atMs ${atMs} is before the last change of rate (${last.fromMs})`);
+    const fromBlock = last.fromBlock + Math.ceil((atMs - last.fromMs) / last.blockMs);
+    this.rates.push({ fromBlock, fromMs: this.timeOfBlock(fromBlock), blockMs });
+  }
+
+  /** The head at `ms`: the last block made by then. */
   blockAt(ms: number): number {
-    return Math.floor((ms - this.originMs) / this.blockMs);
+    const r = this.rateWhere((x) => x.fromMs <= ms);
+    return r.fromBlock + Math.floor((ms - r.fromMs) / r.blockMs);
   }
 
+  /** When `block` is (or was) made. */
+  timeOfBlock(block: number): number {
+    const r = this.rateWhere((x) => x.fromBlock <= block);
+    return r.fromMs + (block - r.fromBlock) * r.blockMs;
+  }
+
+  /** The block time at `ms`: what the chain is making then. */
+  blockMsAt(ms: number): number {
+    return this.rateWhere((x) => x.fromMs <= ms).blockMs;
+  }
+
+  /** The last rate (they are in time order) that `applies` to; the first for times before the origin. */
+  private rateWhere(applies: (r: BlockRate) => boolean): BlockRate {
+    for (let i = this.rates.length - 1; i > 0; i--) if (applies(this.rates[i]!)) return this.rates[i]!;
+    return this.rates[0]!;
+  }
+
+  /**
+   * What the real adapter (infra/chain/subtensor.ts schedule()) reads: the head, when it was made,
+   * and the block time measured over the last OBSERVED_BLOCKS blocks, so a change of rate shows in
+   * the projection gradually, as it does on a real chain.
+   */
   schedule(nowMs: number): ChainSchedule {
     const block = this.blockAt(nowMs);
-    return { block, atMs: this.originMs + block * this.blockMs, blockMs: this.blockMs, origin: 0, phases: this.phases };
+    const atMs = this.timeOfBlock(block);
+    const back = Math.min(OBSERVED_BLOCKS, block);
+    const blockMs = back > 0 ? (atMs - this.timeOfBlock(block - back)) / back : this.blockMsAt(nowMs);
+    return { block, atMs, blockMs, origin: 0, phases: this.phases };
   }
 
   /** [start, end) blocks of a phase in a round. */
@@ -298,8 +356,9 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
     const startBlock = w.startBlock!;
     const endBlock = w.endBlock!;
     let next = s.chain.blockAt(await now()) + 1;
-    if (next < startBlock && (startBlock - next) * s.chain.blockMs <= EARLY_WAIT_MS) {
-      await simSleep(s.chain.originMs + (startBlock - 1) * s.chain.blockMs - (await now()));
+    const chain = s.chain;
+    if (next < startBlock && chain.timeOfBlock(startBlock - 1) - chain.timeOfBlock(next - 1) <= EARLY_WAIT_MS) {
+      await simSleep(chain.timeOfBlock(startBlock - 1) - (await now()));
       next = s.chain.blockAt(await now()) + 1;
     }
     if (next < startBlock) {
