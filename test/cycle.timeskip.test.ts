@@ -443,7 +443,7 @@ test('a validator that refused the checkpoint: the cycle ends rejected with the 
     { training: { steps: 200, segmentSteps: 100 } },
     { score: () => ({ status: 'rejected', reason, incentiveShare: 0, validatorLoss: undefined, rank: undefined }) },
     async (h) => {
-      await advanceUntil(env, 'the cycle to end', async () => ((await status(h)).phase === 'done' ? true : undefined));
+      await h.result(); // lets the server skip time; a closed workflow still answers queries
       // The Temporal Web UI's "current details" panel.
       details = ((await h.query('__temporal_workflow_metadata')) as { currentDetails?: string }).currentDetails ?? '';
       events = (await status(h)).events;
