@@ -498,6 +498,28 @@ test('the training deadline follows the chain: blocks slowing to 15 s (or speedi
   }
 });
 
+test('a long wait for commit 1 is re-planned from the chain: blocks that speed up meanwhile do not make the cycle miss its window', async () => {
+  // Training ends at ~200 s; at 12 s blocks commit 1 of round 0 opens at block 320 (3840 s). From
+  // 400 s the chain makes a block every 8 s: block 320 comes at ~2700 s, and a single sleep to the
+  // first projection would wake after the window (blocks 320–329) had closed.
+  const r = await cycle('wait-replan', { training: { steps: 200, segmentSteps: 100 } }, {}, async (_h, s) =>
+    s.chain.slowDown(s.chain.originMs + 400_000, 8_000),
+  );
+  const result = ok(r);
+  const { chain } = r.s;
+  assert.deepEqual(result.missedWindows, []);
+  const c1 = chain.commitments.find((c) => c.phase === 'commit1')!;
+  assert.equal(c1.round, 0);
+  assert.ok(c1.block >= 320 && c1.block < 330, `commit 1 at block ${c1.block}`);
+  assert.ok(
+    chain.timeOfBlock(c1.block) - chain.originMs < 3_000_000,
+    'at the faster chain’s time, not the first projection',
+  );
+  const replans = r.s.plans.filter((p) => p.args.round === 0);
+  assert.ok(replans.length >= 3, `${replans.length} plans of round 0: the wait was re-planned`);
+  assert.equal(result.score.status, 'scored');
+});
+
 test('a chain that goes backwards (a reset devnet) fails the cycle by name instead of training for, or committing into, rounds that no longer exist', async () => {
   // 2 s steps: a segment takes 200 s (~17 blocks). Reset after segment 2 (the last plan saw block ~33):
   // the re-plan after segment 3 sees block ~16.

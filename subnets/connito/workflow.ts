@@ -275,7 +275,7 @@ async function commitTwoPhase(
   // windows are re-planned from the chain now; a miss is only ever recorded for this round.
   for (let aim = ckpt.round; ; aim++) {
     // Planned before the maxRounds check, as recorded histories did it (replay needs the same calls).
-    const plan = observed(state, await stage('commit', planCommit({ round: aim })));
+    let plan = observed(state, await stage('commit', planCommit({ round: aim })));
     if (aim - ckpt.round >= input.commit.maxRounds) {
       state.event(
         `not committing: the checkpoint was trained for round ${ckpt.round} and round ${aim} is beyond commit.maxRounds (${input.commit.maxRounds})`,
@@ -293,7 +293,7 @@ async function commitTwoPhase(
         `round ${plan.round}: commit 1 window opens in ${Math.max(0, Math.round(plan.commit1.opensAt - Date.now()))} ms`,
       );
       show();
-      await sleepUntil(startOf(plan.commit1));
+      plan = await waitForWindow(state, plan, (p) => p.commit1);
       state.commits.push(
         await stage('commit1', commitSignature({ miner: input.miner, hash: ckpt.hash, window: plan.commit1 })),
       );
@@ -302,7 +302,7 @@ async function commitTwoPhase(
         `round ${plan.round}: commit 2 window opens in ${Math.max(0, Math.round(plan.commit2.opensAt - Date.now()))} ms`,
       );
       show();
-      await sleepUntil(startOf(plan.commit2));
+      plan = await waitForWindow(state, plan, (p) => p.commit2);
       state.commits.push(
         await stage(
           'commit2',
@@ -372,6 +372,30 @@ function startOf(w: CommitWindow): number {
   if (w.startBlock === undefined || w.endBlock === undefined || w.endBlock <= w.startBlock) return w.opensAt;
   const blockMs = (w.closesAt - w.opensAt) / (w.endBlock - w.startBlock);
   return w.opensAt - COMMIT_LEAD_BLOCKS * blockMs;
+}
+
+/** A wait for a commit window longer than this is re-planned from the chain on the way. */
+const REPLAN_WAIT_MS = 60_000;
+
+/**
+ * Sleeps until it is time to start committing into `pick(plan)`. A long wait (training ended early)
+ * is halved and the round re-planned from the chain each time: blocks that come faster or slower
+ * than when it was planned move the window, and a projection made minutes ago would start the
+ * commit late (or a round early). Histories from before it sleep once (patched).
+ */
+async function waitForWindow(
+  state: CycleState,
+  plan: CommitPlan,
+  pick: (p: CommitPlan) => CommitWindow,
+): Promise<CommitPlan> {
+  if (patched('replan-while-waiting')) {
+    for (let left = startOf(pick(plan)) - Date.now(); left > REPLAN_WAIT_MS; left = startOf(pick(plan)) - Date.now()) {
+      await sleep(left / 2);
+      plan = observed(state, await stage('commit', planCommit({ round: plan.round })));
+    }
+  }
+  await sleepUntil(startOf(pick(plan)));
+  return plan;
 }
 
 async function sleepUntil(epochMs: number): Promise<void> {
