@@ -71,6 +71,9 @@ async function cycle(
   });
 }
 
+/** Held-out loss that still improves at every segment: the policy never stops early. */
+const IMPROVING = { loss: ({ endStep }: { endStep: number }) => ({ heldOutLoss: 5 - endStep / 1000 }) };
+
 function ok(r: { result?: CycleResult; error?: unknown }): CycleResult {
   if (!r.result) throw r.error;
   return r.result;
@@ -284,8 +287,7 @@ test('d. training.fitToDeadline: the planned steps follow the deadline, so the s
   // and at 1 s per step about 3800 steps fit. steps 100 000 is only an upper bound here.
   const training = { steps: 100_000, segmentSteps: 500 };
   const deadlineOf = (s: Scenario) => s.chain.originMs + 320 * 12_000 - 15_000;
-  const improving = { loss: ({ endStep }: { endStep: number }) => ({ heldOutLoss: 5 - endStep / 1000 }) };
-  const fitted = await cycle('fit', { training: { ...training, fitToDeadline: true } }, improving, async (h) => {
+  const fitted = await cycle('fit', { training: { ...training, fitToDeadline: true } }, IMPROVING, async (h) => {
     await advanceUntil(env, 'segment 1', async () => ((await status(h)).segments.length >= 1 ? true : undefined));
     await assert.rejects(
       sendUpdate(env, h.workflowId, extendTrainingUpdate.name, { steps: 10 }),
@@ -312,7 +314,7 @@ test('d. training.fitToDeadline: the planned steps follow the deadline, so the s
   assert.equal(result.score.status, 'scored');
 
   // Without it, the same cycle trains at the peak of a 100 000-step schedule until the deadline stops it.
-  const cut = await cycle('nofit', { training }, improving);
+  const cut = await cycle('nofit', { training }, IMPROVING);
   ok(cut);
   assert.ok(cut.s.trains.every((t) => t.plannedSteps === 100_000));
   assert.equal(cut.s.trains.at(-1)!.result.stoppedEarly, true);
@@ -462,13 +464,12 @@ test('the training deadline follows the chain: blocks slowing to 15 s (or speedi
   // block 320 then comes at 600 + 270 × 15 = 4650 s (3300 s). The re-plan after segment 2 (1000 s)
   // sees 26 (40) blocks at the new rate, more than the 20 the block time is measured over.
   const firstDeadline = 320 * 12_000 - 15_000;
-  // Still improving at every segment, so the policy trains until the deadline.
-  const improving = { loss: ({ endStep }: { endStep: number }) => ({ heldOutLoss: 5 - endStep / 1000 }) };
+  // IMPROVING: the policy trains until the deadline.
   for (const blockMs of [15_000, 10_000]) {
     const r = await cycle(
       `drift-${blockMs}`,
       { training: { steps: 100_000, segmentSteps: 500 } },
-      improving,
+      IMPROVING,
       async (_h, s) => s.chain.slowDown(s.chain.originMs + 600_000, blockMs),
     );
     const result = ok(r);
