@@ -31,13 +31,17 @@ test(
       const firstRunId = handle.firstExecutionRunId;
       const carry = await handle.result(); // follows the continue-as-new chain
       const lastRunId = (await env.client.workflow.getHandle(workflowId).describe()).runId;
-      const second = await env.client.workflow.getHandle<typeof miningCycle>(`${workflowId}-cycle-2`).result();
+      // The loop's cycles run under the hotkey's cycle id (one cycle per hotkey): the latest run is cycle 2.
+      const second = await env.client.workflow.getHandle<typeof miningCycle>(carry.scores[1]!.workflowId).result();
       return { carry, firstRunId, lastRunId, second };
     });
     assert.equal(carry.completed, 2);
     assert.deepEqual(
-      carry.scores.map((s) => s.status),
-      ['scored', 'scored'],
+      carry.scores.map((s) => [s.status, s.workflowId]),
+      [
+        ['scored', 'miningCycle-102-default.default'],
+        ['scored', 'miningCycle-102-default.default'],
+      ],
     );
     assert.notEqual(lastRunId, firstRunId, 'the loop continued as new between cycles');
     assert.ok(carry.best);

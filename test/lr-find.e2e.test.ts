@@ -29,6 +29,8 @@ test(
       corpus: { path: 'sample:brown:ar' },
       curate: { heldOutFraction: 0.1 },
       training: { ...SMALL_CYCLE.training, learningRate: 0.5, lrFind },
+      // The range test runs inside the training window: room for it and a segment on a busy host.
+      commit: { ...SMALL_CYCLE.commit, minTrainSeconds: 30 },
     };
     const workflowId = `e2e-lr-find-${Date.now()}`;
     const { result, status, events } = await withWorkers(env, bundle, settings, async () => {
