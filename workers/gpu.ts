@@ -11,7 +11,6 @@ import { loadSettings, type Settings } from '../infra/settings';
 import { logger } from '../infra/log';
 import { runEntry, serveWorker } from './serve';
 
-/** The queue a gpu worker polls: its pool's, or the shared one. */
 /** A pool name from a flag or MINERFLOW_GPU_POOL (empty: none), checked as the pool config checks it. */
 export function checkPool(pool: string | undefined): string | undefined {
   if (!pool) return undefined;
@@ -20,6 +19,7 @@ export function checkPool(pool: string | undefined): string | undefined {
   return pool;
 }
 
+/** The queue a gpu worker polls: its pool's, or the shared one. */
 export function gpuQueue(pool?: string): string {
   return pool ? poolQueue(pool) : TASK_QUEUES.gpu;
 }

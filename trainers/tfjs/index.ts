@@ -42,5 +42,4 @@ export function createTfjsTrainer(dataDir: string, store: CheckpointStore, log: 
   };
 }
 
-export { datasetTokenizer, modelConfig, stateTokenizer } from './data';
-export { REPORT_POINTS, runRangeTest, chosenLr } from './lr-find';
+export { modelConfig, stateTokenizer } from './data';

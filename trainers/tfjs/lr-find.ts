@@ -1,7 +1,8 @@
 // The built-in trainer's LR range test: a throwaway fresh model trains on the curated train split
 // while the LR grows; the loop then trains with the suggestion. Returns a small report (the
 // suggestion, the clamped LR training uses, the curve thinned to a few dozen points); the full
-// curve goes to the store beside the run's segments. The CLI's `lr-find` calls the same function.
+// curve goes to the store beside the run's segments. The CLI's `lr-find` reaches it as the activity
+// does, through the trainer port.
 // When fine-tuning, the test trains the base (training.initFrom) with the run's method and objective.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
