@@ -112,7 +112,8 @@ async function runOurs(root: string, corpusDir: string, referenceDir: string, bu
   });
   const input = {
     trainer: {
-      ...torchMinerTrainer({ python: PYTHON, checkpointInterval: 100 }),
+      // One process for the run: the segments (300 steps) end at its checkpoints, every 100 steps.
+      ...torchMinerTrainer({ python: PYTHON, checkpointInterval: 100, keepAlive: { idleSeconds: 15 } }),
       stop: { sigintGraceSeconds: 3, sigtermGraceSeconds: 2 },
     },
     corpus: { path: corpusDir },

@@ -2,7 +2,8 @@
 // Temporal dev server and devnet: scored by the devnet's validator; the deadline stopping the
 // trainer in time for commit 1; a SIGKILLed trainer resumed from its latest checkpoint; a SIGKILLed
 // gpu worker leaving no trainer behind (process table) and its segment resumed by another worker;
-// a backtrack restarting from the earlier checkpoint with the lower LR.
+// a backtrack restarting from the earlier checkpoint with the lower LR; one process kept alive across
+// every segment.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -109,6 +110,29 @@ test(
     assert.ok(last.endStep > 0 && last.endStep < 100_000);
     assert.deepEqual(trainerProcesses(workflowId), []);
     assert.equal(result.commits[0].phase, 'commit1');
+  },
+);
+
+test(
+  'a cycle with the trainer kept alive (trainer.keepAlive): one PyTorch process trains every segment, the deadline stops it, and the checkpoint is scored',
+  { timeout: 360_000 },
+  async () => {
+    const workflowId = `cmd-kept-${Date.now()}`;
+    const input = { ...UNTIL_DEADLINE, trainer: { ...trainer, keepAlive: { idleSeconds: 15 } } };
+    const { result, events } = await withWorkers(env, bundle, settings, async () => {
+      const handle = await start(workflowId, input);
+      const result = await handle.result();
+      return { result, events: (await handle.query(statusQuery)).events };
+    });
+    await assertScoredAndPublished(result, events);
+    assert.ok(result.segments.length >= 2, `${result.segments.length} segments`);
+    assert.ok(result.segments.at(-1)!.stoppedEarly, JSON.stringify(result.decisions.at(-1)));
+    // A process is started in a folder of its own: one folder, one process, for every segment.
+    const started = (await fs.readdir(path.join(settings.dataDir, 'work', 'command', workflowId))).filter((n) =>
+      n.startsWith('live-segment-'),
+    );
+    assert.deepEqual(started, ['live-segment-1'], events.join('\n'));
+    assert.deepEqual(trainerProcesses(workflowId), []);
   },
 );
 

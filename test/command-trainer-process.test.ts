@@ -210,7 +210,7 @@ describe('command trainer with the PyTorch miner', () => {
     assert.deepEqual(processesWith(path.join('deadline', 'segment-1')), []);
     // The trainer was gone by stopAt (the evaluation after it takes a moment more).
     const metrics = await fs.stat(
-      path.join(settings.dataDir, 'work/command/deadline/segment-1/attempt-1/metrics.jsonl'),
+      path.join(settings.dataDir, 'work/command/deadline/segment-1/attempt-1/metrics-segment-1.jsonl'),
     );
     assert.ok(metrics.mtimeMs <= stopAt + 500, `trainer ended ${metrics.mtimeMs - stopAt} ms after stopAt`);
     assert.ok(gone > stopAt - 4_000, 'it was stopped for the deadline, not before its grace periods');
@@ -328,5 +328,229 @@ describe("command trainer: the LR range test and the trainer's EMA weights", () 
     const tfjsLoss = evaluate(weights, cfg, tokens, evalInput).loss;
     disposeWeights(weights);
     assert.ok(Math.abs(tfjsLoss - exported.heldOutLoss) < 2e-3, `tfjs ${tfjsLoss} vs ${exported.heldOutLoss}`);
+  });
+});
+
+describe('command trainer kept alive across segments (trainer.keepAlive)', () => {
+  // The planned steps are far away: the process would otherwise finish the run during an evaluation.
+  const far = 100_000;
+  const kept = (idleSeconds = 3, checkpointInterval = 5) =>
+    torchMinerTrainer({ python: PYTHON, checkpointInterval, keepAlive: { idleSeconds } });
+  /** The run's train.py processes (not their supervisors), from the process table. */
+  const trainers = (runId: string) =>
+    processesWith(path.join(runId, 'live-segment-')).filter(
+      (p) => p.args.includes('train.py') && !p.args.startsWith('/bin/sh'),
+    );
+
+  it('one process trains segment after segment, and what it trains is what restarting at each boundary trains', async () => {
+    const t = kept();
+    const pids: number[] = [];
+    let from: SegmentResult['state'] | null = null;
+    const results: SegmentResult[] = [];
+    for (const [segmentNo, untilStep] of [
+      [1, 20],
+      [2, 40],
+      [3, 60],
+    ]) {
+      const r = await trainer.trainSegment(
+        segment({ runId: 'kept', segment: segmentNo, trainer: t, from, untilStep, plannedSteps: far }),
+        hooks(),
+      );
+      results.push(r);
+      from = r.state;
+      const running = trainers('kept');
+      assert.equal(running.length, 1, JSON.stringify(running));
+      pids.push(running[0].pid);
+    }
+    assert.deepEqual(
+      results.map((r) => [r.startStep, r.endStep]),
+      [
+        [0, 20],
+        [20, 40],
+        [40, 60],
+      ],
+    );
+    assert.deepEqual(
+      [pids[1], pids[2]],
+      [pids[0], pids[0]],
+      'segments 2 and 3 went on with the process segment 1 started',
+    );
+    assert.match(results[1].state.key, /segment-2\/globalver_0_inneropt_40$/);
+    for (const r of results) assert.ok(Number.isFinite(r.heldOutLoss), `segment ${r.segment}: ${r.heldOutLoss}`);
+    // One process per segment, restarted from each checkpoint, reaches the same weights: going on is
+    // not a different training run, only a cheaper one.
+    let oneShot: SegmentResult['state'] | null = null;
+    for (const [segmentNo, untilStep] of [
+      [1, 20],
+      [2, 40],
+    ])
+      oneShot = (
+        await trainer.trainSegment(
+          segment({ runId: 'one-shot', segment: segmentNo, from: oneShot, untilStep, plannedSteps: far }),
+          hooks(),
+        )
+      ).state;
+    const weights = async (key: string) =>
+      execFileSync(
+        PYTHON,
+        [
+          '-c',
+          'import sys, torch; s = torch.load(sys.argv[1])["model_state_dict"]; print(sum(float(v.double().abs().sum()) for v in s.values()))',
+          await store.get(`${key}/model_shared.pt`),
+        ],
+        { encoding: 'utf8' },
+      ).trim();
+    assert.equal(await weights(results[1].state.key), await weights(oneShot!.key));
+    await until('the idle process to be stopped', () => (trainers('kept').length === 0 ? true : undefined));
+  });
+
+  it('a backtrack (another LR, an earlier state) stops the running process and starts one from that state', async () => {
+    const t = kept();
+    const first = await trainer.trainSegment(
+      segment({ runId: 'kept-back', trainer: t, plannedSteps: far, untilStep: 20 }),
+      hooks(),
+    );
+    const second = await trainer.trainSegment(
+      segment({ runId: 'kept-back', segment: 2, trainer: t, plannedSteps: far, from: first.state, untilStep: 40 }),
+      hooks(),
+    );
+    const [before] = trainers('kept-back');
+    const back = await trainer.trainSegment(
+      segment({
+        runId: 'kept-back',
+        segment: 3,
+        trainer: t,
+        plannedSteps: far,
+        from: first.state,
+        untilStep: 40,
+        lrScale: 0.5,
+      }),
+      hooks(),
+    );
+    const after = trainers('kept-back');
+    assert.equal(after.length, 1, JSON.stringify(after));
+    assert.notEqual(after[0].pid, before.pid);
+    assert.equal(back.startStep, 20);
+    assert.equal(back.endStep, 40);
+    assert.notEqual(back.state.modelHash, second.state.modelHash, 'trained again at half the LR');
+    const config = await fs.readFile(
+      path.join(settings.dataDir, 'work/command/kept-back/live-segment-3/attempt-1/config.yaml'),
+      'utf8',
+    );
+    assert.match(config, new RegExp(`"lr": ${training.learningRate * 0.5}\\b`));
+    assert.match(config, /"max_steps": 100000\b/, 'it runs to the planned steps, not the segment end');
+    await trainer.trainSegment(
+      segment({
+        runId: 'kept-back',
+        segment: 4,
+        trainer: t,
+        plannedSteps: far,
+        from: back.state,
+        untilStep: 60,
+        lrScale: 0.5,
+      }),
+      hooks(),
+    );
+  });
+
+  it('a process no segment adopts is stopped after idleSeconds (a pause, the end of training)', async () => {
+    const r = await trainer.trainSegment(
+      segment({ runId: 'kept-idle', trainer: kept(1), untilStep: 10, plannedSteps: 100_000 }),
+      hooks(),
+    );
+    assert.equal(r.endStep, 10);
+    await until('the idle trainer to be stopped', () => (trainers('kept-idle').length === 0 ? true : undefined));
+    // The next segment starts a process from the state the last one returned.
+    const next = await trainer.trainSegment(
+      segment({
+        runId: 'kept-idle',
+        segment: 2,
+        trainer: kept(1),
+        from: r.state,
+        untilStep: 20,
+        plannedSteps: 100_000,
+      }),
+      hooks(),
+    );
+    assert.deepEqual([next.startStep, next.endStep], [10, 20]);
+  });
+
+  it('SIGKILL of the kept-alive trainer fails the segment as a crash; the retry resumes from the checkpoint the process published for it', async () => {
+    const t = kept();
+    const first = await trainer.trainSegment(
+      segment({ runId: 'kept-crash', trainer: t, untilStep: 20, plannedSteps: 100 }),
+      hooks(),
+    );
+    let killedAt: number | undefined;
+    const req = segment({
+      runId: 'kept-crash',
+      segment: 2,
+      trainer: t,
+      from: first.state,
+      untilStep: 100,
+      plannedSteps: 100,
+    });
+    await assert.rejects(
+      trainer.trainSegment(
+        req,
+        hooks(1, (p) => {
+          if (killedAt === undefined && p.stage === 'training' && (p.step as number) >= 32) {
+            killedAt = p.step as number;
+            for (const proc of trainers('kept-crash')) process.kill(proc.pid, 'SIGKILL');
+          }
+        }),
+      ),
+      (err: Error) => err.name === 'TrainerCrashedError',
+    );
+    const progress: Record<string, unknown>[] = [];
+    const retry = await trainer.trainSegment(
+      req,
+      hooks(2, (p) => progress.push(p)),
+    );
+    const resumedFrom = progress.find((p) => p.stage === 'training')!.resumeFrom as string;
+    assert.match(resumedFrom, /segment-2\/globalver_0_inneropt_(\d+)$/);
+    const resumedStep = Number(/inneropt_(\d+)$/.exec(resumedFrom)![1]);
+    assert.ok(resumedStep >= 30 && resumedStep <= killedAt!, `resumed at ${resumedStep}, killed at ${killedAt}`);
+    assert.deepEqual([retry.startStep, retry.endStep], [20, 100]);
+  });
+
+  it('the deadline a segment brings stops the running process, and cancelling a segment kills it', async () => {
+    const t = { ...kept(), stop: { sigintGraceSeconds: 3, sigtermGraceSeconds: 1 } };
+    const first = await trainer.trainSegment(
+      segment({ runId: 'kept-deadline', trainer: t, untilStep: 10, plannedSteps: 100_000 }),
+      hooks(),
+    );
+    const stopAt = Date.now() + 8_000;
+    const r = await trainer.trainSegment(
+      segment({
+        runId: 'kept-deadline',
+        segment: 2,
+        trainer: t,
+        from: first.state,
+        untilStep: 100_000,
+        plannedSteps: 100_000,
+        stopAt,
+      }),
+      hooks(),
+    );
+    assert.ok(r.stoppedEarly);
+    assert.ok(r.endStep > 10 && r.endStep < 100_000);
+    assert.deepEqual(trainers('kept-deadline'), []);
+
+    const cancel = new AbortController();
+    const cancelled = trainer.trainSegment(
+      segment({ runId: 'kept-cancel', trainer: t, untilStep: 100_000, plannedSteps: 100_000 }),
+      hooks(
+        1,
+        (p) => p.stage === 'training' && (p.step as number) > 3 && cancel.abort(new Error('cancelled by the test')),
+        cancel.signal,
+      ),
+    );
+    await assert.rejects(cancelled, /cancelled by the test/);
+    await until(
+      'the cancelled trainer to be gone',
+      () => (trainers('kept-cancel').length === 0 ? true : undefined),
+      20_000,
+    );
   });
 });

@@ -20,7 +20,9 @@ import { attemptConfig, fill, toYaml, type PlaceholderValues } from './attempt-c
 import { runSupervised } from './process';
 import { CommandTrainerSchema, type CommandTrainerInput } from './schema';
 import { EMA_DIR, latestState, publishCheckpoint, restoreCheckpoint, segmentKey } from './states';
-import { watchTrainer } from './supervise';
+import { LiveTrainer, type FollowedSegment } from './live';
+import type { ProgressTracker } from './progress';
+import { watchTrainer, type WatchOptions } from './supervise';
 
 /** A segment failed more often than trainer.maxRestarts allows: the cycle stops retrying it. */
 export class TrainerRestartsExhaustedError extends Error {
@@ -38,6 +40,9 @@ export function parseCommandTrainer(raw: unknown): CommandTrainerInput {
 
 export function createCommandTrainer(dataDir: string, store: CheckpointStore, log: Logger): Trainer {
   const workRoot = path.join(dataDir, 'work', 'command');
+  // trainer.keepAlive: the process each run has running between its segments, and its folders.
+  const alive = new Map<string, LiveTrainer>();
+  const liveFolders = new WeakMap<LiveTrainer, { dir: string; checkpointDir: string; values: PlaceholderValues }>();
   return {
     kind: 'command',
 
@@ -63,112 +68,147 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
           },
           'trainer restarted',
         );
-      const dir = path.join(workRoot, req.runId, `segment-${req.segment}`, `attempt-${hooks.attempt}`);
-      await fs.rm(dir, { recursive: true, force: true });
-      const checkpointDir = path.join(dir, 'checkpoints');
-      await fs.mkdir(checkpointDir, { recursive: true });
-      if (from) await restoreCheckpoint(store, from, checkpointDir);
       const startStep = from?.step ?? 0;
       const lr = training.learningRate * req.lrScale;
-      const values = await placeholders(store, req.dataset, dir, checkpointDir, {
-        lr,
-        plannedSteps: req.plannedSteps,
-        untilStep: req.untilStep,
-        model,
-        training,
-      });
-      const configFile = await writeAttemptConfig(cfg, cfg.config.set, values, dir);
-      values.config = configFile;
-      log.info(
-        {
+      const metrics: string[] = [];
+      const onProgress = (t: ProgressTracker) => {
+        metrics.push(JSON.stringify({ step: t.step, loss: t.loss, lr: t.lr, tokensPerSec: t.tokensPerSec }));
+        hooks.progress({
+          stage: 'training',
+          segment: req.segment,
+          resumeFrom: from?.key ?? null,
+          step: t.step,
+          totalSteps: req.plannedSteps,
+          loss: t.loss,
+          auxLoss: t.auxLoss,
+          lr: t.lr,
+          gradNorm: t.gradNorm,
+          tokensPerSec: t.tokensPerSec,
+          restores: hooks.attempt - 1,
+        } satisfies TrainProgress);
+      };
+      // Starts the trainer from `from` in a fresh folder with this attempt's config.
+      const start = async (dir: string, untilStep: number) => {
+        await fs.rm(dir, { recursive: true, force: true });
+        const checkpointDir = path.join(dir, 'checkpoints');
+        await fs.mkdir(checkpointDir, { recursive: true });
+        if (from) await restoreCheckpoint(store, from, checkpointDir);
+        const values = await placeholders(store, req.dataset, dir, checkpointDir, {
+          lr,
+          plannedSteps: req.plannedSteps,
+          untilStep,
+          model,
+          training,
+        });
+        values.config = await writeAttemptConfig(cfg, cfg.config.set, values, dir);
+        log.info(
+          { segment: req.segment, attempt: hooks.attempt, from: from?.key ?? null, startStep, untilStep, lr },
+          'segment starting',
+        );
+        const watch = (o: Pick<WatchOptions, 'onProgress' | 'onCheckpoint' | 'stopAt' | 'signal' | 'untilStep'>) =>
+          watchTrainer(cfg, log, {
+            argv: fill(cfg.command, values, 'trainer.command') as string[],
+            cwd: cfg.cwd ?? undefined,
+            env: cfg.env,
+            checkpointDir,
+            startStep,
+            tokensPerStep: tokensPerStep(cfg, model, training),
+            ...o,
+          });
+        return { dir, checkpointDir, values, watch };
+      };
+
+      let ran: FollowedSegment & { dir: string; checkpointDir: string; values: PlaceholderValues };
+      let following: LiveTrainer | undefined; // released when this segment is done, its evaluation included
+      if (cfg.keepAlive) {
+        // Go on with the run's process if it is exactly where this segment starts; else start one.
+        const identity = JSON.stringify([cfg, model, training, lr, req.plannedSteps, req.dataset]);
+        let live = alive.get(req.runId);
+        if (!live || hooks.attempt > 1 || !live.canContinue(identity, from)) {
+          live?.stop(new Error('replaced by a new trainer process'));
+          const dir = path.join(workRoot, req.runId, `live-segment-${req.segment}`, `attempt-${hooks.attempt}`);
+          const started = await start(dir, req.plannedSteps);
+          live = new LiveTrainer({
+            runId: req.runId,
+            identity,
+            segment: req.segment,
+            from,
+            checkpointDir: started.checkpointDir,
+            scratch: path.join(dir, 'meta'),
+            idleMs: cfg.keepAlive.idleSeconds * 1000,
+            store,
+            log,
+            watch: started.watch,
+          });
+          liveFolders.set(live, started);
+          alive.set(req.runId, live);
+        } else log.info({ segment: req.segment, from: from?.key ?? null }, 'segment goes on with the running trainer');
+        const followed = await live.follow(req.segment, req.untilStep, req.stopAt, onProgress, hooks.signal);
+        ran = { ...followed, ...liveFolders.get(live)! };
+        following = live;
+      } else {
+        const dir = path.join(workRoot, req.runId, `segment-${req.segment}`, `attempt-${hooks.attempt}`);
+        const started = await start(dir, req.untilStep);
+        let latest: StateRef | undefined;
+        const watched = await started.watch({
+          untilStep: req.untilStep,
+          stopAt: req.stopAt,
+          signal: hooks.signal,
+          onProgress,
+          async onCheckpoint(c) {
+            if (c.step <= startStep) return; // the state it started from
+            latest = await publishCheckpoint(store, segKey, c, path.join(dir, 'meta'));
+            log.info({ segment: req.segment, step: c.step, key: latest.key }, 'checkpoint published');
+            hooks.progress({ stage: 'training', segment: req.segment, checkpoint: latest.key, step: c.step });
+          },
+        });
+        ran = { ...started, ...watched, state: latest };
+      }
+      try {
+        const state = ran.state ?? resumed ?? req.from;
+        if (!state) {
+          const why = `the trainer wrote no checkpoint in ${ran.checkpointDir} (pattern ${cfg.checkpointPattern}) before it stopped`;
+          // At the deadline a retry would stop at once again: nothing to train from, and no time.
+          if (ran.stoppedEarly) throw new CheckpointError(`${why} for the training deadline`);
+          throw new TrainerCrashedBeforeCheckpoint(why);
+        }
+        const metricsKey = `${segKey}/metrics-attempt-${hooks.attempt}.jsonl`;
+        const metricsFile = path.join(ran.dir, `metrics-segment-${req.segment}.jsonl`);
+        await fs.writeFile(metricsFile, metrics.join('\n') + '\n');
+        await store.put(metricsKey, metricsFile);
+        hooks.progress({ stage: 'evaluating', step: state.step });
+        // The state is in the output folder (written or restored there), unless the trainer pruned it.
+        let local = path.join(ran.checkpointDir, path.basename(state.key));
+        if (!(await exists(local))) local = (await restoreCheckpoint(store, state, path.join(ran.dir, 'eval'))).dir;
+        const evalOpts = parseOrExplain(EvalSchema, req.eval, 'segment eval');
+        const evalValues = { ...ran.values, maxTokens: evalOpts.maxTokens, batchSize: evalOpts.batchSize };
+        const heldOutLoss = await cachedLoss(store, cfg, evalValues, `${state.key}/heldout`, ran.dir, () =>
+          runEvaluation(cfg, evalValues, local, log, hooks.signal),
+        );
+        const t = ran.tracker;
+        const result: SegmentResult = {
           segment: req.segment,
           attempt: hooks.attempt,
-          from: from?.key ?? null,
-          startStep,
-          untilStep: req.untilStep,
-          lr,
-          config: configFile,
-        },
-        'segment starting',
-      );
-
-      let latest: StateRef | undefined;
-      const metrics: string[] = [];
-      const watched = await watchTrainer(cfg, log, {
-        argv: fill(cfg.command, values, 'trainer.command') as string[],
-        cwd: cfg.cwd ?? undefined,
-        env: cfg.env,
-        checkpointDir,
-        startStep,
-        untilStep: req.untilStep,
-        tokensPerStep: tokensPerStep(cfg, model, training),
-        stopAt: req.stopAt,
-        signal: hooks.signal,
-        onProgress(t) {
-          metrics.push(JSON.stringify({ step: t.step, loss: t.loss, lr: t.lr, tokensPerSec: t.tokensPerSec }));
-          hooks.progress({
-            stage: 'training',
-            segment: req.segment,
-            resumeFrom: from?.key ?? null,
-            step: t.step,
-            totalSteps: req.plannedSteps,
-            loss: t.loss,
-            auxLoss: t.auxLoss,
-            lr: t.lr,
-            gradNorm: t.gradNorm,
-            tokensPerSec: t.tokensPerSec,
-            restores: hooks.attempt - 1,
-          } satisfies TrainProgress);
-        },
-        async onCheckpoint(c) {
-          if (c.step <= startStep) return; // the state it started from
-          latest = await publishCheckpoint(store, segKey, c, path.join(dir, 'meta'));
-          log.info({ segment: req.segment, step: c.step, key: latest.key }, 'checkpoint published');
-          hooks.progress({ stage: 'training', segment: req.segment, checkpoint: latest.key, step: c.step });
-        },
-      });
-      const state = latest ?? resumed ?? req.from;
-      if (!state) {
-        const why = `the trainer wrote no checkpoint in ${checkpointDir} (pattern ${cfg.checkpointPattern}) before it stopped`;
-        // At the deadline a retry would stop at once again: nothing to train from, and no time.
-        if (watched.stoppedEarly) throw new CheckpointError(`${why} for the training deadline`);
-        throw new TrainerCrashedBeforeCheckpoint(why);
+          startStep: req.from?.step ?? 0,
+          endStep: state.step,
+          state,
+          trainLoss: t?.loss ?? NaN,
+          heldOutLoss,
+          skippedBatches: 0,
+          nonFinite: !Number.isFinite(heldOutLoss),
+          stoppedEarly: ran.stoppedEarly,
+          seconds: ran.seconds,
+          tokensPerSec: t?.tokensPerSec ?? 0,
+          lr: t && Number.isFinite(t.lr) ? t.lr : lr,
+          backend: 'command',
+          metricsKey,
+        };
+        log.info({ ...result, state: state.key }, 'segment done');
+        return result;
+      } finally {
+        following?.release();
       }
-      const metricsKey = `${segKey}/metrics-attempt-${hooks.attempt}.jsonl`;
-      const metricsFile = path.join(dir, 'metrics.jsonl');
-      await fs.writeFile(metricsFile, metrics.join('\n') + '\n');
-      await store.put(metricsKey, metricsFile);
-      hooks.progress({ stage: 'evaluating', step: state.step });
-      // The state is in the output folder (written or restored there), unless the trainer pruned it.
-      let local = path.join(checkpointDir, path.basename(state.key));
-      if (!(await exists(local))) local = (await restoreCheckpoint(store, state, path.join(dir, 'eval'))).dir;
-      const evalOpts = parseOrExplain(EvalSchema, req.eval, 'segment eval');
-      const evalValues = { ...values, maxTokens: evalOpts.maxTokens, batchSize: evalOpts.batchSize };
-      const heldOutLoss = await cachedLoss(store, cfg, evalValues, `${state.key}/heldout`, dir, () =>
-        runEvaluation(cfg, evalValues, local, log, hooks.signal),
-      );
-      const t = watched.tracker;
-      const result: SegmentResult = {
-        segment: req.segment,
-        attempt: hooks.attempt,
-        startStep: req.from?.step ?? 0,
-        endStep: state.step,
-        state,
-        trainLoss: t.loss,
-        heldOutLoss,
-        skippedBatches: 0,
-        nonFinite: !Number.isFinite(heldOutLoss),
-        stoppedEarly: watched.stoppedEarly,
-        seconds: watched.seconds,
-        tokensPerSec: t.tokensPerSec,
-        lr: Number.isFinite(t.lr) ? t.lr : lr,
-        backend: 'command',
-        metricsKey,
-      };
-      log.info({ ...result, state: state.key }, 'segment done');
-      return result;
     },
-
     async findLearningRate(req, hooks): Promise<LrFindReport> {
       const cfg = parseCommandTrainer(req.trainer);
       const training = parseOrExplain(TrainingSchema, req.training, 'LR range test training');

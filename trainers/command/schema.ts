@@ -102,6 +102,21 @@ export const CommandTrainerSchema = z
     stallSeconds: z.number().min(1).max(86_400).default(300),
     /** Restarts of a segment after a crash (exit non-zero, hang, lost worker) before the cycle fails. */
     maxRestarts: z.number().int().min(0).max(100).default(3),
+    /**
+     * Keep the trainer running across segments: the next segment adopts the process when it goes on
+     * exactly where the last one ended (same run, config and LR, from the state that segment returned),
+     * so the trainer starts once per run, not once per segment, and each segment's evaluation runs
+     * beside it. A backtrack, a new LR or a retry starts it afresh. The trainer then runs to
+     * {untilStep} = the planned steps, and a segment ends at its first checkpoint at or past the
+     * segment's end step: make the trainer's checkpoint interval divide training.segmentSteps. A
+     * process no segment adopts within idleSeconds (a pause, the end of training) is stopped.
+     * null: one process per segment attempt.
+     */
+    keepAlive: z
+      .object({ idleSeconds: z.number().min(1).max(3600).default(15) })
+      .strict()
+      .nullable()
+      .default(null),
   })
   .strict();
 

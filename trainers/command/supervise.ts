@@ -24,7 +24,8 @@ export interface WatchOptions {
   startStep: number;
   untilStep: number; // stop once a checkpoint at or past it exists
   tokensPerStep: number;
-  stopAt?: number; // epoch ms the trainer must be gone by
+  /** Epoch ms the trainer must be gone by; a function is read again each poll (a kept-alive trainer's deadline moves). */
+  stopAt?: number | (() => number | undefined);
   signal: AbortSignal;
   onProgress: (t: ProgressTracker, u: ProgressUpdate) => void;
   onCheckpoint: (c: FoundCheckpoint) => Promise<void>; // called once per new checkpoint, in order
@@ -104,7 +105,10 @@ export async function watchTrainer(cfg: CommandTrainerInput, log: Logger, opts: 
       ? prometheusScraper(cfg.progress, opts.startStep, apply, log)
       : async () => undefined;
   let lastScrape = 0;
-  const stopBy = opts.stopAt === undefined ? undefined : opts.stopAt - grace.sigintGraceMs - grace.sigtermGraceMs;
+  const stopBy = () => {
+    const at = typeof opts.stopAt === 'function' ? opts.stopAt() : opts.stopAt;
+    return at === undefined ? undefined : at - grace.sigintGraceMs - grace.sigtermGraceMs;
+  };
   const timer = setInterval(() => {
     const now = Date.now();
     void discover().catch((err: unknown) => log.error({ err }, 'publishing a checkpoint failed'));
@@ -112,7 +116,8 @@ export async function watchTrainer(cfg: CommandTrainerInput, log: Logger, opts: 
       lastScrape = now;
       void scrape();
     }
-    if (stopBy !== undefined && now >= stopBy && !stopping) {
+    const by = stopBy();
+    if (by !== undefined && now >= by && !stopping) {
       stoppedEarly = true;
       stop('the training deadline');
     }

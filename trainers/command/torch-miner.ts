@@ -8,8 +8,13 @@ export interface TorchMinerOptions {
   python: string; // e.g. .tools/venv-torch/bin/python
   minerDir?: string; // miners/torch
   progress?: 'jsonl' | 'log';
-  /** Checkpoints every this many steps inside a segment (crash-resume points); the segment end always gets one. */
+  /**
+   * Checkpoints every this many steps (crash-resume points). One process per segment: the segment's
+   * end always gets one. Kept alive: it must divide training.segmentSteps (default: segmentSteps).
+   */
   checkpointInterval?: number;
+  /** trainer.keepAlive: one process per run instead of one per segment (default: off). */
+  keepAlive?: { idleSeconds: number } | null;
   env?: Record<string, string>;
 }
 
@@ -48,7 +53,7 @@ export function torchMinerTrainer(opts: TorchMinerOptions): CommandTrainerInput 
         'task.exp.data.sequence_length': '{model.seqLen}',
         'task.exp.data.train_file': '{train}',
         'ckpt.checkpoint_path': '{checkpointDir}',
-        'ckpt.checkpoint_interval': opts.checkpointInterval ?? 1_000_000,
+        'ckpt.checkpoint_interval': opts.checkpointInterval ?? (opts.keepAlive ? '{training.segmentSteps}' : 1_000_000),
         'train.max_steps': '{untilStep}',
         'log.format': progress === 'jsonl' ? 'jsonl' : 'console',
       },
@@ -88,5 +93,6 @@ export function torchMinerTrainer(opts: TorchMinerOptions): CommandTrainerInput 
     stop: { sigintGraceSeconds: 20, sigtermGraceSeconds: 10 },
     stallSeconds: 300,
     maxRestarts: 3,
+    keepAlive: opts.keepAlive ?? null,
   };
 }
