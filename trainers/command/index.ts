@@ -124,7 +124,7 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
         // Go on with the run's process if it is exactly where this segment starts; else start one.
         const identity = JSON.stringify([cfg, model, training, lr, req.plannedSteps, req.dataset]);
         let live = alive.get(req.runId);
-        if (!live || hooks.attempt > 1 || !live.canContinue(identity, from)) {
+        if (!live || hooks.attempt > 1 || !live.canContinue(identity, from, req.stopAt)) {
           live?.stop(new Error('replaced by a new trainer process'));
           const dir = path.join(workRoot, req.runId, `live-segment-${req.segment}`, `attempt-${hooks.attempt}`);
           const started = await start(dir, req.plannedSteps);

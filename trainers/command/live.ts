@@ -94,9 +94,16 @@ export class LiveTrainer {
       });
   }
 
-  /** Whether a segment asking for this may go on with this process instead of starting another. */
-  canContinue(identity: string, from: StateRef | null): boolean {
-    return !this.exited && identity === this.identity && from?.key === this.returned?.key;
+  /**
+   * Whether a segment asking for this may go on with this process instead of starting another. One
+   * that has exited cleanly still can (the segment gets what it wrote after the last segment's
+   * state) if it ran its planned steps, or if the deadline that stopped it between segments still
+   * holds: a deadline moved later by a re-plan needs a process that trains on.
+   */
+  canContinue(identity: string, from: StateRef | null, stopAt: number | undefined): boolean {
+    if (this.failure || identity !== this.identity || from?.key !== this.returned?.key) return false;
+    if (!this.exited || !this.result?.stoppedEarly) return true;
+    return stopAt !== undefined && this.stopAt !== undefined && stopAt <= this.stopAt;
   }
 
   /**
