@@ -41,8 +41,10 @@ export function parseCommandTrainer(raw: unknown): CommandTrainerInput {
 export function createCommandTrainer(dataDir: string, store: CheckpointStore, log: Logger): Trainer {
   const workRoot = path.join(dataDir, 'work', 'command');
   // trainer.keepAlive: the process each run has running between its segments, and its folders.
-  const alive = new Map<string, LiveTrainer>();
-  const liveFolders = new WeakMap<LiveTrainer, { dir: string; checkpointDir: string; values: PlaceholderValues }>();
+  const alive = new Map<
+    string,
+    { live: LiveTrainer; folders: { dir: string; checkpointDir: string; values: PlaceholderValues } }
+  >();
   return {
     kind: 'command',
 
@@ -123,12 +125,13 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
       if (cfg.keepAlive) {
         // Go on with the run's process if it is exactly where this segment starts; else start one.
         const identity = JSON.stringify([cfg, model, training, lr, req.plannedSteps, req.dataset]);
-        let live = alive.get(req.runId);
-        if (!live || hooks.attempt > 1 || !live.canContinue(identity, from, req.stopAt)) {
-          live?.stop(new Error('replaced by a new trainer process'));
+        let kept = alive.get(req.runId);
+        if (!kept || hooks.attempt > 1 || !kept.live.canContinue(identity, from, req.stopAt)) {
+          kept?.live.stop(new Error('replaced by a new trainer process'));
+          for (const [runId, other] of alive) if (other.live.exited) alive.delete(runId); // runs long done
           const dir = path.join(workRoot, req.runId, `live-segment-${req.segment}`, `attempt-${hooks.attempt}`);
           const started = await start(dir, req.plannedSteps);
-          live = new LiveTrainer({
+          const live = new LiveTrainer({
             runId: req.runId,
             identity,
             segment: req.segment,
@@ -140,12 +143,12 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
             log,
             watch: started.watch,
           });
-          liveFolders.set(live, started);
-          alive.set(req.runId, live);
+          kept = { live, folders: started };
+          alive.set(req.runId, kept);
         } else log.info({ segment: req.segment, from: from?.key ?? null }, 'segment goes on with the running trainer');
-        const followed = await live.follow(req.segment, req.untilStep, req.stopAt, onProgress, hooks.signal);
-        ran = { ...followed, ...liveFolders.get(live)! };
-        following = live;
+        const followed = await kept.live.follow(req.segment, req.untilStep, req.stopAt, onProgress, hooks.signal);
+        ran = { ...followed, ...kept.folders };
+        following = kept.live;
       } else {
         const dir = path.join(workRoot, req.runId, `segment-${req.segment}`, `attempt-${hooks.attempt}`);
         const started = await start(dir, req.untilStep);
