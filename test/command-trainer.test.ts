@@ -221,5 +221,21 @@ describe('the trainer config', () => {
         ),
       /stop\.sigintGraceSeconds = -1/,
     );
+    const kept = parseOrExplain(
+      TrainerSchema,
+      torchMinerTrainer({ python: TORCH_PYTHON, keepAlive: { idleSeconds: 20 } }),
+      'trainer',
+    );
+    assert.deepEqual(kept.kind === 'command' && kept.keepAlive, { idleSeconds: 20 });
+    assert.equal(kept.kind === 'command' && kept.config.set['ckpt.checkpoint_interval'], '{training.segmentSteps}');
+    assert.throws(
+      () =>
+        parseOrExplain(
+          TrainerSchema,
+          { kind: 'command', command: ['t'], evaluate: ['e'], keepAlive: { idleSeconds: 0 } },
+          'trainer',
+        ),
+      /keepAlive\.idleSeconds = 0/,
+    );
   });
 });
