@@ -41,10 +41,7 @@ export function parseCommandTrainer(raw: unknown): CommandTrainerInput {
 export function createCommandTrainer(dataDir: string, store: CheckpointStore, log: Logger): Trainer {
   const workRoot = path.join(dataDir, 'work', 'command');
   // trainer.keepAlive: the process each run has running between its segments, and its folders.
-  const alive = new Map<
-    string,
-    { live: LiveTrainer; folders: { dir: string; checkpointDir: string; values: PlaceholderValues } }
-  >();
+  const alive = new Map<string, { live: LiveTrainer; folders: AttemptFolders }>();
   return {
     kind: 'command',
 
@@ -120,7 +117,7 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
         return { dir, checkpointDir, values, watch };
       };
 
-      let ran: FollowedSegment & { dir: string; checkpointDir: string; values: PlaceholderValues };
+      let ran: FollowedSegment & AttemptFolders;
       let following: LiveTrainer | undefined; // released when this segment is done, its evaluation included
       if (cfg.keepAlive) {
         // Go on with the run's process if it is exactly where this segment starts; else start one.
@@ -373,6 +370,13 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
       return { backend: 'command', estimatedBytes: 0, availableBytes: os.totalmem() };
     },
   };
+}
+
+/** Where a trainer process runs: its attempt folder, its output folder, and its config's values. */
+interface AttemptFolders {
+  dir: string;
+  checkpointDir: string;
+  values: PlaceholderValues;
 }
 
 class TrainerCrashedBeforeCheckpoint extends Error {
