@@ -133,7 +133,6 @@ export function createCommandTrainer(dataDir: string, store: CheckpointStore, lo
             identity,
             segment: req.segment,
             from,
-            checkpointDir: started.checkpointDir,
             scratch: path.join(dir, 'meta'),
             idleMs: cfg.keepAlive.idleSeconds * 1000,
             store,

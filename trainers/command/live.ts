@@ -34,7 +34,6 @@ export interface LiveTrainerOptions {
   /** The segment that started it, and the state it started from. */
   segment: number;
   from: StateRef | null;
-  checkpointDir: string;
   scratch: string; // for checkpoint metadata files
   idleMs: number;
   store: CheckpointStore;
@@ -48,7 +47,6 @@ export interface LiveTrainerOptions {
 export class LiveTrainer {
   readonly runId: string;
   readonly identity: string;
-  readonly checkpointDir: string;
   /** States it published, in training order. */
   readonly states: StateRef[] = [];
   /** The state the last segment returned: the only one a next segment may go on from. */
@@ -68,7 +66,6 @@ export class LiveTrainer {
   constructor(private readonly opts: LiveTrainerOptions) {
     this.runId = opts.runId;
     this.identity = opts.identity;
-    this.checkpointDir = opts.checkpointDir;
     this.returned = opts.from;
     this.nextSegment = opts.segment;
     const startStep = opts.from?.step ?? 0;
