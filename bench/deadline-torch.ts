@@ -36,9 +36,9 @@ import { miningCycle, statusQuery } from '../workflows';
 import { buildCorpus as buildDeadlineCorpus } from './deadline';
 import { benchLine, note } from './report';
 
-const PYTHON = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
-const MINER = path.join(projectRoot(), 'miners', 'torch');
-const MODEL = {
+export const PYTHON = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
+export const MINER = path.join(projectRoot(), 'miners', 'torch');
+export const MODEL = {
   seqLen: 64,
   dModel: 64,
   nLayer: 2,
@@ -46,7 +46,7 @@ const MODEL = {
   tokenizer: 'bytes' as const,
   moe: { experts: 4, topK: 2 },
 };
-const TRAINING = { batchSize: 16, learningRate: 3e-3, warmupSteps: 20 };
+export const TRAINING = { batchSize: 16, learningRate: 3e-3, warmupSteps: 20 };
 const EVAL = { maxTokens: 32_768, batchSize: 16 };
 
 export async function deadlineTorchBench(work: string): Promise<void> {
@@ -86,7 +86,7 @@ function secondsFlag(fallback: number): number {
 }
 
 /** The deadline bench's polluted corpus (no binary files: the plain run reads text), also as raw .jsonl. */
-async function buildCorpus(work: string, root: string) {
+export async function buildCorpus(work: string, root: string) {
   const data = await buildDeadlineCorpus(work, root, false);
   const jsonl = (docs: string[]) => docs.map((text) => JSON.stringify({ text })).join('\n') + '\n';
   const rawJsonl = path.join(root, 'raw.jsonl');
@@ -219,7 +219,7 @@ async function runReference(root: string, rawJsonl: string, seconds: number) {
       model: { d_model: MODEL.dModel, n_layer: MODEL.nLayer, n_head: MODEL.nHead, seed: 0 },
       moe: { num_experts: MODEL.moe.experts, num_experts_per_tok: MODEL.moe.topK, num_worker_groups: 2 },
       opt: { lr: TRAINING.learningRate },
-      // A plain miner plans its schedule for the time it has: steps at the engine's speed, measured by us.
+      // A plain miner does not know when it will be stopped: its LR stays near the peak (100k-step horizon).
       sched: { warmup_steps: TRAINING.warmupSteps, total_steps: 100_000 },
       task: { exp: { data: { batch_size: TRAINING.batchSize, sequence_length: MODEL.seqLen, train_file: rawJsonl } } },
       ckpt: { checkpoint_path: checkpoints, checkpoint_interval: 1_000_000 },
@@ -243,7 +243,7 @@ async function runReference(root: string, rawJsonl: string, seconds: number) {
   return { step, checkpointDir: path.join(checkpoints, found.at(-1)!) };
 }
 
-async function heldOutLoss(root: string, checkpointDir: string, evalJsonl: string): Promise<number> {
+export async function heldOutLoss(root: string, checkpointDir: string, evalJsonl: string): Promise<number> {
   const config = path.join(root, 'eval-config.yaml');
   await fs.writeFile(
     config,

@@ -40,6 +40,7 @@ const BENCHES: Record<string, (work: string) => Promise<void>> = {
   deadline: deadlineBench,
   'hub-transfer': hubTransferBench,
   'deadline-torch': (work) => import('./deadline-torch').then((m) => m.deadlineTorchBench(work)),
+  'recipe-torch': (work) => import('./recipe-torch').then((m) => m.recipeTorchBench(work)),
   finetune: (work) => import('./finetune').then((m) => m.finetuneBench(work)),
 };
 
