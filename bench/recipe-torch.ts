@@ -1,8 +1,8 @@
 // Where deadline-torch's ratio comes from: the same PyTorch miner for the same number of steps
 // (no clock, no cycle), on deadline-torch's corpus, with one part of minerflow's recipe switched
 // on at a time, each scored by evaluate.py on the same clean in-domain text. At equal steps
-// nothing is lost to process starts or the LR range test, so the product of these ratios bounds
-// what deadline-torch can show on this corpus.
+// nothing is lost to process starts or the LR range test, so curation × EMA is what deadline-torch
+// can show on this corpus at that many steps (the domain line is a part of curation's).
 //   bench recipe-torch-curation: curated (domain filter on) vs the raw corpus, raw weights
 //   bench recipe-torch-domain:   curated with the domain filter vs curated without it
 //   bench recipe-torch-ema:      the better of raw and averaged weights vs raw, curated
@@ -55,7 +55,7 @@ export async function recipeTorchBench(work: string): Promise<void> {
   const best = Math.min(curatedRaw, curatedEma);
   benchLine('recipe-torch-ema', best, 'nats', curatedRaw, 'nats', curatedRaw / best);
   note(
-    `all three: ${(raw / best).toFixed(3)} at equal steps (deadline-torch's ratio also pays for its time outside the trainer)`,
+    `curation × EMA: ${(raw / best).toFixed(3)} at equal steps (deadline-torch's ratio also pays for its time outside the trainer)`,
   );
 }
 
