@@ -35,6 +35,7 @@ import { createGpuWorker } from '../workers/gpu';
 import { miningCycle, statusQuery } from '../workflows';
 import { buildCorpus as buildDeadlineCorpus } from './deadline';
 import { benchLine, note } from './report';
+import { torchPython } from './torch';
 
 export const PYTHON = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
 export const MINER = path.join(projectRoot(), 'miners', 'torch');
@@ -51,6 +52,7 @@ const EVAL = { maxTokens: 32_768, batchSize: 16 };
 
 export async function deadlineTorchBench(work: string): Promise<void> {
   const budget = secondsFlag(120);
+  torchPython(); // PYTHON: the venv, created on a fresh clone
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'mf-deadline-torch-'));
   const data = await buildCorpus(work, root);
   note(`corpus: ${data.rawDocs} raw documents; held-out: ${data.evalDocs} clean in-domain documents neither run sees`);

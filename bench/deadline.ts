@@ -20,7 +20,6 @@ import { TASK_QUEUES } from '../common/queues';
 import type { CycleResult } from '../subnets/connito/types';
 import { normalise } from '../curation/clean';
 import { ensureDevServer } from '../infra/dev-server';
-import { projectRoot } from '../infra/paths';
 import { disconnectAllChains } from '../infra/chain/subtensor';
 import { openStore, startLocalDevnet } from '../infra/runtime';
 import { loadSettings, type Settings } from '../infra/settings';
@@ -37,6 +36,7 @@ import { createGpuWorker } from '../workers/gpu';
 import { miningCycle, statusQuery } from '../workflows';
 import { brownDocs, junkDoc, nearCopy } from './corpora';
 import { lineChartSvg } from './plot-svg';
+import { torchPython } from './torch';
 import { benchLine, note } from './report';
 
 const EVAL: EvalOptions = { maxTokens: 32_768, batchSize: 16 };
@@ -451,10 +451,7 @@ async function runReference(
   };
   const cfgFile = path.join(dir, 'config.json');
   await fs.writeFile(cfgFile, JSON.stringify(config));
-  execFileSync('bash', [path.join(projectRoot(), 'scripts', 'setup-torch.sh')], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const py = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
+  const py = torchPython();
   note(`reference: PyTorch training for ${seconds.toFixed(1)} s on ${raw.length} raw tokens`);
   const out = execFileSync(py, [path.join(__dirname, 'python', 'reference_miner.py'), cfgFile], {
     encoding: 'utf8',

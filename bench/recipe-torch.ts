@@ -17,11 +17,13 @@ import { runSupervised } from '../trainers/command/process';
 import { EMA_DIR } from '../trainers/command/states';
 import { buildCorpus, heldOutLoss, MINER, MODEL, PYTHON, TRAINING } from './deadline-torch';
 import { benchLine, note } from './report';
+import { torchPython } from './torch';
 
 const EMA_DECAY = 0.98; // deadline-torch's
 
 export async function recipeTorchBench(work: string): Promise<void> {
   const steps = stepsFlag(1000);
+  torchPython(); // PYTHON: the venv, created on a fresh clone
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'mf-recipe-torch-'));
   const data = await buildCorpus(work, root);
   const curated = async (domain: boolean) => {

@@ -6,11 +6,16 @@ import * as path from 'node:path';
 import { projectRoot } from '../infra/paths';
 import { note } from './report';
 
-export function torchReference(args: string[]): unknown {
+/** The venv's python, after scripts/setup-torch.sh (quick when it is already there): a bench run alone on a fresh clone has none yet. */
+export function torchPython(): string {
   execFileSync('bash', [path.join(projectRoot(), 'scripts', 'setup-torch.sh')], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const py = path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
+  return path.join(projectRoot(), '.tools', 'venv-torch', 'bin', 'python');
+}
+
+export function torchReference(args: string[]): unknown {
+  const py = torchPython();
   const out = JSON.parse(
     execFileSync(py, [path.join(__dirname, 'python', 'gpt_reference.py'), ...args], {
       encoding: 'utf8',
