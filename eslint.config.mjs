@@ -57,6 +57,26 @@ export default tseslint.config(
     },
   },
   {
+    // A failing assert.ok / assert() without a message makes node:assert parse our TypeScript source
+    // to quote the expression, and on some lines that never ends: the test hangs instead of failing.
+    files: ['test/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[arguments.length=1][callee.object.name='assert'][callee.property.name='ok']",
+          message:
+            'give assert.ok a message: without one a failure can hang the test (node:assert parses the TS source)',
+        },
+        {
+          selector: "CallExpression[arguments.length=1][callee.name='assert']",
+          message:
+            'give assert() a message: without one a failure can hang the test (node:assert parses the TS source)',
+        },
+      ],
+    },
+  },
+  {
     files: WORKFLOW_CODE,
     rules: {
       'no-restricted-imports': [

@@ -67,7 +67,7 @@ test('the checkpoint stage refuses the untrained base model (step 0), permanentl
     firstSegment(dataset, { runId: 'base', steps: 4, stopAt: Date.now() - 1 }),
   );
   assert.equal(seg.endStep, 0);
-  assert.ok(seg.stoppedEarly);
+  assert.ok(seg.stoppedEarly, 'seg.stoppedEarly');
   const err = await env
     .run(gpuActivities(settings, store).checkpoint, {
       runId: 'base',
@@ -144,7 +144,10 @@ test('with an EMA, the checkpoint stage publishes whichever of raw and EMA weigh
     gpuActivities(settings, store).trainSegment,
     firstSegment(dataset, { runId: 'ema', steps: 30, training }),
   );
-  assert.ok(seg.emaHeldOutLoss !== undefined && Number.isFinite(seg.emaHeldOutLoss));
+  assert.ok(
+    seg.emaHeldOutLoss !== undefined && Number.isFinite(seg.emaHeldOutLoss),
+    'seg.emaHeldOutLoss !== undefined && Number.isFinite(seg.emaHeldOutLoss)',
+  );
   const ref: CheckpointRef = await env.run(gpuActivities(settings, store).checkpoint, {
     runId: 'ema',
     dataset,
@@ -175,7 +178,10 @@ test('while a trainer is between reports (loading, evaluating, uploading) its la
   );
   assert.deepEqual(beats[0], { stage: 'evaluating' });
   assert.ok(beats.length >= 3, `the report was repeated while the stage ran (${beats.length} heartbeats)`);
-  assert.ok(beats.every((b) => (b as { stage: string }).stage === 'evaluating'));
+  assert.ok(
+    beats.every((b) => (b as { stage: string }).stage === 'evaluating'),
+    "beats.every((b) => (b as { stage: string }).stage === 'evaluating')",
+  );
   const after = beats.length;
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(beats.length, after, 'no heartbeat after the work ended');

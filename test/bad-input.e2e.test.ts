@@ -273,7 +273,10 @@ async function expectRefused(t: TestContext, c: BadCase, i: number): Promise<voi
     `an activity was retried (attempts ${attempts.join(', ')}): ${err.cause.message}`,
   );
   const kinds = (history.events ?? []).map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0]);
-  assert.ok(kinds.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'));
+  assert.ok(
+    kinds.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'),
+    "kinds.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED')",
+  );
 }
 
 test(

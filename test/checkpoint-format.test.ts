@@ -49,7 +49,7 @@ print(json.dumps({"hash": h.hexdigest(), "truncated512": trunc.hexdigest()[:48],
   assert.equal(py.hash, hash);
   assert.notEqual(py.truncated512, hash, 'a truncated BLAKE2b-512 is a different hash');
   assert.deepEqual(py.shape, [3, 4]);
-  assert.ok(Math.abs(py.wte[2][1] - Math.sin(5)) < 1e-6);
+  assert.ok(Math.abs(py.wte[2][1] - Math.sin(5)) < 1e-6, 'Math.abs(py.wte[2][1] - Math.sin(5)) < 1e-6');
 });
 
 test('a tensor with NaN is refused and no file (not even a temp file) is left behind', async () => {

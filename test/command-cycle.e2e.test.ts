@@ -80,11 +80,14 @@ async function checkpointsIn(dir: string): Promise<number[]> {
 async function assertScoredAndPublished(result: CycleResult, events: string[] = []): Promise<void> {
   assert.deepEqual(result.missedWindows, [], events.join('\n'));
   assert.equal(result.score.status, 'scored', JSON.stringify(result.score));
-  assert.ok(Number.isFinite(result.score.validatorLoss!));
+  assert.ok(Number.isFinite(result.score.validatorLoss!), 'Number.isFinite(result.score.validatorLoss!)');
   assert.ok(result.checkpoint.heldOutLoss < result.checkpoint.baselineLoss - 0.5, JSON.stringify(result.checkpoint));
   const stored = await store.get(`${checkpointKey(result.checkpoint.hash)}/model.safetensors`);
   assert.equal(await hashSafetensorsFile(stored), result.checkpoint.hash);
-  assert.ok(result.segments.every((s) => s.backend === 'command'));
+  assert.ok(
+    result.segments.every((s) => s.backend === 'command'),
+    "result.segments.every((s) => s.backend === 'command')",
+  );
 }
 
 function start(workflowId: string, input: unknown) {
@@ -107,7 +110,7 @@ test(
       last.stoppedEarly,
       `the last segment was stopped by the deadline: ${JSON.stringify(result.decisions.at(-1))}`,
     );
-    assert.ok(last.endStep > 0 && last.endStep < 100_000);
+    assert.ok(last.endStep > 0 && last.endStep < 100_000, 'last.endStep > 0 && last.endStep < 100_000');
     assert.deepEqual(trainerProcesses(workflowId), []);
     assert.equal(result.commits[0].phase, 'commit1');
   },

@@ -127,7 +127,7 @@ describe('command trainer with the PyTorch miner', () => {
       hooks(),
     );
     assert.equal(exported.heldOutLoss, first.heldOutLoss);
-    assert.ok(exported.heldOutLoss < exported.baselineLoss);
+    assert.ok(exported.heldOutLoss < exported.baselineLoss, 'exported.heldOutLoss < exported.baselineLoss');
     // What the devnet validator does (subnets/connito/validator.ts): load by the manifest's model, byte tokens, evaluate().
     await initBackend('auto', () => {});
     const cfg = exported.model as unknown as Parameters<typeof loadWeights>[1];
@@ -156,7 +156,10 @@ describe('command trainer with the PyTorch miner', () => {
       step: number;
     };
     assert.equal(firstProgress.resumeFrom, first.state.key);
-    assert.ok(firstProgress.step > 20 && firstProgress.step <= 30);
+    assert.ok(
+      firstProgress.step > 20 && firstProgress.step <= 30,
+      'firstProgress.step > 20 && firstProgress.step <= 30',
+    );
   });
 
   it('SIGKILL of the trainer mid-segment fails the attempt as a crash; the next attempt resumes from its latest checkpoint', async () => {
@@ -177,7 +180,7 @@ describe('command trainer with the PyTorch miner', () => {
       attempt1,
       (err: Error) => err.name === 'TrainerCrashedError' && /status 137/.test(err.message),
     );
-    assert.ok(killed! >= 12);
+    assert.ok(killed! >= 12, 'killed! >= 12');
     const progress: Record<string, unknown>[] = [];
     const attempt2 = await trainer.trainSegment(
       req,
@@ -205,8 +208,8 @@ describe('command trainer with the PyTorch miner', () => {
       hooks(),
     );
     const gone = Date.now();
-    assert.ok(result.stoppedEarly);
-    assert.ok(result.endStep > 0 && result.endStep < 100_000);
+    assert.ok(result.stoppedEarly, 'result.stoppedEarly');
+    assert.ok(result.endStep > 0 && result.endStep < 100_000, 'result.endStep > 0 && result.endStep < 100_000');
     assert.deepEqual(processesWith(path.join('deadline', 'segment-1')), []);
     // The trainer was gone by stopAt (the evaluation after it takes a moment more).
     const metrics = await fs.stat(
@@ -285,7 +288,7 @@ describe("command trainer: the LR range test and the trainer's EMA weights", () 
     );
     assert.equal(report.diverged, true);
     assert.ok(report.steps < 60, `stopped after ${report.steps} points`);
-    assert.ok(report.chosenLr >= 1e-3 && report.chosenLr <= 4e-3);
+    assert.ok(report.chosenLr >= 1e-3 && report.chosenLr <= 4e-3, 'report.chosenLr >= 1e-3 && report.chosenLr <= 4e-3');
   });
 
   it('an LR range test with too few points from the trainer is inconclusive, and says why', async () => {
@@ -542,8 +545,8 @@ describe('command trainer kept alive across segments (trainer.keepAlive)', () =>
       }),
       hooks(),
     );
-    assert.ok(r.stoppedEarly);
-    assert.ok(r.endStep > 10 && r.endStep < 100_000);
+    assert.ok(r.stoppedEarly, 'r.stoppedEarly');
+    assert.ok(r.endStep > 10 && r.endStep < 100_000, 'r.endStep > 10 && r.endStep < 100_000');
     assert.deepEqual(trainers('kept-deadline'), []);
 
     const cancel = new AbortController();

@@ -85,7 +85,10 @@ describe('JSON-lines protocol', () => {
 
   it('a null loss is a non-finite one', () => {
     const m = parseProtocolLine('{"minerflow":1,"type":"progress","step":3,"loss":null}');
-    assert.ok(m.type === 'progress' && Number.isNaN(m.update.loss));
+    assert.ok(
+      m.type === 'progress' && Number.isNaN(m.update.loss),
+      "m.type === 'progress' && Number.isNaN(m.update.loss)",
+    );
   });
 
   it('ordinary lines are not protocol lines; bad protocol lines say what is wrong', () => {

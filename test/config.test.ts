@@ -15,7 +15,7 @@ test('a bad value is named with its field, its value and what is allowed', () =>
   assert.throws(
     () => parseOrExplain(CycleInputSchema, { training: { learningRate: -0.1 } }, 'miningCycle input'),
     (err: Error) => {
-      assert.ok(err instanceof InvalidInputError);
+      assert.ok(err instanceof InvalidInputError, 'err instanceof InvalidInputError');
       assert.match(err.message, /training\.learningRate = -0\.1/);
       assert.match(err.message, />0/);
       return true;

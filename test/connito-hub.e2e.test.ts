@@ -103,7 +103,10 @@ test(
       assert.equal(loaded.hash, c2!.h, "Connito's hash of the downloaded shard is the committed hash");
       const names = Object.keys(loaded.tensors);
       assert.ok(names.length > 0 && names.every((n) => /^layers\.0\.mlp\.experts\.[13]\./.test(n)), names.join());
-      assert.ok(Object.values(loaded.tensors).every((t) => t.dtype === 'bfloat16'));
+      assert.ok(
+        Object.values(loaded.tensors).every((t) => t.dtype === 'bfloat16'),
+        "Object.values(loaded.tensors).every((t) => t.dtype === 'bfloat16')",
+      );
     } finally {
       delete process.env.HF_ENDPOINT;
       await fs.rm(local, { recursive: true, force: true });
@@ -123,12 +126,12 @@ test(
     // The devnet validator's global model is the first cycle's winning shard, in its own repo.
     assert.equal(d.hash, first.hash);
     assert.equal(d.repo, 'devnet-validator/global');
-    assert.ok(result.checkpoint.round > first.round);
+    assert.ok(result.checkpoint.round > first.round, 'result.checkpoint.round > first.round');
     const chain = await openChain(settings);
     const hotkey = await loadHotkey(settings.walletsDir, 'default', 'default');
     const c2 = decodeLocationCommit((await chain.commitment(hotkey.address, 102))!.payload);
     assert.equal(c2?.v, d.globalVer, "commit 2's v is the global model's version");
-    assert.ok(d.globalVer > 0);
+    assert.ok(d.globalVer > 0, 'd.globalVer > 0');
     assert.equal(result.score.status, 'scored', JSON.stringify(result.score));
   },
 );
@@ -152,7 +155,10 @@ test(
     };
     const result = await runCycle(env, bundle, settings, `hub-command-${Date.now()}`, input);
     assert.equal(result.score.status, 'scored', JSON.stringify(result.score));
-    assert.ok(result.segments.length > 0 && result.segments.every((s) => s.backend === 'command'));
+    assert.ok(
+      result.segments.length > 0 && result.segments.every((s) => s.backend === 'command'),
+      "result.segments.length > 0 && result.segments.every((s) => s.backend === 'command')",
+    );
     assert.match(
       result.training.best.key,
       /\/globalver_0_inneropt_\d+$/,

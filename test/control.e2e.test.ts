@@ -124,7 +124,7 @@ test(
         },
         { gpu: false },
       );
-      assert.ok(killedAt);
+      assert.ok(killedAt, 'killedAt');
       assert.equal(result.score.status, 'scored', 'the cycle committed and was scored');
       const retried = result.segments.filter((s) => s.attempt > 1);
       assert.equal(retried.length, 1, 'exactly one segment was retried');
@@ -189,7 +189,7 @@ test(
         },
         { control: false },
       );
-      assert.ok(result.segments.length >= 2);
+      assert.ok(result.segments.length >= 2, 'result.segments.length >= 2');
       assert.ok(
         result.segments.every((s) => s.attempt === 1),
         'no training segment was re-run',

@@ -55,7 +55,7 @@ test('curation normalises, drops empty/short/malformed/duplicate documents with 
   assert.equal(r.train.documents + r.heldOut.documents, 41);
   const train = await readSplit(path.join(ds.dir, 'train.jsonl'));
   const heldOut = await readSplit(path.join(ds.dir, 'heldout.jsonl'));
-  assert.ok(heldOut.length > 0 && train.length > 0);
+  assert.ok(heldOut.length > 0 && train.length > 0, 'heldOut.length > 0 && train.length > 0');
   assert.equal(train.filter((t) => heldOut.includes(t)).length, 0, 'no document in both splits');
 
   const again = await curate(dir, out, exactOnly);
@@ -109,7 +109,7 @@ test('quality rules drop repetitive, boilerplate and junk documents, each with i
     nearDuplicates: { ...opts.nearDuplicates, enabled: false },
   }).catch((e: Error) => e);
   // Only one good document survives, so one split is empty: the error still reports every drop.
-  assert.ok(ds instanceof Error);
+  assert.ok(ds instanceof Error, 'ds instanceof Error');
   assert.match(ds.message, /"repetitive":2/);
   assert.match(ds.message, /"boilerplate":1/);
   assert.match(ds.message, /"lowAlpha":1/);
@@ -135,7 +135,10 @@ test('near-duplicates are dropped across the whole corpus (so none straddles the
   const top = ds.report.nearDuplicateClusters[0];
   assert.match(top.kept, /orig-0\.txt$/);
   assert.equal(top.duplicates.length, 5);
-  assert.ok(top.duplicates.every((d) => d.similarity >= 0.7));
+  assert.ok(
+    top.duplicates.every((d) => d.similarity >= 0.7),
+    'top.duplicates.every((d) => d.similarity >= 0.7)',
+  );
 });
 
 test('the domain filter keeps the reference genre and drops off-domain genres', async () => {
@@ -158,7 +161,10 @@ test('the domain filter keeps the reference genre and drops off-domain genres', 
   // At least 80% of the in-domain documents are kept and at least 90% of the fiction is dropped.
   assert.ok(ds.report.dropped.offDomain >= 0.9 * offDomain, JSON.stringify(ds.report.dropped));
   assert.ok(kept.length >= 0.8 * inDomain, `kept ${kept.length} of ${inDomain} in-domain documents`);
-  assert.ok(ds.report.domain && ds.report.domain.referenceDocuments === 30);
+  assert.ok(
+    ds.report.domain && ds.report.domain.referenceDocuments === 30,
+    'ds.report.domain && ds.report.domain.referenceDocuments === 30',
+  );
 });
 
 test('under a document budget the sample is diverse: it covers every topic of the corpus', async () => {

@@ -40,7 +40,7 @@ test(
 
     // The score came from the local validator, for this round, and is finite.
     assert.equal(result.score.status, 'scored');
-    assert.ok(Number.isFinite(result.score.validatorLoss!));
+    assert.ok(Number.isFinite(result.score.validatorLoss!), 'Number.isFinite(result.score.validatorLoss!)');
     assert.equal(result.score.rank, 1);
 
     // Trained beats untrained on held-out data.
@@ -59,12 +59,15 @@ test(
       result.commits.map((c) => c.phase),
       ['commit1', 'commit2'],
     );
-    assert.ok(result.commits.every((c) => c.bytes <= 128));
+    assert.ok(
+      result.commits.every((c) => c.bytes <= 128),
+      'result.commits.every((c) => c.bytes <= 128)',
+    );
 
     // No held-out document was trained on.
     const train = new Set(await readSplit(await store.get(result.dataset.trainKey)));
     const heldOut = await readSplit(await store.get(result.dataset.heldOutKey));
-    assert.ok(heldOut.length > 0);
+    assert.ok(heldOut.length > 0, 'heldOut.length > 0');
     assert.equal(heldOut.filter((d) => train.has(d)).length, 0);
 
     await recordHistory(env, settings, result.workflowId, 'mining-cycle');
@@ -84,7 +87,7 @@ async function expectFastFailure(input: unknown, pattern: RegExp): Promise<{ eve
       (e: unknown) => e,
     );
     assert.ok(err instanceof WorkflowFailedError, `expected the workflow to fail, got ${String(err)}`);
-    assert.ok(err.cause instanceof ApplicationFailure);
+    assert.ok(err.cause instanceof ApplicationFailure, 'err.cause instanceof ApplicationFailure');
     assert.equal(err.cause.nonRetryable, true);
     assert.match(err.cause.message, pattern);
     const history = await handle.fetchHistory();
@@ -104,7 +107,10 @@ test(
       { training: { learningRate: -0.01 } },
       /training\.learningRate = -0\.01/,
     );
-    assert.ok(events.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'));
+    assert.ok(
+      events.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'),
+      "events.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED')",
+    );
     assert.ok(!events.includes('EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'validation happens before any activity');
   },
 );

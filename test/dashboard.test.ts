@@ -63,10 +63,10 @@ test('metricNames reads the metrics out of PromQL, not its functions, labels, ra
 
 test('the dashboard is a Grafana dashboard model that file provisioning loads', () => {
   assert.match(dashboard.uid, /^[\w-]{1,40}$/, 'uid: at most 40 characters of letters, digits, - and _');
-  assert.ok(dashboard.title.length > 0);
+  assert.ok(dashboard.title.length > 0, 'dashboard.title.length > 0');
   assert.ok(Number.isInteger(dashboard.schemaVersion) && dashboard.schemaVersion >= 36, 'a current schemaVersion');
   assert.equal((dashboard as { id?: unknown }).id ?? null, null, 'no database id: provisioning assigns one');
-  assert.ok(dashboard.panels.length >= 10);
+  assert.ok(dashboard.panels.length >= 10, 'dashboard.panels.length >= 10');
   const ids = new Set<number>();
   const ds = datasources.datasources[0];
   for (const p of dashboard.panels) {
@@ -145,5 +145,6 @@ test('the provisioning files point Grafana at the dashboard folder and Prometheu
   assert.ok(
     datasources.datasources[0].url.endsWith(':9090') &&
       compose.services.prometheus.command!.includes('--web.listen-address=127.0.0.1:9090'),
+    "datasources.datasources[0].url.endsWith(':9090') && compose.services.prometheus.command!.includes('--web.li…",
   );
 });

@@ -149,7 +149,10 @@ test('metadata v15, offered for the Bittensor SDK, describes the same runtime as
   const apis = (m: typeof a | typeof b) =>
     m.apis.flatMap((x) => x.methods.map((y) => `${x.name.toString()}_${y.name.toString()}->${y.output.toNumber()}`));
   assert.deepEqual(apis(a), apis(b));
-  assert.ok(apis(a).some((x) => x.startsWith('NeuronInfoRuntimeApi_get_neurons_lite->')));
+  assert.ok(
+    apis(a).some((x) => x.startsWith('NeuronInfoRuntimeApi_get_neurons_lite->')),
+    "apis(a).some((x) => x.startsWith('NeuronInfoRuntimeApi_get_neurons_lite->'))",
+  );
   assert.deepEqual(
     a.extrinsic.signedExtensions.map((e) => e.identifier.toString()),
     b.extrinsic.transactionExtensions.map((e) => e.identifier.toString()),
@@ -177,7 +180,7 @@ test('registrations and chain state decode with @polkadot/api', async () => {
   assert.equal((await api.query.subtensorModule.subnetworkN(102)).toJSON(), 2);
   assert.equal((await api.query.subtensorModule.tempo(102)).toJSON(), 54, 'Tempo is the phase cycle');
   const number = (await api.query.system.number()).toJSON() as number;
-  assert.ok(Math.abs(number - devnet.chain.head().number) <= 1);
+  assert.ok(Math.abs(number - devnet.chain.head().number) <= 1, 'Math.abs(number - devnet.chain.head().number) <= 1');
 });
 
 test('set_commitment stores the exact bytes, bumps the nonce and emits Commitments.Commitment', async () => {
@@ -195,7 +198,7 @@ test('set_commitment stores the exact bytes, bumps the nonce and emits Commitmen
   const events = (await (await api.at(blockHash)).query.system.events()) as unknown as EventRecord[];
   const names = events.map((e) => `${e.event.section}.${e.event.method}`);
   assert.ok(names.includes('commitments.Commitment'), names.join(', '));
-  assert.ok(names.includes('system.ExtrinsicSuccess'));
+  assert.ok(names.includes('system.ExtrinsicSuccess'), "names.includes('system.ExtrinsicSuccess')");
 });
 
 test('an unregistered hotkey and too many fields fail with the pallet errors, decoded from System.Events', async () => {

@@ -157,7 +157,7 @@ test('commitments and neurons are read as of a past block, as Distribute reads t
   chain = await SubtensorChain.connect({ url: devnet.url, phases: [], blockMs: 12_000 });
   const first = await chain.commit(keys.v1, 102, sign(keys.v1, H1));
   const second = await chain.commit(keys.v1, 102, locate(H1));
-  assert.ok(second.block > first.block);
+  assert.ok(second.block > first.block, 'second.block > first.block');
   const then = await chain.commitments(102, first.block);
   const now = await chain.commitments(102, second.block);
   assert.deepEqual([...then.keys()], [keys.v1.address], 'only v1 committed');

@@ -87,7 +87,7 @@ test('importBaseModel checks the folder: a missing file and a wrong shape are na
   manifest.model.dModel = 32;
   await fs.writeFile(path.join(broken, 'manifest.json'), JSON.stringify(manifest));
   await assert.rejects(importBaseModel(store, broken, 'bases/broken'), (err: Error) => {
-    assert.ok(err instanceof BaseModelError);
+    assert.ok(err instanceof BaseModelError, 'err instanceof BaseModelError');
     assert.match(err.message, /tensor 'wte' has shape \[256,16\] but the manifest's model needs \[256,32\]/);
     return true;
   });
@@ -148,7 +148,10 @@ test('LoRA SFT in two segments equals one, bit for bit; the export is plain merg
   const lora = async (r: SegmentResult) =>
     (await fs.readFile(await store.get(`${r.state.key}/lora.safetensors`))).toString('base64');
   assert.equal(await lora(second), await lora(straight), 'adapters and their EMA bit-identical');
-  assert.ok(Number.isFinite(straight.heldOutLoss) && straight.emaHeldOutLoss !== undefined);
+  assert.ok(
+    Number.isFinite(straight.heldOutLoss) && straight.emaHeldOutLoss !== undefined,
+    'Number.isFinite(straight.heldOutLoss) && straight.emaHeldOutLoss !== undefined',
+  );
 
   const exported = await exportModel(
     work,
@@ -186,8 +189,15 @@ test('DPO on the last layer: the LR range test runs on the base; steps and held-
   const r = await segment('dpo', t, prefs, 1, null, 4);
   const steps = progress.filter((p) => p.stage === 'training');
   assert.equal(steps.length, 4);
-  for (const p of steps) assert.ok(typeof (p.metrics as Record<string, number>).preferenceAccuracy === 'number');
-  assert.ok(r.heldOutMetrics && r.heldOutMetrics.preferenceAccuracy >= 0 && r.heldOutMetrics.preferenceAccuracy <= 1);
+  for (const p of steps)
+    assert.ok(
+      typeof (p.metrics as Record<string, number>).preferenceAccuracy === 'number',
+      "typeof (p.metrics as Record<string, number>).preferenceAccuracy === 'number'",
+    );
+  assert.ok(
+    r.heldOutMetrics && r.heldOutMetrics.preferenceAccuracy >= 0 && r.heldOutMetrics.preferenceAccuracy <= 1,
+    'r.heldOutMetrics && r.heldOutMetrics.preferenceAccuracy >= 0 && r.heldOutMetrics.preferenceAccuracy <= 1',
+  );
   // The base's block 0 stays as it was; only block 1 and ln_f train.
   const base = (await readSafetensors(await store.get('bases/tiny/model.safetensors'))).tensors;
   const trained = (await readSafetensors(await store.get(`${r.state.key}/model.safetensors`))).tensors;

@@ -345,7 +345,10 @@ test('fine-tuning leaks no tensors: a DPO LoRA run trained, evaluated, saved and
   ).encoded;
   const trainer = new Trainer(cfg, run.model.trainable, schedule, run.objective(prefs));
   const r = await trainer.run({ untilStep: 3 });
-  assert.ok(r.history.every((h) => typeof h.metrics?.rewardMargin === 'number'));
+  assert.ok(
+    r.history.every((h) => typeof h.metrics?.rewardMargin === 'number'),
+    "r.history.every((h) => typeof h.metrics?.rewardMargin === 'number')",
+  );
   run.evaluate(prefs, 4, trainer.ema!.shadow);
   await saveFinetuneState(
     await tempDir('finetune-leak'),

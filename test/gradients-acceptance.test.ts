@@ -162,7 +162,7 @@ test('earliest deadline first: a new job may go ahead of later ones only if they
   // New 1B LoRA job (~0.32 h) due in 3 h: goes first (finishes ~1.3 h), q then finishes ~4.3 h < 10 h − reserve.
   const first = decideOffer(offer({ hours_to_complete: 3 }), ctx({ loads }));
   assert.equal(first.accepted, true, first.reason);
-  assert.ok(first.estimatedFinish! < NOW + 1.5 * H);
+  assert.ok(first.estimatedFinish! < NOW + 1.5 * H, 'first.estimatedFinish! < NOW + 1.5 * H');
   // q due in 4.5 h is squeezed: 1 + 0.32 + 3 = 4.32 h > 4.5 h − (600 s + 10% × 4.5 h): the new job is declined for q's sake.
   const squeezed = [{ pool: 'cpu', running: [job('r', 20, 1, true)], queued: [job('q', 4.5, 3)] }];
   const d = decideOffer(offer({ hours_to_complete: 3 }), ctx({ loads: squeezed }));

@@ -89,7 +89,10 @@ test('URL datasets: streamed to a file named by its digest; 404, size cap and pr
   files['/big.json'] = files['/big-declared.json'] = Buffer.alloc(5000, 32);
   const opts = fetchOpts();
   const got = await fetchDatasetFile(`${base}/ok.json?X-Amz-Signature=secret`, 's3', opts);
-  assert.ok(path.basename(got.path).startsWith(`${got.sha256}-`));
+  assert.ok(
+    path.basename(got.path).startsWith(`${got.sha256}-`),
+    'path.basename(got.path).startsWith(`${got.sha256}-`)',
+  );
   assert.deepEqual(JSON.parse(await fs.readFile(got.path, 'utf8')), [{ a: 1 }]);
   await assert.rejects(
     fetchDatasetFile(`${base}/missing.json?X-Amz-Signature=secret`, 'json', opts),
@@ -185,7 +188,10 @@ test('prepareJobData: deterministic, reused when unchanged, drops counted, held-
   assert.match(report.errors[0], /row 61: column 'output' \(field_output\) is missing/);
   const train = (await fs.readFile(await storeA.get(a.trainKey), 'utf8')).trim().split('\n');
   const first = JSON.parse(train[0]) as SftExample;
-  assert.ok(first.parts.some((p) => p.train));
+  assert.ok(
+    first.parts.some((p) => p.train),
+    'first.parts.some((p) => p.train)',
+  );
 
   // Same input into another store: the same bytes; into the same store again: reused.
   const storeB = new FsStore(tempDir());

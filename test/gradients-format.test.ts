@@ -250,7 +250,7 @@ test('offline data: each task formats with its own dataset_type, every row usabl
     if (task === 'dpo') {
       for (const e of examples as { chosen: string; rejected: string }[]) assert.notEqual(e.chosen, e.rejected);
     } else {
-      for (const e of examples as SftExample[]) assert.ok(trained(e).trim().length > 0);
+      for (const e of examples as SftExample[]) assert.ok(trained(e).trim().length > 0, 'trained(e).trim().length > 0');
     }
   }
   // Every fourth instruct row has no input: no_input_format is exercised.

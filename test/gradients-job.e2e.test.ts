@@ -154,7 +154,7 @@ test(
     );
     assert.equal(result.outcome, 'finished', result.reason);
     assert.ok(result.submittedAt! < result.deadline, 'delivered before the deadline');
-    assert.ok(result.steps > 0);
+    assert.ok(result.steps > 0, 'result.steps > 0');
     assert.equal(result.submission?.repo, `miner/job-${taskId}`);
     assert.match(result.submission?.model_hash ?? '', /^[0-9a-f]{64}$/);
     // What the validator downloads is what the hash names (G.O.D: sha256 over "model.safetensors:<sha256>").

@@ -375,7 +375,7 @@ test(
         await env.sleep(61_000); // the scheduler's next liveness check
       },
     );
-    assert.ok(result('doomed') instanceof Error);
+    assert.ok(result('doomed') instanceof Error, "result('doomed') instanceof Error");
     const waiting = result('waiting') as TrainingJobResult;
     assert.equal(waiting.outcome, 'finished', waiting.reason);
     assert.deepEqual(
@@ -391,7 +391,7 @@ test(
   async () => {
     const { log, result } = await runJobs([{ name: 'nobase', hours: 1, plan: { badBase: true } }]);
     const err = result('nobase');
-    assert.ok(err instanceof Error);
+    assert.ok(err instanceof Error, 'err instanceof Error');
     assert.match(
       String((err as Error & { cause?: Error }).cause?.message),
       /request\.model 'minerflow-demo\/brown-gpt-small'/,
@@ -421,7 +421,7 @@ test('the scheduler continues as new with its queue when its history grows', { t
     await advanceUntil(env, 'a new run', async () => ((await h.describe()).runId !== first ? true : undefined));
     const load = await h.query(poolLoadQuery);
     assert.equal(load.pool, 'can');
-    assert.ok(load.running.length + load.queued.length <= 12);
+    assert.ok(load.running.length + load.queued.length <= 12, 'load.running.length + load.queued.length <= 12');
     await h.terminate('test over');
   });
 });

@@ -277,7 +277,10 @@ test('bad bodies are refused with 4xx naming the field, never a crash', async ()
   assert.equal((await client.offer(declined)).accepted, false);
   const r = await send('/start_training/', JSON.stringify(trainRequest(declined.task_id)));
   assert.equal(r.status, 409, 'a declined offer does not train');
-  assert.ok(!jobs.started.some((j) => j.request.task_id === declined.task_id));
+  assert.ok(
+    !jobs.started.some((j) => j.request.task_id === declined.task_id),
+    '!jobs.started.some((j) => j.request.task_id === declined.task_id)',
+  );
   const wrong = await fetch(`${service.url}/task_offer/`, { headers: signRequest(validator, miner.address) });
   assert.equal(wrong.status, 405);
   assert.equal((await fetch(`${service.url}/nope`)).status, 404);

@@ -43,7 +43,7 @@ const smallOpWorks = () => tf.tidy(() => tf.sum(tf.matMul(tf.ones([8, 8]), tf.on
 
 test('after a wasm crash (an output past the 4 GiB heap) the backend is poisoned; recoverBackend makes it healthy in the same process', async () => {
   assert.equal(await initBackend('wasm', () => undefined), 'wasm');
-  assert.ok(Number.isFinite(trainOneStep()));
+  assert.ok(Number.isFinite(trainOneStep()), 'Number.isFinite(trainOneStep())');
   // 32768 × 32767 floats = 4 294 836 224 bytes: below 2^32, above what the heap can still grow to.
   // malloc fails without touching the memory, and the module traps.
   const crash = (() => {
@@ -64,7 +64,7 @@ test('after a wasm crash (an output past the 4 GiB heap) the backend is poisoned
   assert.equal(await recoverBackend((m) => logs.push(m)), 'wasm');
   assert.match(logs.join('\n'), /backend 'wasm' re-initialised after a crash/);
   assert.equal(tf.getBackend(), 'wasm');
-  assert.ok(smallOpWorks());
+  assert.ok(smallOpWorks(), 'smallOpWorks()');
   assert.ok(Number.isFinite(trainOneStep()), 'a training step runs after recovery');
 });
 
@@ -85,7 +85,7 @@ test(
         (m) => logs.push(m),
       ),
       (err: Error) => {
-        assert.ok(err instanceof BackendAbortError);
+        assert.ok(err instanceof BackendAbortError, 'err instanceof BackendAbortError');
         assert.equal(err.name, 'BackendAbortError');
         // On a fresh module this is Emscripten's 'Aborted()'; after an earlier crash and recovery the same
         // allocations may trap instead. Either is a dead module.
@@ -121,19 +121,32 @@ test(
     assert.equal(pool.running, 2);
     await recoverBackend(() => undefined);
     await waitFor('replica threads to exit', async () => (pool.running === 0 ? true : undefined), 60_000);
-    assert.ok(Number.isFinite(trainOneStep()));
+    assert.ok(Number.isFinite(trainOneStep()), 'Number.isFinite(trainOneStep())');
   },
 );
 
 test('isBackendAbort: crash texts, including a replica thread reporting one; not ordinary errors', () => {
-  assert.ok(isBackendAbort(new Error('Aborted(). Build with -sASSERTIONS for more info.')));
+  assert.ok(
+    isBackendAbort(new Error('Aborted(). Build with -sASSERTIONS for more info.')),
+    "isBackendAbort(new Error('Aborted(). Build with -sASSERTIONS for more info.'))",
+  );
   assert.ok(
     isBackendAbort(
       new Error('training replica 1 failed: RuntimeError: Aborted(). Build with -sASSERTIONS for more info.'),
     ),
+    "isBackendAbort(new Error('training replica 1 failed: RuntimeError: Aborted(). Build with -sASSERTIONS for m…",
   );
-  assert.ok(isBackendAbort(new Error('training replica 2 failed: RuntimeError: memory access out of bounds')));
-  assert.ok(!isBackendAbort(new Error('model.dModel (30) must be divisible by model.nHead (4)')));
-  assert.ok(!isBackendAbort(new RangeError('Invalid typed array length: 1200000000')));
-  assert.ok(!isBackendAbort('Aborted by the user'));
+  assert.ok(
+    isBackendAbort(new Error('training replica 2 failed: RuntimeError: memory access out of bounds')),
+    "isBackendAbort(new Error('training replica 2 failed: RuntimeError: memory access out of bounds'))",
+  );
+  assert.ok(
+    !isBackendAbort(new Error('model.dModel (30) must be divisible by model.nHead (4)')),
+    "!isBackendAbort(new Error('model.dModel (30) must be divisible by model.nHead (4)'))",
+  );
+  assert.ok(
+    !isBackendAbort(new RangeError('Invalid typed array length: 1200000000')),
+    "!isBackendAbort(new RangeError('Invalid typed array length: 1200000000'))",
+  );
+  assert.ok(!isBackendAbort('Aborted by the user'), "!isBackendAbort('Aborted by the user')");
 });

@@ -20,7 +20,10 @@ test('trainBpe calls onProgress while counting and merging, and learns the same 
   const merging = seen.filter((p) => p.stage === 'merging');
   assert.ok(counting.length >= 2, `every 1000 texts: ${JSON.stringify(counting)}`);
   assert.ok(merging.length >= 2, `every 100 merges: ${merging.length}`);
-  assert.ok(merging.every((p, i) => i === 0 || p.merges > merging[i - 1].merges));
+  assert.ok(
+    merging.every((p, i) => i === 0 || p.merges > merging[i - 1].merges),
+    'merging.every((p, i) => i === 0 || p.merges > merging[i - 1].merges)',
+  );
   assert.equal(merging.at(-1)!.texts, 2500);
 });
 
@@ -28,7 +31,7 @@ test('trainTokenizer passes onProgress through and still gives the same tokenize
   let calls = 0;
   const a = trainTokenizer({ tokenizer: 'bpe', vocabSize: 256 + 300 }, texts, () => (calls += 1));
   const b = trainTokenizer({ tokenizer: 'bpe', vocabSize: 256 + 300 }, texts);
-  assert.ok(calls > 0);
+  assert.ok(calls > 0, 'calls > 0');
   assert.deepEqual(a.encode(texts[7]), b.encode(texts[7]));
   assert.equal(a.vocabSize, b.vocabSize);
 });

@@ -120,7 +120,7 @@ test('the curate activity refuses an outside corpus permanently (non-retryable C
   await assert.rejects(
     env.run(makeCurate(settings, openStore(settings.store)), { corpus: corpusOf('/etc'), curate: curateInput }),
     (err: unknown) => {
-      assert.ok(err instanceof ApplicationFailure);
+      assert.ok(err instanceof ApplicationFailure, 'err instanceof ApplicationFailure');
       assert.equal(err.nonRetryable, true);
       assert.equal(err.type, 'CorpusError');
       assert.match(err.message, /corpus\.path '\/etc' is outside/);
@@ -158,7 +158,10 @@ test('an unknown sample: corpus is a CorpusError (not retried)', async () => {
   await assert.rejects(
     mapErrors(() => curationPlan(corpusOf('sample:shakespeare'), curateInput, settings)),
     (err: unknown) => {
-      assert.ok(err instanceof ApplicationFailure && err.nonRetryable && err.type === 'CorpusError');
+      assert.ok(
+        err instanceof ApplicationFailure && err.nonRetryable && err.type === 'CorpusError',
+        "err instanceof ApplicationFailure && err.nonRetryable && err.type === 'CorpusError'",
+      );
       assert.match(err.message, /corpus\.path 'sample:shakespeare': unknown sample corpus; use sample:brown/);
       return true;
     },
@@ -211,7 +214,7 @@ test('sample:brown works whatever the roots; a corpus inside an allowed root cur
     curate: curateInput,
   });
   assert.equal(ds.documentsIn, 40);
-  assert.ok(ds.trainDocuments > 0 && ds.heldOutDocuments > 0);
+  assert.ok(ds.trainDocuments > 0 && ds.heldOutDocuments > 0, 'ds.trainDocuments > 0 && ds.heldOutDocuments > 0');
   // A relative path that climbs out of the roots is refused even though it starts inside one.
   await assert.rejects(
     curationPlan(corpusOf(path.join(root, '..', path.basename(outside))), curateInput, settings),
@@ -258,7 +261,10 @@ test('curation reports progress during a multi-document run', async () => {
     filter.every((p, i) => i === 0 || (p.documents > filter[i - 1].documents && p.bytes > filter[i - 1].bytes)),
     'counts grow',
   );
-  assert.ok(filter.every((p) => p.documents <= 2500 && p.bytes > 0));
+  assert.ok(
+    filter.every((p) => p.documents <= 2500 && p.bytes > 0),
+    'filter.every((p) => p.documents <= 2500 && p.bytes > 0)',
+  );
 });
 
 test('an aborted signal stops curation with its reason and leaves no dataset folder, not even a half-written one', async () => {

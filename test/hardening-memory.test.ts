@@ -68,7 +68,7 @@ test('a huge model is refused, naming the fields, the estimate and the limit; th
   assert.throws(
     () => checkTrainingFits(huge, one(4096), limits),
     (err: Error) => {
-      assert.ok(err instanceof ModelTooLargeError);
+      assert.ok(err instanceof ModelTooLargeError, 'err instanceof ModelTooLargeError');
       assert.equal(err.name, 'ModelTooLargeError');
       for (const f of ['model.dModel=8192', 'model.nLayer=96', 'model.seqLen=4096', 'training.batchSize=4096'])
         assert.ok(err.message.includes(f), `names ${f}: ${err.message}`);
@@ -87,7 +87,7 @@ test('the wasm ceiling refuses what a native backend with the same memory accept
   const cfg: GptConfig = { seqLen: 256, dModel: 512, nLayer: 8, nHead: 8, vocabSize: 8192 };
   const plenty = 2 ** 40;
   const est = estimateTrainingBytes(cfg, one(4));
-  assert.ok(est.perInstanceBytes > WASM_MAX_HEAP_BYTES);
+  assert.ok(est.perInstanceBytes > WASM_MAX_HEAP_BYTES, 'est.perInstanceBytes > WASM_MAX_HEAP_BYTES');
   assert.throws(
     () => checkTrainingFits(cfg, one(4), { availableBytes: plenty, backend: 'wasm' }),
     /in one wasm backend instance/,

@@ -100,7 +100,7 @@ test(
         },
         { control: false },
       );
-      assert.ok(result.segments.length > 0);
+      assert.ok(result.segments.length > 0, 'result.segments.length > 0');
       await expectExitOnSigterm(control);
     } finally {
       control.kill('SIGKILL');

@@ -127,7 +127,7 @@ test('JS upload → Python hf_hub_download at the 7-character and the full sha r
     revision: commitSha.slice(0, 7),
     hubUrl: local.url,
   });
-  assert.ok(blob);
+  assert.ok(blob, 'blob');
   assert.equal(
     createHash('sha256')
       .update(Buffer.from(await blob.arrayBuffer()))
@@ -476,7 +476,10 @@ test('`minerflow hub serve` starts the local hub on the port asked for, and stop
       body: JSON.stringify({ name: 'm', organization: 'someone', type: 'model' }),
     });
     assert.equal(created.status, 200);
-    assert.ok(existsSync(path.join(dir, 'repos', 'someone', 'm')));
+    assert.ok(
+      existsSync(path.join(dir, 'repos', 'someone', 'm')),
+      "existsSync(path.join(dir, 'repos', 'someone', 'm'))",
+    );
   } finally {
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');

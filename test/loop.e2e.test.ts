@@ -44,7 +44,7 @@ test(
       ],
     );
     assert.notEqual(lastRunId, firstRunId, 'the loop continued as new between cycles');
-    assert.ok(carry.best);
+    assert.ok(carry.best, 'carry.best');
     // Cycle 2 started from cycle 1's best weights: its first segment is already far below an untrained model.
     assert.ok(second.segments[0].heldOutLoss < second.checkpoint.baselineLoss - 1, JSON.stringify(second.segments[0]));
     await recordHistory(env, settings, workflowId, 'miner-loop');
@@ -65,12 +65,12 @@ test(
     assert.equal(d.policies.overlap, ScheduleOverlapPolicy.SKIP);
     assert.equal(d.action.type, 'startWorkflow');
     assert.equal(d.action.type === 'startWorkflow' && d.action.workflowType, 'miningCycle');
-    assert.ok(d.info.nextActionTimes.length > 0);
+    assert.ok(d.info.nextActionTimes.length > 0, 'd.info.nextActionTimes.length > 0');
     await handle.pause('test');
     assert.equal((await handle.describe()).state.paused, true);
     const ids: string[] = [];
     for await (const s of env.client.schedule.list()) ids.push(s.scheduleId);
-    assert.ok(ids.includes(scheduleId));
+    assert.ok(ids.includes(scheduleId), 'ids.includes(scheduleId)');
     await handle.delete();
     await assert.rejects(handle.describe());
   },

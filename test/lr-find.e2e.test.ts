@@ -56,7 +56,7 @@ test(
     assert.equal(result.training.learningRate, found.chosenLr);
     assert.equal(status.learningRate, found.chosenLr);
     assert.equal(status.lrFind?.curve, found.curve.length);
-    assert.ok(found.curve.length > 1);
+    assert.ok(found.curve.length > 1, 'found.curve.length > 1');
     // Once, before the first segment.
     assert.deepEqual(events.filter((n) => n === 'lrFind' || n === 'trainSegment').slice(0, 2), [
       'lrFind',

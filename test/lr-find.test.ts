@@ -40,14 +40,17 @@ test('lrFind on a tiny model returns a finite, clamped LR and a small curve; the
   assert.ok(Number.isFinite(r.suggestedLr) && r.suggestedLr > 0, JSON.stringify(r));
   assert.ok(r.chosenLr >= 1e-4 && r.chosenLr <= 1e-2, `chosen ${r.chosenLr} outside [floor, ceiling]`);
   assert.equal(r.chosenLr, Math.min(1e-2, Math.max(1e-4, r.suggestedLr)));
-  assert.ok(r.steps >= 10 && r.steps <= 60);
-  assert.ok(r.curve.length > 1 && r.curve.length <= REPORT_POINTS);
+  assert.ok(r.steps >= 10 && r.steps <= 60, 'r.steps >= 10 && r.steps <= 60');
+  assert.ok(
+    r.curve.length > 1 && r.curve.length <= REPORT_POINTS,
+    'r.curve.length > 1 && r.curve.length <= REPORT_POINTS',
+  );
   assert.ok(
     r.curve.every((p, i) => Number.isFinite(p.loss) && (i === 0 || p.lr > r.curve[i - 1].lr)),
     'the curve is finite, by increasing LR',
   );
   // The LR grows from minLr; the loss falls from the untrained model's ~ln(vocabulary) (≥ ln 256).
-  assert.ok(Math.abs(r.curve[0].lr - 1e-5) < 1e-9);
+  assert.ok(Math.abs(r.curve[0].lr - 1e-5) < 1e-9, 'Math.abs(r.curve[0].lr - 1e-5) < 1e-9');
   assert.ok(
     r.curve[0].loss > 5 && Math.min(...r.curve.map((p) => p.loss)) < r.curve[0].loss - 0.2,
     JSON.stringify(r.curve),
@@ -104,7 +107,10 @@ test('the suggestion is min/3 for a run as short as the test, the steepest desce
   // The shape measured on the default model (120-step test): lowest loss near 0.2, steepest descent near 2e-3.
   const curve = syntheticCurve(2e-3, 0.2);
   const short = suggestFromCurve(curve, curve.length);
-  assert.ok(Math.abs(short.suggestedLr - short.minLossLr / 3) < 1e-12);
+  assert.ok(
+    Math.abs(short.suggestedLr - short.minLossLr / 3) < 1e-12,
+    'Math.abs(short.suggestedLr - short.minLossLr / 3) < 1e-12',
+  );
   assert.ok(short.minLossLr > 0.05 && short.minLossLr < 0.3, `lowest loss at ${short.minLossLr}`);
   const long = suggestFromCurve(curve, 3 * curve.length);
   assert.equal(long.suggestedLr, long.steepestLr);

@@ -86,7 +86,10 @@ test(
         Number.isFinite(valueOf(gpuSamples, 'minerflow_segment_heldout_loss', ME)),
         'held-out loss per segment',
       );
-      assert.ok((valueOf(gpuSamples, 'minerflow_segments_total', ME) ?? 0) >= 1);
+      assert.ok(
+        (valueOf(gpuSamples, 'minerflow_segments_total', ME) ?? 0) >= 1,
+        "(valueOf(gpuSamples, 'minerflow_segments_total', ME) ?? 0) >= 1",
+      );
 
       // Ask visibility while it runs: the cycle carries its subnet, hotkey, round and phase.
       const listed = JSON.parse(

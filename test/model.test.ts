@@ -41,8 +41,11 @@ test('embed: custom gradient equals the gradient of the dense one-hot product', 
   const dense = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.matMul(tf.cast(tf.oneHot(ids, 7), 'float32'), t), w)))(
     table,
   );
-  assert.ok(maxAbsDiff(ours, dense) < 1e-5);
-  assert.ok(maxAbsDiff(embed(table, ids), tf.gather(table, ids)) === 0);
+  assert.ok(maxAbsDiff(ours, dense) < 1e-5, 'maxAbsDiff(ours, dense) < 1e-5');
+  assert.ok(
+    maxAbsDiff(embed(table, ids), tf.gather(table, ids)) === 0,
+    'maxAbsDiff(embed(table, ids), tf.gather(table, ids)) === 0',
+  );
 });
 
 test('matmul: custom gradients equal tf.matMul autodiff, rank 2 and batched', () => {
@@ -62,7 +65,10 @@ test('matmul: custom gradients equal tf.matMul autodiff, rank 2 and batched', ()
       tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(mm(x, y))))([a, b]);
     const [oa, ob] = f((x, y) => matmul(x, y));
     const [ra, rb] = f((x, y) => tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D));
-    assert.ok(maxAbsDiff(oa, ra) < 1e-4 && maxAbsDiff(ob, rb) < 1e-4);
+    assert.ok(
+      maxAbsDiff(oa, ra) < 1e-4 && maxAbsDiff(ob, rb) < 1e-4,
+      'maxAbsDiff(oa, ra) < 1e-4 && maxAbsDiff(ob, rb) < 1e-4',
+    );
   }
 });
 
@@ -70,7 +76,10 @@ test('cosine schedule with warmup matches get_cosine_schedule_with_warmup', () =
   assert.equal(cosineWithWarmup(0, 1, 10, 110), 0);
   assert.equal(cosineWithWarmup(5, 1, 10, 110), 0.5);
   assert.equal(cosineWithWarmup(10, 1, 10, 110), 1);
-  assert.ok(Math.abs(cosineWithWarmup(60, 1, 10, 110) - 0.5) < 1e-12);
+  assert.ok(
+    Math.abs(cosineWithWarmup(60, 1, 10, 110) - 0.5) < 1e-12,
+    'Math.abs(cosineWithWarmup(60, 1, 10, 110) - 0.5) < 1e-12',
+  );
   assert.equal(cosineWithWarmup(110, 1, 10, 110), 0);
 });
 
@@ -209,11 +218,11 @@ test('a planted NaN batch is skipped and counted, and training goes on', async (
   // Plant: a NaN in the embedding makes the next batch's loss NaN; the step must be skipped.
   wte.assign(tf.fill(wte.shape as [number, number], NaN));
   const r = trainer.trainStep();
-  assert.ok(!Number.isFinite(r.loss));
+  assert.ok(!Number.isFinite(r.loss), '!Number.isFinite(r.loss)');
   assert.equal(r.skipped, 1);
   wte.assign(saved);
   const ok = trainer.trainStep();
-  assert.ok(Number.isFinite(ok.loss));
+  assert.ok(Number.isFinite(ok.loss), 'Number.isFinite(ok.loss)');
   assert.equal(ok.skipped, 1);
   trainer.dispose();
   disposeWeights(weights);
@@ -239,7 +248,7 @@ test('the LR range test suggests an LR within 3× of the best of a short grid se
     beta1: 0.9,
     beta2: 0.95,
   });
-  assert.ok(found.curve.length >= 100);
+  assert.ok(found.curve.length >= 100, 'found.curve.length >= 100');
   let best = { lr: 0, loss: Infinity };
   for (const lr of [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]) {
     const w = initWeights(cfg, 0);

@@ -64,11 +64,11 @@ test('MoE weights: a router and E expert MLPs replace the MLP on every `every`-t
   const cfg = tiny({ every: 2 });
   const shapes = weightShapes(cfg);
   assert.ok(shapes.has('h.0.mlp.c_fc.weight'), 'block 0 stays dense with every = 2');
-  assert.ok(!shapes.has('h.0.moe.router.weight'));
+  assert.ok(!shapes.has('h.0.moe.router.weight'), "!shapes.has('h.0.moe.router.weight')");
   assert.deepEqual(shapes.get('h.1.moe.router.weight'), [16, 4]);
   assert.deepEqual(shapes.get('h.1.moe.experts.3.c_fc.weight'), [16, 64]);
   assert.deepEqual(shapes.get('h.1.moe.experts.3.c_proj.bias'), [16]);
-  assert.ok(!shapes.has('h.1.mlp.c_fc.weight'));
+  assert.ok(!shapes.has('h.1.mlp.c_fc.weight'), "!shapes.has('h.1.mlp.c_fc.weight')");
 
   const w = initWeights(cfg, 0);
   const file = path.join(tempDir(), 'model.safetensors');
@@ -116,7 +116,7 @@ test('forward and backward on wasm (no gather gradient exists there): every weig
   const w = initWeights(cfg, 1);
   const { ids, targets } = windowsToTensors(toy, [0, 40, 80, 120], 16);
   const { value, grads } = tf.variableGrads(() => trainingLoss(w, cfg, ids, targets).total);
-  assert.ok(Number.isFinite(value.dataSync()[0]));
+  assert.ok(Number.isFinite(value.dataSync()[0]), 'Number.isFinite(value.dataSync()[0])');
   for (const [name, v] of w) {
     const g = grads[v.name];
     assert.ok(g, `no gradient for ${name}`);
@@ -147,7 +147,8 @@ test('routing: each token picks its top-k experts; an expert takes at most `capa
   }
   assert.deepEqual(rows(roomy.kept), chosen);
   // Mixtral renormalisation: a kept token's gates are its top-2 probabilities scaled to sum to 1.
-  for (const row of rows(roomy.gates)) assert.ok(Math.abs(row.reduce((a, b) => a + b) - 1) < 1e-5);
+  for (const row of rows(roomy.gates))
+    assert.ok(Math.abs(row.reduce((a, b) => a + b) - 1) < 1e-5, 'Math.abs(row.reduce((a, b) => a + b) - 1) < 1e-5');
 
   const cfg = moe({ topK: 2, capacityFactor: 0.25 });
   const capacity = expertCapacity(cfg, N);
@@ -166,7 +167,11 @@ test('routing: each token picks its top-k experts; an expert takes at most `capa
 
   // Switch (topK 1): the gate is the raw router probability of the chosen expert.
   const switchGates = rows(route(probs, moe({ topK: 1, capacityFactor: 4 })).gates);
-  for (let n = 0; n < N; n++) assert.ok(Math.abs(Math.max(...switchGates[n]) - Math.max(...p[n])) < 1e-6);
+  for (let n = 0; n < N; n++)
+    assert.ok(
+      Math.abs(Math.max(...switchGates[n]) - Math.max(...p[n])) < 1e-6,
+      'Math.abs(Math.max(...switchGates[n]) - Math.max(...p[n])) < 1e-6',
+    );
 });
 
 test('aux loss is E · Σ f_e · P_e (Switch), checked by hand', () => {
@@ -177,13 +182,19 @@ test('aux loss is E · Σ f_e · P_e (Switch), checked by hand', () => {
     [0.6, 0.4],
   ]);
   // top-1 picks experts 0, 0, 1, 0: f = [3/4, 1/4]; P = [0.65, 0.35]; 2 · (0.75·0.65 + 0.25·0.35) = 1.15
-  assert.ok(Math.abs(route(probs, moe({ experts: 2, topK: 1 })).aux.dataSync()[0] - 1.15) < 1e-6);
+  assert.ok(
+    Math.abs(route(probs, moe({ experts: 2, topK: 1 })).aux.dataSync()[0] - 1.15) < 1e-6,
+    'Math.abs(route(probs, moe({ experts: 2, topK: 1 })).aux.dataSync()[0] - 1.15) < 1e-6',
+  );
   const three = tf.tensor2d([
     [0.5, 0.3, 0.2],
     [0.1, 0.6, 0.3],
   ]);
   // top-2 picks {0,1} and {1,2}: f = [1, 2, 1] / 4; P = [0.3, 0.45, 0.25]; 3 · (0.075 + 0.225 + 0.0625) = 1.0875
-  assert.ok(Math.abs(route(three, moe({ experts: 3, topK: 2 })).aux.dataSync()[0] - 1.0875) < 1e-6);
+  assert.ok(
+    Math.abs(route(three, moe({ experts: 3, topK: 2 })).aux.dataSync()[0] - 1.0875) < 1e-6,
+    'Math.abs(route(three, moe({ experts: 3, topK: 2 })).aux.dataSync()[0] - 1.0875) < 1e-6',
+  );
   const uniform = tf.fill([8, 4], 0.25) as tf.Tensor2D;
   assert.ok(Math.abs(route(uniform, moe()).aux.dataSync()[0] - 1) < 1e-6, 'perfect balance gives 1');
 });
@@ -196,7 +207,7 @@ test('training minimises CE + auxLossWeight · aux; evaluation scores cross-entr
   const a = trainingLoss(w, heavy, ids, targets);
   const [total, ce, aux] = [a.total, a.ce, a.aux].map((t) => t.dataSync()[0]);
   assert.ok(aux > 0.9, `aux ${aux}`);
-  assert.ok(Math.abs(total - (ce + 100 * aux)) < 1e-3);
+  assert.ok(Math.abs(total - (ce + 100 * aux)) < 1e-3, 'Math.abs(total - (ce + 100 * aux)) < 1e-3');
   assert.equal(trainingLoss(w, light, ids, targets).total.dataSync()[0], ce);
   assert.equal(forwardWithAux(w, light, ids).aux.dataSync()[0], aux);
   const opts = { maxTokens: 512, batchSize: 4 };

@@ -56,7 +56,10 @@ test("the devnet serves the phase service; Connito's client model reads it and a
   const after = devnet().chain.head().number;
   assert.ok(seen.phase.block >= before && seen.phase.block <= after, 'the phase is the head of the chain');
   assert.deepEqual(seen.phase, phaseAt(settings.chain.local.phases, seen.phase.block));
-  assert.ok(seen.blocks_till_commit1 >= 0 && seen.blocks_till_commit1 <= cycleLength(settings.chain.local.phases));
+  assert.ok(
+    seen.blocks_till_commit1 >= 0 && seen.blocks_till_commit1 <= cycleLength(settings.chain.local.phases),
+    'seen.blocks_till_commit1 >= 0 && seen.blocks_till_commit1 <= cycleLength(settings.chain.local.phases)',
+  );
 
   const service = new PhaseService(url);
   const schedule = await service.schedule();

@@ -363,7 +363,7 @@ test('openStore wires s3:// from settings: endpoint, path style, region, credent
   process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
   try {
     const store = openStore(settings.store, settings);
-    assert.ok(store instanceof S3Store);
+    assert.ok(store instanceof S3Store, 'store instanceof S3Store');
     assert.equal(store.uri, `s3://${BUCKET}/wired`);
     const file = await randomFile(5000);
     await store.put('a/b.bin', file, { immutable: true });

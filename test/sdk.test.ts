@@ -159,7 +159,7 @@ test('the SDK reads our commitment and a metagraph (hotkeys, uids, stake, last_u
   const incentive = numbers(await state.query.subtensorModule.incentive(NETUID));
   const lastUpdate = numbers(await state.query.subtensorModule.lastUpdate(NETUID));
   assert.deepEqual(incentive, [0, 65535], 'the round had one submitter: the miner (uid 1)');
-  assert.ok(lastUpdate[1] > 0 && lastUpdate[0] === 0);
+  assert.ok(lastUpdate[1] > 0 && lastUpdate[0] === 0, 'lastUpdate[1] > 0 && lastUpdate[0] === 0');
   const m = read.metagraph;
   assert.equal(m.n, 2);
   assert.deepEqual(m.uids, [0, 1]);

@@ -103,7 +103,7 @@ test('uid comes from SubtensorModule.Uids; the schedule from the devnet', async 
     s.blockMs >= BLOCK_MS / 2 && s.blockMs <= BLOCK_MS * 2,
     `observed block time ${s.blockMs} ms stays within 0.5–2× the nominal ${BLOCK_MS}`,
   );
-  assert.ok(Math.abs(s.block - devnet.chain.head().number) <= 1);
+  assert.ok(Math.abs(s.block - devnet.chain.head().number) <= 1, 'Math.abs(s.block - devnet.chain.head().number) <= 1');
   assert.ok(Math.abs(s.atMs - Date.now()) < 2000, 'atMs is the head block timestamp');
 });
 
@@ -144,7 +144,7 @@ test('an unregistered hotkey is rejected with the pallet error, not retried', as
 test('an oversize payload is rejected before signing, naming its size and the limit', async () => {
   const payload = JSON.stringify({ u: 'x'.repeat(130) });
   const size = Buffer.byteLength(payload);
-  assert.ok(size > 128);
+  assert.ok(size > 128, 'size > 128');
   await assert.rejects(
     chain.commit(miner, 102, payload),
     (err: Error) =>
@@ -169,15 +169,18 @@ test(
       await new Promise((r) => setTimeout(r, 50));
       score = await chain.score(miner.address, 102);
     }
-    assert.ok(validated.some((v) => v.round === round && v.hotkeys.length === 2));
+    assert.ok(
+      validated.some((v) => v.round === round && v.hotkeys.length === 2),
+      'validated.some((v) => v.round === round && v.hotkeys.length === 2)',
+    );
     assert.equal(score.uid, 0);
     assert.ok(Math.abs(score.incentiveShare - 0.6) < 1e-4, `2.25 / (2.25 + 1.5) = 0.6, got ${score.incentiveShare}`);
     assert.equal(score.tempo, 54);
-    assert.ok(Math.abs(score.emissionRao! - 0.6e9) < 1e5);
+    assert.ok(Math.abs(score.emissionRao! - 0.6e9) < 1e5, 'Math.abs(score.emissionRao! - 0.6e9) < 1e5');
     assert.equal(score.details?.rank, 1);
     assert.equal(score.details?.round, round);
     const other = await chain.score(rival.address, 102);
-    assert.ok(Math.abs(other!.incentiveShare - 0.4) < 1e-4);
+    assert.ok(Math.abs(other!.incentiveShare - 0.4) < 1e-4, 'Math.abs(other!.incentiveShare - 0.4) < 1e-4');
     assert.equal(await chain.score(stranger.address, 102), null);
   },
 );

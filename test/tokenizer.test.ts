@@ -353,12 +353,18 @@ test('a training state saved and reloaded carries the same tokenizer; an older s
 test('bits per byte: the byte tokenizer gives loss / ln 2; BPE divides by the bytes its tokens stand for', () => {
   const bytes = new ByteTokenizer();
   const stream = bytes.encode('x'.repeat(100));
-  assert.ok(Math.abs(evaluationBitsPerByte(bytes, stream, 2, 64) - 2 / Math.LN2) < 1e-12);
+  assert.ok(
+    Math.abs(evaluationBitsPerByte(bytes, stream, 2, 64) - 2 / Math.LN2) < 1e-12,
+    'Math.abs(evaluationBitsPerByte(bytes, stream, 2, 64) - 2 / Math.LN2) < 1e-12',
+  );
   const ids = bpe.encode(heldOutPart()[2]);
   const scored = 64;
   const covered = bpe.byteLength(ids.subarray(1, 1 + scored));
   assert.ok(covered > scored, 'BPE tokens stand for more than a byte each');
-  assert.ok(Math.abs(evaluationBitsPerByte(bpe, ids, 3, scored) - (3 * scored) / (covered * Math.LN2)) < 1e-12);
+  assert.ok(
+    Math.abs(evaluationBitsPerByte(bpe, ids, 3, scored) - (3 * scored) / (covered * Math.LN2)) < 1e-12,
+    'Math.abs(evaluationBitsPerByte(bpe, ids, 3, scored) - (3 * scored) / (covered * Math.LN2)) < 1e-12',
+  );
 });
 
 test('the cycle stages carry the tokenizer: trained once per dataset, saved with every state, published with the checkpoint, kept by a warm start', async () => {

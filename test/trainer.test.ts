@@ -138,12 +138,15 @@ test('a NaN batch on the worker replicas is skipped and counted, and training go
   // Plant: a NaN embedding (sent to every replica with the weights) makes the next step's loss NaN.
   wte.assign(tf.fill(wte.shape as [number, number], NaN));
   const bad = trainer.trainStep();
-  assert.ok(!Number.isFinite(bad.loss));
+  assert.ok(!Number.isFinite(bad.loss), '!Number.isFinite(bad.loss)');
   assert.equal(bad.skipped, 1);
   assert.equal(trainer.optimizer.t, 1, 'the skipped step applied nothing');
   wte.assign(saved);
   const ok = trainer.trainStep();
-  assert.ok(Number.isFinite(ok.loss) && Number.isFinite(ok.gradNorm));
+  assert.ok(
+    Number.isFinite(ok.loss) && Number.isFinite(ok.gradNorm),
+    'Number.isFinite(ok.loss) && Number.isFinite(ok.gradNorm)',
+  );
   assert.equal(ok.skipped, 1);
   assert.equal(ok.restores, 0);
   trainer.dispose();
@@ -161,7 +164,7 @@ test('skipLimit non-finite steps in a row restore the last good weights and mome
   const goodM = cloneAll(trainer.optimizer.m);
   const goodEma = cloneAll(trainer.ema!.shadow);
   const last = trainer.trainStep();
-  assert.ok(Number.isFinite(last.loss) && last.restores === 0);
+  assert.ok(Number.isFinite(last.loss) && last.restores === 0, 'Number.isFinite(last.loss) && last.restores === 0');
   const afterGood = cloneAll(weights);
   const reports = [trainer.trainStep(), trainer.trainStep()];
   assert.deepEqual(
@@ -181,7 +184,7 @@ test('skipLimit non-finite steps in a row restore the last good weights and mome
   assert.equal(maxDiff(goodEma, trainer.ema!.shadow), 0, 'the EMA is the last good one');
   assert.equal(trainer.optimizer.t, 3, 'the bias-correction step count goes back too');
   const next = trainer.trainStep();
-  assert.ok(Number.isFinite(next.loss));
+  assert.ok(Number.isFinite(next.loss), 'Number.isFinite(next.loss)');
   assert.equal(next.restores, 1);
   assert.equal(
     next.lr,
@@ -232,7 +235,10 @@ test('bad trainer and config values are refused by field name and value', () => 
   );
   disposeWeights(weights);
   const parsed = TrainingSchema.safeParse({ threads: 0 });
-  assert.ok(!parsed.success && parsed.error.issues.some((i) => i.path.join('.') === 'threads'));
+  assert.ok(
+    !parsed.success && parsed.error.issues.some((i) => i.path.join('.') === 'threads'),
+    "!parsed.success && parsed.error.issues.some((i) => i.path.join('.') === 'threads')",
+  );
   assert.equal(TrainingSchema.parse({}).threads, 'auto');
 });
 
@@ -280,5 +286,5 @@ test('replicas start from a plain require of tsx (as bin/minerflow.js does) and 
   const r = JSON.parse(out.trim().split('\n').pop()!) as { threads: number; steps: number; loss: number };
   assert.equal(r.threads, 2);
   assert.equal(r.steps, 3);
-  assert.ok(Number.isFinite(r.loss));
+  assert.ok(Number.isFinite(r.loss), 'Number.isFinite(r.loss)');
 });

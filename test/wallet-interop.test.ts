@@ -108,9 +108,9 @@ w.hotkey_file.set_keypair(Keypair.create_from_mnemonic(Keypair.generate_mnemonic
     [dir],
   );
   await assert.rejects(loadHotkey(dir, 'miner', 'locked'), (err: Error) => {
-    assert.ok(err instanceof WalletError);
+    assert.ok(err instanceof WalletError, 'err instanceof WalletError');
     assert.match(err.message, /hotkey file .*miner\/hotkeys\/locked is encrypted with a password/);
-    assert.ok(!err.message.includes('$NACL'));
+    assert.ok(!err.message.includes('$NACL'), "!err.message.includes('$NACL')");
     return true;
   });
 

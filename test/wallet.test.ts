@@ -19,7 +19,7 @@ test('a created hotkey is in Bittensor format (mode 0600) and loads to the same 
 
   // From the seed alone (no phrase) the same key comes back.
   const { secretPhrase, ...seedOnly } = json;
-  assert.ok(secretPhrase);
+  assert.ok(secretPhrase, 'secretPhrase');
   await fs.writeFile(hotkeyPath(dir, 'miner', 'seedonly'), JSON.stringify(seedOnly));
   assert.equal((await loadHotkey(dir, 'miner', 'seedonly')).address, address);
 });
@@ -45,8 +45,8 @@ test('wallet errors name the file but never echo a secret', async () => {
 
 test('wallet and hotkey names are names: separators, dot names and empty names are refused, naming the field', async () => {
   const dir = tempDir();
-  assert.ok(WALLET_NAME_PATTERN.test('miner-1.main_2'));
-  assert.ok(!WALLET_NAME_PATTERN.test('x'.repeat(65)));
+  assert.ok(WALLET_NAME_PATTERN.test('miner-1.main_2'), "WALLET_NAME_PATTERN.test('miner-1.main_2')");
+  assert.ok(!WALLET_NAME_PATTERN.test('x'.repeat(65)), "!WALLET_NAME_PATTERN.test('x'.repeat(65))");
   for (const bad of ['..', '.', 'a/b', 'a\\b', '', 'a\0b', '../../etc']) {
     assert.throws(
       () => hotkeyPath(dir, bad, 'hk'),
@@ -68,7 +68,10 @@ test('wallet and hotkey names are names: separators, dot names and empty names a
   assert.deepEqual(await fs.readdir(dir), []);
   const { file } = await createHotkey(dir, 'miner-1.main_2', 'hk.0');
   assert.equal(file, `${dir}/miner-1.main_2/hotkeys/hk.0`);
-  assert.ok((await ensureHotkey(dir, 'miner-1.main_2', 'hk.0')).address);
+  assert.ok(
+    (await ensureHotkey(dir, 'miner-1.main_2', 'hk.0')).address,
+    "(await ensureHotkey(dir, 'miner-1.main_2', 'hk.0')).address",
+  );
 });
 
 test('an invalid mnemonic is a WalletError naming wallet, hotkey and file, never the phrase', async () => {
