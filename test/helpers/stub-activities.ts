@@ -520,7 +520,10 @@ export function createStubActivities(env: TestWorkflowEnvironment, scenarios: Ma
           stopAt: input.stopAt,
           lrScale: input.lrScale,
           startMs: t0,
-          endMs: await now(),
+          // When the simulated trainer stopped. Not now(): while an activity holds the time-skipping
+          // lock the server's clock runs in real time, so now() is later by however long this host
+          // took between sleeps, which on a busy host can carry a segment past its stopAt.
+          endMs: t0 + (endStep - startStep) * s.msPerStep,
           result,
         });
         return result;
