@@ -209,25 +209,37 @@ function sampleSupervisorCpu(): { stop(): { cpuSeconds: number; processes: numbe
   };
 }
 
+/**
+ * The miner's YAML config for a plain run on `trainFile`: the bench's model and training at the
+ * config's LR, checkpoints every `checkpointInterval` steps; optionally averaged weights and a step limit.
+ */
+export function plainMinerConfig(
+  trainFile: string,
+  checkpoints: string,
+  o: { checkpointInterval: number; emaDecay?: number; maxSteps?: number },
+): string {
+  return (
+    toYaml({
+      model: { d_model: MODEL.dModel, n_layer: MODEL.nLayer, n_head: MODEL.nHead, seed: 0 },
+      moe: { num_experts: MODEL.moe.experts, num_experts_per_tok: MODEL.moe.topK, num_worker_groups: 2 },
+      opt: { lr: TRAINING.learningRate, ...(o.emaDecay !== undefined && { ema_decay: o.emaDecay }) },
+      // A plain miner does not know when it will be stopped: its LR stays near the peak (100k-step horizon).
+      sched: { warmup_steps: TRAINING.warmupSteps, total_steps: 100_000 },
+      ...(o.maxSteps !== undefined && { train: { max_steps: o.maxSteps } }),
+      task: { exp: { data: { batch_size: TRAINING.batchSize, sequence_length: MODEL.seqLen, train_file: trainFile } } },
+      ckpt: { checkpoint_path: checkpoints, checkpoint_interval: o.checkpointInterval },
+      log: { format: 'jsonl' },
+    }) + '\n'
+  );
+}
+
 /** The same miner, plainly: one run on the raw corpus at the config's LR, SIGINT when the time is up. */
 async function runReference(root: string, rawJsonl: string, seconds: number) {
   const dir = path.join(root, 'reference-run');
   const checkpoints = path.join(dir, 'checkpoints');
   await fs.mkdir(checkpoints, { recursive: true });
   const config = path.join(dir, 'config.yaml');
-  await fs.writeFile(
-    config,
-    toYaml({
-      model: { d_model: MODEL.dModel, n_layer: MODEL.nLayer, n_head: MODEL.nHead, seed: 0 },
-      moe: { num_experts: MODEL.moe.experts, num_experts_per_tok: MODEL.moe.topK, num_worker_groups: 2 },
-      opt: { lr: TRAINING.learningRate },
-      // A plain miner does not know when it will be stopped: its LR stays near the peak (100k-step horizon).
-      sched: { warmup_steps: TRAINING.warmupSteps, total_steps: 100_000 },
-      task: { exp: { data: { batch_size: TRAINING.batchSize, sequence_length: MODEL.seqLen, train_file: rawJsonl } } },
-      ckpt: { checkpoint_path: checkpoints, checkpoint_interval: 1_000_000 },
-      log: { format: 'jsonl' },
-    }) + '\n',
-  );
+  await fs.writeFile(config, plainMinerConfig(rawJsonl, checkpoints, { checkpointInterval: 1_000_000 }));
   let step = 0;
   const proc = runSupervised({
     argv: [PYTHON, path.join(MINER, 'train.py'), '--path', config],

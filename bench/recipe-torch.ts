@@ -12,10 +12,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CurateSchema } from '../common/config';
 import { curate } from '../curation/curate';
-import { toYaml } from '../trainers/command/attempt-config';
 import { runSupervised } from '../trainers/command/process';
 import { EMA_DIR } from '../trainers/command/states';
-import { buildCorpus, heldOutLoss, MINER, MODEL, PYTHON, TRAINING } from './deadline-torch';
+import { buildCorpus, heldOutLoss, MINER, plainMinerConfig, PYTHON, TRAINING } from './deadline-torch';
 import { benchLine, note } from './report';
 import { torchPython } from './torch';
 
@@ -77,16 +76,7 @@ async function train(root: string, name: string, trainFile: string, steps: numbe
   const config = path.join(root, name, 'config.yaml');
   await fs.writeFile(
     config,
-    toYaml({
-      model: { d_model: MODEL.dModel, n_layer: MODEL.nLayer, n_head: MODEL.nHead, seed: 0 },
-      moe: { num_experts: MODEL.moe.experts, num_experts_per_tok: MODEL.moe.topK, num_worker_groups: 2 },
-      opt: { lr: TRAINING.learningRate, ema_decay: EMA_DECAY },
-      sched: { warmup_steps: TRAINING.warmupSteps, total_steps: 100_000 },
-      train: { max_steps: steps },
-      task: { exp: { data: { batch_size: TRAINING.batchSize, sequence_length: MODEL.seqLen, train_file: trainFile } } },
-      ckpt: { checkpoint_path: checkpoints, checkpoint_interval: steps },
-      log: { format: 'jsonl' },
-    }) + '\n',
+    plainMinerConfig(trainFile, checkpoints, { checkpointInterval: steps, emaDecay: EMA_DECAY, maxSteps: steps }),
   );
   const t0 = performance.now();
   const tail: string[] = []; // its last lines, for the error if it fails
