@@ -20,7 +20,10 @@ import { evaluate } from '../model/evaluate';
 import { disposeWeights } from '../model/gpt';
 import { ByteTokenizer } from '../model/tokenizer';
 import { createCommandTrainer, torchMinerTrainer } from '../trainers/command';
+import { toYaml } from '../trainers/command/attempt-config';
+import { parseProtocolLine } from '../trainers/command/progress';
 import type { SegmentRequest, TrainerHooks } from '../trainers/trainer';
+import { createLogger } from '../infra/log';
 import { testLogger } from './helpers/activities';
 import { testSettings } from './helpers/settings';
 
@@ -564,5 +567,80 @@ describe('command trainer kept alive across segments (trainer.keepAlive)', () =>
       () => (trainers('kept-cancel').length === 0 ? true : undefined),
       20_000,
     );
+  });
+});
+
+describe('the PyTorch miner speaking the JSON-lines protocol (progress: jsonl)', () => {
+  // A logger that keeps what the supervisor says: an invalid protocol line is logged and ignored.
+  const logged: { level: number; msg: string; problem?: string }[] = [];
+  const jsonlLog = createLogger({
+    level: 'info',
+    destination: { write: (line: string) => void logged.push(JSON.parse(line) as (typeof logged)[number]) },
+  });
+  const jsonlTrainer = createCommandTrainer(settings.dataDir, store, jsonlLog);
+  const jsonl = () => torchMinerTrainer({ python: PYTHON, checkpointInterval: 5, progress: 'jsonl' });
+  const invalidLines = () => logged.filter((l) => /invalid protocol line/.test(l.msg)).map((l) => l.problem);
+  const MINER_DIR = path.join(__dirname, '..', 'miners', 'torch');
+
+  it("heartbeats carry the miner's own step, loss, LR, grad norm and tokens/s, and its announced checkpoints are published", async () => {
+    const seen: Record<string, unknown>[] = [];
+    const published: unknown[] = [];
+    const result = await jsonlTrainer.trainSegment(
+      { ...segment({ runId: 'jsonl' }), trainer: jsonl() },
+      hooks(1, (p) => {
+        if (p.stage !== 'training') return;
+        if ('checkpoint' in p) published.push(p.step);
+        else seen.push(p);
+      }),
+    );
+    assert.equal(result.endStep, 20);
+    assert.deepEqual(invalidLines(), []);
+    assert.deepEqual(published, [5, 10, 15, 20]);
+    assert.match(result.state.key, /segment-1\/globalver_0_inneropt_20$/);
+    // One report a step, numbered 1..20 as the miner counts completed steps.
+    assert.deepEqual(
+      seen.map((p) => p.step),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    for (const p of seen) {
+      for (const k of ['loss', 'lr', 'gradNorm', 'tokensPerSec'] as const)
+        assert.ok(Number.isFinite(p[k]) && (p[k] as number) > 0, `step ${String(p.step)}: ${k} = ${String(p[k])}`);
+    }
+    // The warmup (5 steps at 5e-3) as the miner's scheduler reported it: step 1 at lr/5.
+    assert.ok(Math.abs((seen[0].lr as number) / 1e-3 - 1) < 1e-9, `step 1 LR ${String(seen[0].lr)}`);
+    assert.ok(result.heldOutLoss < Math.log(256) - 0.5, `held-out ${result.heldOutLoss}`);
+  });
+
+  it('a diverging miner writes strict JSON (null for NaN), and the supervisor reads those steps as non-finite', async () => {
+    // The miner alone, at an LR that overflows the weights by its second step.
+    const dir = path.join(settings.dataDir, 'jsonl-nan');
+    await fs.mkdir(path.join(dir, 'checkpoints'), { recursive: true });
+    const config = path.join(dir, 'config.yaml');
+    await fs.writeFile(
+      config,
+      toYaml({
+        model: { d_model: 32, n_layer: 2, n_head: 2 },
+        moe: { num_experts: 4, num_experts_per_tok: 2 },
+        opt: { lr: 1e30 },
+        sched: { warmup_steps: 1, total_steps: 6 },
+        task: { exp: { data: { batch_size: 4, sequence_length: 32, train_file: await store.get(dataset.trainKey) } } },
+        ckpt: { checkpoint_path: path.join(dir, 'checkpoints'), checkpoint_interval: 100 },
+        log: { format: 'jsonl' },
+      }) + '\n',
+    );
+    const out = execFileSync(PYTHON, [path.join(MINER_DIR, 'train.py'), '--path', config], {
+      encoding: 'utf8',
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+    });
+    const protocol = out.split('\n').filter((l) => l.includes('"minerflow"'));
+    const progress = protocol.map((l) => JSON.parse(l) as { type: string; loss?: number | null }); // strict: no bare NaN
+    assert.equal(progress.filter((m) => m.type === 'progress').length, 6);
+    assert.ok(
+      progress.some((m) => m.loss === null),
+      `no non-finite step at LR 1e30: ${protocol.join('\n')}`,
+    );
+    for (const line of protocol) assert.notEqual(parseProtocolLine(line).type, 'invalid', line);
+    const losses = protocol.map(parseProtocolLine).flatMap((m) => (m.type === 'progress' ? [m.update.loss!] : []));
+    assert.ok(Number.isNaN(losses.at(-1)), `last loss ${losses.at(-1)}`);
   });
 });

@@ -91,6 +91,27 @@ describe('JSON-lines protocol', () => {
     );
   });
 
+  it("Python's default NaN and Infinity are read as non-finite, outside strings only", () => {
+    const m = parseProtocolLine(
+      '{"minerflow": 1, "type": "progress", "step": 2, "loss": NaN, "auxLoss": -Infinity, "gradNorm": Infinity, "lr": 0.1}',
+    );
+    if (m.type !== 'progress') throw new Error(`expected progress, got ${JSON.stringify(m)}`);
+    const u = m.update;
+    assert.ok(
+      [u.loss, u.auxLoss, u.gradNorm].every((x) => Number.isNaN(x)),
+      `loss, auxLoss, gradNorm: ${[u.loss, u.auxLoss, u.gradNorm].join(', ')}`,
+    );
+    assert.equal(u.lr, 0.1);
+    // A path that says NaN stays what it says; a quoted "NaN" is still not a number.
+    assert.deepEqual(parseProtocolLine('{"minerflow":1,"type":"checkpoint","step":2,"path":"/c/NaN: Infinity"}'), {
+      type: 'checkpoint',
+      checkpoint: { step: 2, path: '/c/NaN: Infinity' },
+    });
+    const quoted = parseProtocolLine('{"minerflow":1,"type":"progress","step":2,"loss":"NaN","lr":NaN}');
+    assert.equal(quoted.type, 'invalid');
+    assert.match((quoted as { problem: string }).problem, /progress\.loss = "NaN"/);
+  });
+
   it('ordinary lines are not protocol lines; bad protocol lines say what is wrong', () => {
     assert.deepEqual(parseProtocolLine('loss 3.2 at step 4'), { type: 'none' });
     assert.deepEqual(parseProtocolLine('{"other":"json"}'), { type: 'none' });

@@ -56,8 +56,9 @@ class Log:
         print(line.rstrip(), flush=True)
 
     def protocol(self, **msg):
-        if self.fmt == "jsonl":
-            print(json.dumps({"minerflow": 1, **msg}), flush=True)
+        if self.fmt == "jsonl":  # strict JSON: a non-finite number (a diverging step) is null
+            msg = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in msg.items()}
+            print(json.dumps({"minerflow": 1, **msg}, allow_nan=False), flush=True)
 
 
 def lr_at(cfg, step):

@@ -32,7 +32,8 @@ const NUMBER_FIELDS = ['step', 'loss', 'lr', 'tokensPerSec', 'auxLoss', 'gradNor
  *   {"minerflow":1,"type":"progress","step":120,"loss":3.21,"lr":0.002,"tokensPerSec":5400}
  *   {"minerflow":1,"type":"checkpoint","step":120,"path":"/…/globalver_0_inneropt_120"}
  * progress: step (completed optimizer steps, integer ≥ 0) and loss are required; lr, tokensPerSec,
- * auxLoss, gradNorm optional; a non-finite loss is sent as null. Every other line is a log line.
+ * auxLoss, gradNorm optional; a non-finite number is sent as null (or as the bare NaN / Infinity
+ * that Python's json.dumps writes by default). Every other line is a log line.
  */
 export function parseProtocolLine(line: string): ProtocolMessage {
   const text = line.trim();
@@ -41,7 +42,12 @@ export function parseProtocolLine(line: string): ProtocolMessage {
   try {
     msg = JSON.parse(text) as Record<string, unknown>;
   } catch (err) {
-    return { type: 'invalid', problem: `not JSON (${(err as Error).message}): ${text.slice(0, 200)}` };
+    try {
+      // A trainer's diverging step is exactly when this matters: read Python's NaN as the null it means.
+      msg = JSON.parse(nonFiniteAsNull(text)) as Record<string, unknown>;
+    } catch {
+      return { type: 'invalid', problem: `not JSON (${(err as Error).message}): ${text.slice(0, 200)}` };
+    }
   }
   if (msg === null || typeof msg !== 'object' || msg.minerflow !== 1)
     return { type: 'invalid', problem: `minerflow = ${JSON.stringify(msg?.minerflow)}: expected 1` };
@@ -65,6 +71,11 @@ export function parseProtocolLine(line: string): ProtocolMessage {
   }
   if (update.loss === undefined) return { type: 'invalid', problem: 'progress.loss = missing: expected a number' };
   return { type: 'progress', update };
+}
+
+/** Bare NaN, Infinity and -Infinity tokens outside strings → null (strings are left as they are). */
+function nonFiniteAsNull(text: string): string {
+  return text.replace(/"(?:[^"\\]|\\.)*"|-?\b(?:NaN|Infinity)\b/g, (m) => (m.startsWith('"') ? m : 'null'));
 }
 
 // eslint-disable-next-line no-control-regex -- ANSI escape sequences are control characters by definition
