@@ -165,6 +165,14 @@ describe('command trainer with the PyTorch miner', () => {
     );
   });
 
+  it('weights that blow up make a non-finite segment (for the policy to back off), not a failed evaluation', async () => {
+    // 1e28 × the LR: the first step overflows the weights; the miner skips the NaN steps after it.
+    const result = await trainer.trainSegment(segment({ runId: 'blow-up', untilStep: 5, lrScale: 1e28 }), hooks());
+    assert.equal(result.endStep, 5);
+    assert.ok(Number.isNaN(result.heldOutLoss), `held-out ${result.heldOutLoss}`);
+    assert.equal(result.nonFinite, true);
+  });
+
   it('SIGKILL of the trainer mid-segment fails the attempt as a crash; the next attempt resumes from its latest checkpoint', async () => {
     const req = segment({ runId: 'crash', untilStep: 100 });
     let killed: number | undefined;

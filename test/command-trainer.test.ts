@@ -1,6 +1,6 @@
 // The command trainer's pure parts: progress from log lines (Connito's structlog console lines,
-// colours and all), our JSON-lines protocol, Prometheus text, checkpoint discovery, and the
-// per-attempt config (read back by PyYAML, the trainer's own reader).
+// colours and all), our JSON-lines protocol, Prometheus text, checkpoint discovery, the
+// per-attempt config (read back by PyYAML, the trainer's own reader), and an evaluation command's result line.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -17,7 +17,9 @@ import {
   stripAnsi,
 } from '../trainers/command/progress';
 import { CommandTrainerSchema } from '../trainers/command/schema';
-import { torchMinerTrainer } from '../trainers/command';
+import { runEvaluation, torchMinerTrainer } from '../trainers/command';
+import type { PlaceholderValues } from '../trainers/command/attempt-config';
+import { createLogger } from '../infra/log';
 import { tempDir } from './helpers/settings';
 
 const TORCH_PYTHON = path.join(__dirname, '..', '.tools', 'venv-torch', 'bin', 'python');
@@ -110,6 +112,26 @@ describe('JSON-lines protocol', () => {
     const quoted = parseProtocolLine('{"minerflow":1,"type":"progress","step":2,"loss":"NaN","lr":NaN}');
     assert.equal(quoted.type, 'invalid');
     assert.match((quoted as { problem: string }).problem, /progress\.loss = "NaN"/);
+  });
+
+  it("an evaluation command's bare NaN loss is a non-finite score, not a missing one", async () => {
+    const cfg = torchMinerTrainer({ python: TORCH_PYTHON });
+    const evaluator = (printed: string) => ({
+      ...cfg,
+      evaluate: [process.execPath, '-e', `console.log('log line'); console.log(${JSON.stringify(printed)})`],
+    });
+    const run = (printed: string) =>
+      runEvaluation(
+        evaluator(printed),
+        {} as PlaceholderValues,
+        '/c',
+        createLogger({ level: 'warn' }),
+        new AbortController().signal,
+      );
+    assert.ok(Number.isNaN(await run('{"loss": NaN, "tokens": 8}')), 'bare NaN');
+    assert.ok(Number.isNaN(await run('{"loss": null, "tokens": 8}')), 'null');
+    assert.equal(await run('{"loss": 2.5, "tokens": 8}'), 2.5);
+    await assert.rejects(run('{"tokens": 8}'), /printed no JSON line with "loss"/);
   });
 
   it('ordinary lines are not protocol lines; bad protocol lines say what is wrong', () => {

@@ -5,6 +5,7 @@
 #   python miners/torch/evaluate.py --path <config.yaml> --checkpoint <dir> --heldout <split.jsonl>
 import argparse
 import json
+import math
 
 import torch
 
@@ -39,7 +40,8 @@ def main():
             w = torch.stack([data[s : s + T + 1] for s in starts[i : i + args.batch_size]]).to(device)
             logits, _ = model(w[:, :-1])
             total += cross_entropy(logits, w[:, 1:]).item() * w.shape[0]
-    print(json.dumps({"loss": total / len(starts), "tokens": len(starts) * T}), flush=True)
+    loss = total / len(starts)  # strict JSON: weights that blew up score null, not a bare NaN
+    print(json.dumps({"loss": loss if math.isfinite(loss) else None, "tokens": len(starts) * T}), flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import { runSupervised } from './process';
 import { CommandTrainerSchema, type CommandTrainerInput } from './schema';
 import { EMA_DIR, latestState, publishCheckpoint, restoreCheckpoint, segmentKey } from './states';
 import { LiveTrainer, type FollowedSegment } from './live';
-import type { ProgressTracker } from './progress';
+import { parseTrainerJson, type ProgressTracker } from './progress';
 import { watchTrainer, type WatchOptions } from './supervise';
 
 /** A segment failed more often than trainer.maxRestarts allows: the cycle stops retrying it. */
@@ -493,7 +493,7 @@ export async function runEvaluation(
   for (const line of lines.reverse()) {
     if (!line.trim().startsWith('{')) continue;
     try {
-      const loss = (JSON.parse(line) as { loss?: unknown }).loss;
+      const loss = (parseTrainerJson(line) as { loss?: unknown }).loss;
       if (loss === null) return NaN;
       if (typeof loss === 'number') return loss;
     } catch {

@@ -40,14 +40,9 @@ export function parseProtocolLine(line: string): ProtocolMessage {
   if (!text.startsWith('{') || !text.includes('"minerflow"')) return { type: 'none' };
   let msg: Record<string, unknown>;
   try {
-    msg = JSON.parse(text) as Record<string, unknown>;
+    msg = parseTrainerJson(text) as Record<string, unknown>;
   } catch (err) {
-    try {
-      // A trainer's diverging step is exactly when this matters: read Python's NaN as the null it means.
-      msg = JSON.parse(nonFiniteAsNull(text)) as Record<string, unknown>;
-    } catch {
-      return { type: 'invalid', problem: `not JSON (${(err as Error).message}): ${text.slice(0, 200)}` };
-    }
+    return { type: 'invalid', problem: `not JSON (${(err as Error).message}): ${text.slice(0, 200)}` };
   }
   if (msg === null || typeof msg !== 'object' || msg.minerflow !== 1)
     return { type: 'invalid', problem: `minerflow = ${JSON.stringify(msg?.minerflow)}: expected 1` };
@@ -73,9 +68,26 @@ export function parseProtocolLine(line: string): ProtocolMessage {
   return { type: 'progress', update };
 }
 
-/** Bare NaN, Infinity and -Infinity tokens outside strings → null (strings are left as they are). */
-function nonFiniteAsNull(text: string): string {
-  return text.replace(/"(?:[^"\\]|\\.)*"|-?\b(?:NaN|Infinity)\b/g, (m) => (m.startsWith('"') ? m : 'null'));
+/**
+ * JSON as a trainer writes it: strict, or with the bare NaN / Infinity / -Infinity that Python's
+ * json.dumps writes by default read as null. A diverging step or a blown-up checkpoint is exactly
+ * when a trainer writes them, and exactly when minerflow must see them as non-finite. Throws the
+ * strict parser's error when neither reading works.
+ */
+export function parseTrainerJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const nonFiniteAsNull = text.replace(/"(?:[^"\\]|\\.)*"|-?\b(?:NaN|Infinity)\b/g, (m) =>
+      m.startsWith('"') ? m : 'null',
+    );
+    if (nonFiniteAsNull === text) throw err;
+    try {
+      return JSON.parse(nonFiniteAsNull);
+    } catch {
+      throw err;
+    }
+  }
 }
 
 // eslint-disable-next-line no-control-regex -- ANSI escape sequences are control characters by definition
