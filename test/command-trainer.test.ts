@@ -71,6 +71,14 @@ describe('log-line progress', () => {
     t.apply({ loss: 2.4, step: 11 }, 1100); // a replayed line after a resume does not move the step back
     assert.equal(t.step, 12);
   });
+
+  it('tokens/s is the speed of the last 20 steps, not an average since the process started', () => {
+    const t = new ProgressTracker(0, 1000, 0);
+    t.apply({ loss: 3, step: 1 }, 5000); // the first step after a 5 s start: 200 tokens/s
+    assert.equal(t.tokensPerSec, 200);
+    for (let step = 2; step <= 21; step++) t.apply({ loss: 3, step }, 5000 + (step - 1) * 100); // 10 steps/s
+    assert.equal(t.tokensPerSec, 10_000); // steps 1→21 in 2 s; the start has left the window
+  });
 });
 
 describe('JSON-lines protocol', () => {

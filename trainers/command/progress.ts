@@ -144,6 +144,8 @@ export function parsePrometheus(text: string): Map<string, number> {
   return out;
 }
 
+const RATE_WINDOW = 20; // steps
+
 /** Running totals: merges updates, counts steps when the source has none, and measures tokens/s when it does not say. */
 export class ProgressTracker {
   step: number;
@@ -154,7 +156,9 @@ export class ProgressTracker {
   tokensPerSec = 0;
   updates = 0;
   lastUpdateAt: number;
-  private rateFrom: { step: number; at: number };
+  // When the step moved, the last RATE_WINDOW times: tokens/s is the recent speed, so the process
+  // start and the trainer's own setup stop counting once the window has slid past them.
+  private stepTimes: { step: number; at: number }[];
 
   constructor(
     readonly startStep: number,
@@ -163,7 +167,7 @@ export class ProgressTracker {
   ) {
     this.step = startStep;
     this.lastUpdateAt = now;
-    this.rateFrom = { step: startStep, at: now };
+    this.stepTimes = [{ step: startStep, at: now }];
   }
 
   apply(u: ProgressUpdate, now: number): void {
@@ -175,8 +179,11 @@ export class ProgressTracker {
     if (u.gradNorm !== undefined) this.gradNorm = u.gradNorm;
     if (u.step !== undefined && u.step > this.step) {
       this.step = u.step;
-      if (u.tokensPerSec === undefined && now > this.rateFrom.at)
-        this.tokensPerSec = ((this.step - this.rateFrom.step) * this.tokensPerStep * 1000) / (now - this.rateFrom.at);
+      this.stepTimes.push({ step: u.step, at: now });
+      if (this.stepTimes.length > RATE_WINDOW + 1) this.stepTimes.shift();
+      const from = this.stepTimes[0];
+      if (u.tokensPerSec === undefined && now > from.at)
+        this.tokensPerSec = ((this.step - from.step) * this.tokensPerStep * 1000) / (now - from.at);
     }
     if (u.tokensPerSec !== undefined) this.tokensPerSec = u.tokensPerSec;
   }
