@@ -18,7 +18,6 @@ import {
 } from '../trainers/command/progress';
 import { CommandTrainerSchema } from '../trainers/command/schema';
 import { runEvaluation, torchMinerTrainer } from '../trainers/command';
-import type { PlaceholderValues } from '../trainers/command/attempt-config';
 import { createLogger } from '../infra/log';
 import { tempDir } from './helpers/settings';
 
@@ -129,13 +128,7 @@ describe('JSON-lines protocol', () => {
       evaluate: [process.execPath, '-e', `console.log('log line'); console.log(${JSON.stringify(printed)})`],
     });
     const run = (printed: string) =>
-      runEvaluation(
-        evaluator(printed),
-        {} as PlaceholderValues,
-        '/c',
-        createLogger({ level: 'warn' }),
-        new AbortController().signal,
-      );
+      runEvaluation(evaluator(printed), {}, '/c', createLogger({ level: 'warn' }), new AbortController().signal);
     assert.ok(Number.isNaN(await run('{"loss": NaN, "tokens": 8}')), 'bare NaN');
     assert.ok(Number.isNaN(await run('{"loss": null, "tokens": 8}')), 'null');
     assert.equal(await run('{"loss": 2.5, "tokens": 8}'), 2.5);
